@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs what chunkah's tests, aarch64 run and fuzzing need on a fresh Debian machine.
+# Idempotent: installs only what is missing. Needs root for apt-get (as on CI).
+set -euo pipefail
+
+need=()
+command -v qemu-aarch64 >/dev/null || need+=(qemu-user)
+command -v aarch64-linux-gnu-gcc >/dev/null || need+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross)
+if [ ${#need[@]} -gt 0 ]; then
+    echo "setup: apt-get install ${need[*]}" >&2
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+if ! rustup target list --installed | grep -qx aarch64-unknown-linux-gnu; then
+    echo "setup: rustup target add aarch64-unknown-linux-gnu" >&2
+    rustup target add aarch64-unknown-linux-gnu
+fi
+rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt
+rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
+if [ "${SKIP_FUZZ_SETUP:-0}" != 1 ] && ! cargo fuzz --version >/dev/null 2>&1; then
+    echo "setup: cargo install cargo-fuzz" >&2
+    cargo install cargo-fuzz --locked
+fi

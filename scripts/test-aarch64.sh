@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# The same tests built for aarch64 and run under qemu-aarch64, exercising the NEON backend.
+# qemu is slow: the proptest case count is PROPTEST_CASES (default here 2,000).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SKIP_FUZZ_SETUP=1 scripts/setup.sh
+export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc
+export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER="qemu-aarch64 -L /usr/aarch64-linux-gnu"
+export PROPTEST_CASES="${PROPTEST_CASES:-2000}"
+cargo test --release --locked --target aarch64-unknown-linux-gnu --lib --bins --tests

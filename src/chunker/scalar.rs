@@ -1,0 +1,182 @@
+//! The reference kernels: every other backend is tested against these.
+//!
+//! A kernel scans the positions `from..to` of `data` and appends to `out`
+//! every position `i` whose steady-state rolling hash (the hash of the window
+//! of bytes ending at `i`, see [`super::gear`]) has no bit of `mask` set.
+//! Kernels know nothing about chunk boundaries: the driver applies the
+//! min/avg/max and normalisation rules to the candidates they report.
+
+use super::gear::{FASTCDC_WINDOW, GEAR64, VECTOR_WINDOW, VGEAR};
+
+#[inline(always)]
+fn roll64(h: u64, b: u8) -> u64 {
+    (h << 1).wrapping_add(GEAR64[b as usize])
+}
+
+#[inline(always)]
+fn roll32(h: u32, b: u8) -> u32 {
+    (h << 1).wrapping_add(VGEAR[b as usize])
+}
+
+/// The FastCDC hash of the window ending at `i` (low 48 bits exact).
+pub fn fastcdc_hash_at(data: &[u8], i: usize) -> u64 {
+    let start = (i + 1).saturating_sub(FASTCDC_WINDOW);
+    data[start..=i].iter().fold(0, |h, &b| roll64(h, b))
+}
+
+/// The vector hash of the window ending at `i`.
+pub fn vector_hash_at(data: &[u8], i: usize) -> u32 {
+    let start = (i + 1).saturating_sub(VECTOR_WINDOW);
+    data[start..=i].iter().fold(0, |h, &b| roll32(h, b))
+}
+
+/// Reference FastCDC candidate scan: one hash chain, one byte at a time.
+pub fn scan_fastcdc(data: &[u8], from: usize, to: usize, mask: u64, out: &mut Vec<usize>) {
+    let warm = from.saturating_sub(FASTCDC_WINDOW - 1);
+    let mut h = data[warm..from].iter().fold(0, |h, &b| roll64(h, b));
+    for (i, &b) in data[from..to].iter().enumerate() {
+        h = roll64(h, b);
+        if h & mask == 0 {
+            out.push(from + i);
+        }
+    }
+}
+
+/// Reference vector-hash candidate scan.
+pub fn scan_vector(data: &[u8], from: usize, to: usize, mask: u32, out: &mut Vec<usize>) {
+    let warm = from.saturating_sub(VECTOR_WINDOW - 1);
+    let mut h = data[warm..from].iter().fold(0, |h, &b| roll32(h, b));
+    for (i, &b) in data[from..to].iter().enumerate() {
+        h = roll32(h, b);
+        if h & mask == 0 {
+            out.push(from + i);
+        }
+    }
+}
+
+/// How many independent hash chains the ILP kernel interleaves.
+const LANES: usize = 4;
+/// Candidates a lane may hold before it falls back to the reference scan.
+const LANE_CAP: usize = 32;
+/// Below this many positions per lane, warming four chains up costs more than it saves.
+const ILP_MIN_PER_LANE: usize = 256;
+
+/// FastCDC candidate scan with four interleaved hash chains.
+///
+/// The range is cut in four parts; each chain first rolls the 47 bytes before
+/// its part, so it reaches the steady-state hash exactly, and the four chains
+/// are independent, so the CPU overlaps them. Same output as [`scan_fastcdc`].
+#[inline(always)]
+pub fn scan_fastcdc_ilp(data: &[u8], from: usize, to: usize, mask: u64, out: &mut Vec<usize>) {
+    let n = to - from;
+    let q = n / LANES;
+    if q < ILP_MIN_PER_LANE {
+        return scan_fastcdc(data, from, to, mask, out);
+    }
+    let starts = [from, from + q, from + 2 * q, from + 3 * q];
+    let mut h = [0u64; LANES];
+    for (lane, &s) in starts.iter().enumerate() {
+        let warm = s.saturating_sub(FASTCDC_WINDOW - 1);
+        h[lane] = data[warm..s].iter().fold(0, |h, &b| roll64(h, b));
+    }
+    let d0 = &data[starts[0]..starts[0] + q];
+    let d1 = &data[starts[1]..starts[1] + q];
+    let d2 = &data[starts[2]..starts[2] + q];
+    let d3 = &data[starts[3]..starts[3] + q];
+    let mut found = [[0u32; LANE_CAP]; LANES];
+    let mut count = [0usize; LANES];
+    let [mut h0, mut h1, mut h2, mut h3] = h;
+    for (k, (((&b0, &b1), &b2), &b3)) in d0.iter().zip(d1).zip(d2).zip(d3).enumerate() {
+        h0 = roll64(h0, b0);
+        h1 = roll64(h1, b1);
+        h2 = roll64(h2, b2);
+        h3 = roll64(h3, b3);
+        // One branch for four tests: candidates are rare.
+        if (h0 & mask == 0) | (h1 & mask == 0) | (h2 & mask == 0) | (h3 & mask == 0) {
+            for (lane, hv) in [h0, h1, h2, h3].into_iter().enumerate() {
+                if hv & mask == 0 {
+                    if count[lane] < LANE_CAP {
+                        found[lane][count[lane]] = k as u32;
+                    }
+                    count[lane] += 1;
+                }
+            }
+        }
+    }
+    for lane in 0..LANES {
+        let s = starts[lane];
+        if count[lane] > LANE_CAP {
+            // Low-entropy data: report this lane exactly with the reference scan.
+            scan_fastcdc(data, s, s + q, mask, out);
+        } else {
+            out.extend(found[lane][..count[lane]].iter().map(|&k| s + k as usize));
+        }
+    }
+    // The tail that did not divide evenly.
+    scan_fastcdc(data, from + LANES * q, to, mask, out);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn noise(n: usize, seed: u64) -> Vec<u8> {
+        let mut x = seed | 1;
+        (0..n)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect()
+    }
+
+    #[test]
+    fn ilp_scan_equals_reference_scan() {
+        let data = noise(50_000, 7);
+        for (from, to, mask) in [
+            (0, 50_000, 0xff),
+            (1, 49_999, 0x0f0f),
+            (47, 4_200, 0x1_0000),
+            (3_000, 3_000 + 4 * 256 + 3, 0x3),
+        ] {
+            let mut a = Vec::new();
+            let mut b = Vec::new();
+            scan_fastcdc(&data, from, to, mask, &mut a);
+            scan_fastcdc_ilp(&data, from, to, mask, &mut b);
+            assert!(!a.is_empty());
+            assert_eq!(a, b, "from {from} to {to} mask {mask:#x}");
+        }
+    }
+
+    #[test]
+    fn ilp_scan_overflowing_a_lane_stays_exact() {
+        // Constant bytes give a constant steady-state hash: with mask 0 every position matches.
+        let data = vec![0u8; 8_192];
+        let mut a = Vec::new();
+        let mut b = Vec::new();
+        scan_fastcdc(&data, 100, 8_000, 0, &mut a);
+        scan_fastcdc_ilp(&data, 100, 8_000, 0, &mut b);
+        assert_eq!(a.len(), 7_900);
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn window_hash_equals_the_long_chain_in_its_low_bits() {
+        let data = noise(1_000, 3);
+        let mut h = 0u64;
+        for (i, &b) in data.iter().enumerate() {
+            h = roll64(h, b);
+            assert_eq!(
+                fastcdc_hash_at(&data, i) & ((1 << 48) - 1),
+                h & ((1 << 48) - 1)
+            );
+        }
+        let mut h = 0u32;
+        for (i, &b) in data.iter().enumerate() {
+            h = roll32(h, b);
+            assert_eq!(vector_hash_at(&data, i), h);
+        }
+    }
+}
