@@ -25,11 +25,9 @@ fn oracle(data: &[u8], c: &ChunkerConfig) -> Vec<Chunk> {
 /// An independent, deliberately plain implementation of the vector algorithm's
 /// specification (docs/VECTOR.md), written without the driver's machinery.
 fn vector_spec(data: &[u8], c: &ChunkerConfig) -> Vec<Chunk> {
-    use chunkah::chunker::gear::{vector_masks, VECTOR_TABLES};
+    use chunkah::chunker::gear::{vector_masks, VECTOR_MIX, VECTOR_NIBBLES};
     let t = |b: u8| {
-        VECTOR_TABLES[0][(b & 7) as usize]
-            ^ VECTOR_TABLES[1][((b >> 3) & 7) as usize]
-            ^ VECTOR_TABLES[2][(b >> 5) as usize]
+        u32::from(VECTOR_NIBBLES[0][(b & 15) as usize] ^ VECTOR_NIBBLES[1][(b >> 4) as usize])
     };
     let (ms, ml) = vector_masks(c.avg(), c.normalization());
     let mut out = Vec::new();
@@ -49,7 +47,7 @@ fn vector_spec(data: &[u8], c: &ChunkerConfig) -> Vec<Chunk> {
                     }
                 });
                 let m = if rel < c.avg() { ms } else { ml };
-                if h & m == 0 {
+                if h.wrapping_mul(VECTOR_MIX) & m == 0 {
                     len = rel;
                     break;
                 }

@@ -7,9 +7,9 @@
 //!   algorithm as the `fastcdc` crate implements it (the tests compare them
 //!   with the crate), which is what makes cut points identical.
 //! * The vector hash, a 32-bit gear hash `h = (h << 1) + vgear(b)` whose
-//!   table is the XOR of three 8-entry tables, so SIMD code can look it up
-//!   with in-register permutes instead of gathers, and whose masks are the top
-//!   bits of the 32-bit hash. See `docs/VECTOR.md`.
+//!   byte table is built from two nibble tables, so SIMD code looks it up
+//!   with byte shuffles instead of gathers, and whose masks are the top bits
+//!   of the 32-bit hash. See `docs/VECTOR.md`.
 
 /// FastCDC's gear table (64-bit values, seed 0).
 #[rustfmt::skip]
@@ -126,54 +126,109 @@ pub fn vector_masks(avg: usize, normalization: u32) -> (u32, u32) {
     (top(bits + normalization), top(bits - normalization))
 }
 
-/// The seed of the vector tables' generator: the bytes of `"chunkah!"`.
+/// The seed of the vector table's generator: the bytes of `"chunkah!"`.
 pub const VECTOR_SEED: u64 = 0x6368_756e_6b61_6821;
 
-const fn splitmix64_tables(seed: u64) -> [[u32; 8]; 3] {
-    let mut out = [[0u32; 8]; 3];
-    let mut state = seed;
-    let mut i = 0;
-    while i < 24 {
-        state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^= z >> 31;
-        out[i / 8][i % 8] = z as u32;
-        i += 1;
-    }
-    out
+const fn splitmix64(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
 }
 
-/// The vector hash's three 8-entry tables, indexed by bits 0..3, 3..6 and
-/// 5..8 of a byte: the first 24 outputs of splitmix64 from [`VECTOR_SEED`],
-/// truncated to 32 bits.
-pub const VECTOR_TABLES: [[u32; 8]; 3] = splitmix64_tables(VECTOR_SEED);
+/// A permutation of 0..16 by Fisher-Yates, drawing from splitmix64.
+const fn shuffled_nibbles(state: &mut u64) -> [u8; 16] {
+    let mut p = [0u8; 16];
+    let mut i = 0;
+    while i < 16 {
+        p[i] = i as u8;
+        i += 1;
+    }
+    let mut i = 15;
+    while i > 0 {
+        let j = (splitmix64(state) % (i as u64 + 1)) as usize;
+        let t = p[i];
+        p[i] = p[j];
+        p[j] = t;
+        i -= 1;
+    }
+    p
+}
+
+const fn vector_nibble_tables(seed: u64) -> [[u8; 16]; 2] {
+    let mut state = seed;
+    let low = shuffled_nibbles(&mut state);
+    let high_perm = shuffled_nibbles(&mut state);
+    let mut high = [0u8; 16];
+    let mut i = 0;
+    while i < 16 {
+        high[i] = (high_perm[i] << 4) | (splitmix64(&mut state) & 15) as u8;
+        i += 1;
+    }
+    [low, high]
+}
+
+/// The vector hash's byte table as two 16-entry tables, one per nibble:
+/// `vgear(b) = VECTOR_NIBBLES[0][b & 15] ^ VECTOR_NIBBLES[1][b >> 4]`.
+///
+/// `VECTOR_NIBBLES[0]` is a permutation `R` of 0..16; `VECTOR_NIBBLES[1][i]`
+/// is `P[i] << 4 | Q[i]` for a second permutation `P` and random nibbles `Q`.
+/// So `vgear` is a bijection on bytes (the high nibble gives `P[hi]`, then the
+/// low nibble gives `R[lo]`), and SIMD code looks it up with two byte shuffles
+/// (`pshufb`, `tbl`) per vector. `R`, `P` and `Q` are drawn in that order from
+/// splitmix64 seeded with [`VECTOR_SEED`] (Fisher-Yates from the top for the
+/// permutations, `j = next % (i + 1)`; `Q[i] = next & 15`).
+pub const VECTOR_NIBBLES: [[u8; 16]; 2] = vector_nibble_tables(VECTOR_SEED);
 
 const fn expand_vector_table() -> [u32; 256] {
     let mut out = [0u32; 256];
     let mut b = 0;
     while b < 256 {
-        out[b] =
-            VECTOR_TABLES[0][b & 7] ^ VECTOR_TABLES[1][(b >> 3) & 7] ^ VECTOR_TABLES[2][b >> 5];
+        out[b] = (VECTOR_NIBBLES[0][b & 15] ^ VECTOR_NIBBLES[1][b >> 4]) as u32;
         b += 1;
     }
     out
 }
 
-/// `vgear(b)` for every byte: the table the scalar kernel uses.
+/// `vgear(b)` for every byte, widened to the hash's 32 bits.
 pub const VGEAR: [u32; 256] = expand_vector_table();
+
+/// The odd multiplier applied to the rolled sum before its top bits are tested.
+///
+/// The table holds bytes, so a step `h = (h << 1) + vgear(b)` brings fresh bits
+/// only to the low end of `h`: its top bits would be the previous position's
+/// bits shifted by one, and candidates would come in runs. Multiplying by an
+/// odd constant (2^32 / golden ratio) makes every bit of the product depend on
+/// every bit of `h`, while keeping the hash a function of the last 32 bytes.
+pub const VECTOR_MIX: u32 = 0x9e37_79b1;
+
+/// The vector hash of a rolled sum: `h * VECTOR_MIX` (mod 2^32).
+#[inline(always)]
+pub fn vector_mix(h: u32) -> u32 {
+    h.wrapping_mul(VECTOR_MIX)
+}
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn vector_tables_are_the_documented_splitmix64_outputs() {
+    fn splitmix64_matches_its_published_outputs() {
         // First outputs of splitmix64 from "chunkah!", computed independently.
-        assert_eq!(VECTOR_TABLES[0][0], 0x9e94_8c73);
-        assert_eq!(VECTOR_TABLES[0][1], 0xc0fc_695f);
-        assert_eq!(VECTOR_TABLES[2][7], 0xc75c_47fe);
+        let mut state = VECTOR_SEED;
+        assert_eq!(splitmix64(&mut state) as u32, 0x9e94_8c73);
+        assert_eq!(splitmix64(&mut state) as u32, 0xc0fc_695f);
+    }
+
+    #[test]
+    fn vector_table_is_a_bijection_on_bytes() {
+        let mut seen = [false; 256];
+        for v in VGEAR {
+            assert!(v < 256);
+            assert!(!seen[v as usize], "vgear repeats {v}");
+            seen[v as usize] = true;
+        }
     }
 
     #[test]

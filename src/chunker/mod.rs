@@ -12,6 +12,7 @@
 mod aarch64;
 mod backend;
 pub mod gear;
+mod lanes;
 mod parallel;
 pub mod scalar;
 mod stream;

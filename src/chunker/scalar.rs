@@ -6,7 +6,7 @@
 //! Kernels know nothing about chunk boundaries: the driver applies the
 //! min/avg/max and normalisation rules to the candidates they report.
 
-use super::gear::{FASTCDC_WINDOW, GEAR64, VECTOR_WINDOW, VGEAR};
+use super::gear::{vector_mix, FASTCDC_WINDOW, GEAR64, VECTOR_WINDOW, VGEAR};
 
 #[inline(always)]
 fn roll64(h: u64, b: u8) -> u64 {
@@ -24,10 +24,10 @@ pub fn fastcdc_hash_at(data: &[u8], i: usize) -> u64 {
     data[start..=i].iter().fold(0, |h, &b| roll64(h, b))
 }
 
-/// The vector hash of the window ending at `i`.
+/// The vector hash of the window ending at `i` (the mixed rolled sum).
 pub fn vector_hash_at(data: &[u8], i: usize) -> u32 {
     let start = (i + 1).saturating_sub(VECTOR_WINDOW);
-    data[start..=i].iter().fold(0, |h, &b| roll32(h, b))
+    vector_mix(data[start..=i].iter().fold(0, |h, &b| roll32(h, b)))
 }
 
 /// Reference FastCDC candidate scan: one hash chain, one byte at a time.
@@ -48,7 +48,7 @@ pub fn scan_vector(data: &[u8], from: usize, to: usize, mask: u32, out: &mut Vec
     let mut h = data[warm..from].iter().fold(0, |h, &b| roll32(h, b));
     for (i, &b) in data[from..to].iter().enumerate() {
         h = roll32(h, b);
-        if h & mask == 0 {
+        if vector_mix(h) & mask == 0 {
             out.push(from + i);
         }
     }
@@ -176,7 +176,7 @@ mod tests {
         let mut h = 0u32;
         for (i, &b) in data.iter().enumerate() {
             h = roll32(h, b);
-            assert_eq!(vector_hash_at(&data, i), h);
+            assert_eq!(vector_hash_at(&data, i), vector_mix(h));
         }
     }
 }

@@ -3,8 +3,19 @@
 //! FastCDC's hash is one serial chain (a shift and an add per byte), and
 //! gather-based SIMD versions of it were measured slower than scalar code on
 //! AMD, so its x86 kernels are the four-chain ILP kernel compiled for the
-//! backend's features. The vector hash has real SIMD kernels.
+//! backend's features.
+//!
+//! The vector hash runs one independent stream per 32-bit lane (see
+//! [`super::lanes`]): each iteration loads a row of bytes per lane, looks the
+//! bytes up with two byte shuffles, transposes the rows so that one register
+//! holds the next four bytes of every lane, then rolls and tests the hash of
+//! all lanes at once, one byte per step. No gathers, no cross-lane work in
+//! the hash itself.
 
+use std::arch::x86_64::*;
+
+use super::gear::{VECTOR_MIX, VECTOR_NIBBLES, VECTOR_WINDOW};
+use super::lanes::LanePlan;
 use super::scalar;
 
 /// # Safety
@@ -33,6 +44,57 @@ pub(crate) unsafe fn scan_fastcdc_avx512(
     scalar::scan_fastcdc_ilp(data, from, to, mask, out)
 }
 
+/// Scans the part of `from..to` before the first whole window with the scalar
+/// kernel and returns where SIMD lanes may start.
+fn scalar_head(data: &[u8], from: usize, to: usize, mask: u32, out: &mut Vec<usize>) -> usize {
+    let head_end = to.min(from.max(VECTOR_WINDOW));
+    if from < head_end {
+        scalar::scan_vector(data, from, head_end, mask, out);
+    }
+    head_end
+}
+
+/// Appends the sorted hits of a multi-stream scan.
+fn finish(mut hits: Vec<usize>, out: &mut Vec<usize>) {
+    hits.sort_unstable();
+    out.extend_from_slice(&hits);
+}
+
+// ---------------------------------------------------------------- AVX2, 8 lanes
+
+/// 8x8 transpose of 32-bit elements: `r[l]` dword `t` becomes `r[t]` lane `l`.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn transpose8(r: [__m256i; 8]) -> [__m256i; 8] {
+    let a0 = _mm256_unpacklo_epi32(r[0], r[1]);
+    let a1 = _mm256_unpackhi_epi32(r[0], r[1]);
+    let a2 = _mm256_unpacklo_epi32(r[2], r[3]);
+    let a3 = _mm256_unpackhi_epi32(r[2], r[3]);
+    let a4 = _mm256_unpacklo_epi32(r[4], r[5]);
+    let a5 = _mm256_unpackhi_epi32(r[4], r[5]);
+    let a6 = _mm256_unpacklo_epi32(r[6], r[7]);
+    let a7 = _mm256_unpackhi_epi32(r[6], r[7]);
+    // Within each 128-bit half q: b0 = column 4q of rows 0..4, b1 = 4q+1, b2 = 4q+2, b3 = 4q+3.
+    let b0 = _mm256_unpacklo_epi64(a0, a2);
+    let b1 = _mm256_unpackhi_epi64(a0, a2);
+    let b2 = _mm256_unpacklo_epi64(a1, a3);
+    let b3 = _mm256_unpackhi_epi64(a1, a3);
+    let b4 = _mm256_unpacklo_epi64(a4, a6);
+    let b5 = _mm256_unpackhi_epi64(a4, a6);
+    let b6 = _mm256_unpacklo_epi64(a5, a7);
+    let b7 = _mm256_unpackhi_epi64(a5, a7);
+    [
+        _mm256_permute2x128_si256::<0x20>(b0, b4),
+        _mm256_permute2x128_si256::<0x20>(b1, b5),
+        _mm256_permute2x128_si256::<0x20>(b2, b6),
+        _mm256_permute2x128_si256::<0x20>(b3, b7),
+        _mm256_permute2x128_si256::<0x31>(b0, b4),
+        _mm256_permute2x128_si256::<0x31>(b1, b5),
+        _mm256_permute2x128_si256::<0x31>(b2, b6),
+        _mm256_permute2x128_si256::<0x31>(b3, b7),
+    ]
+}
+
 /// # Safety
 /// The CPU must have AVX2 and BMI2.
 #[target_feature(enable = "avx2,bmi2")]
@@ -43,7 +105,91 @@ pub(crate) unsafe fn scan_vector_avx2(
     mask: u32,
     out: &mut Vec<usize>,
 ) {
-    scalar::scan_vector(data, from, to, mask, out)
+    const LANES: usize = 8;
+    const STEP: usize = 32;
+    let from = scalar_head(data, from, to, mask, out);
+    let Some(plan) = LanePlan::<LANES>::new(from, to, STEP) else {
+        return scalar::scan_vector(data, from, to, mask, out);
+    };
+    let lo_table = _mm256_broadcastsi128_si256(_mm_loadu_si128(VECTOR_NIBBLES[0].as_ptr().cast()));
+    let hi_table = _mm256_broadcastsi128_si256(_mm_loadu_si128(VECTOR_NIBBLES[1].as_ptr().cast()));
+    let nibble = _mm256_set1_epi8(0x0f);
+    let byte = _mm256_set1_epi32(0xff);
+    let vmask = _mm256_set1_epi32(mask as i32);
+    let mix = _mm256_set1_epi32(VECTOR_MIX as i32);
+    let zero = _mm256_setzero_si256();
+    let mut h = zero;
+    let mut hits = Vec::new();
+    let ptr = data.as_ptr();
+    let mut off = 0;
+    while off < plan.span {
+        let mut rows = [zero; LANES];
+        for (l, row) in rows.iter_mut().enumerate() {
+            // SAFETY: base[l] + span <= to <= data.len() (LanePlan), and off + STEP <= span.
+            let raw = unsafe { _mm256_loadu_si256(ptr.add(plan.base[l] + off).cast()) };
+            let lo = _mm256_shuffle_epi8(lo_table, _mm256_and_si256(raw, nibble));
+            let hi = _mm256_shuffle_epi8(
+                hi_table,
+                _mm256_and_si256(_mm256_srli_epi16::<4>(raw), nibble),
+            );
+            *row = _mm256_xor_si256(lo, hi);
+        }
+        let cols = transpose8(rows);
+        for (t, &col) in cols.iter().enumerate() {
+            macro_rules! step {
+                ($k:literal) => {
+                    let g = _mm256_and_si256(_mm256_srli_epi32::<{ 8 * $k }>(col), byte);
+                    h = _mm256_add_epi32(_mm256_slli_epi32::<1>(h), g);
+                    let mixed = _mm256_mullo_epi32(h, mix);
+                    let hit = _mm256_cmpeq_epi32(_mm256_and_si256(mixed, vmask), zero);
+                    let lanes = _mm256_movemask_ps(_mm256_castsi256_ps(hit)) as u32;
+                    if lanes != 0 {
+                        plan.record(lanes, off + 4 * t + $k, &mut hits);
+                    }
+                };
+            }
+            step!(0);
+            step!(1);
+            step!(2);
+            step!(3);
+        }
+        off += STEP;
+    }
+    finish(hits, out);
+}
+
+// ------------------------------------------------------------- AVX-512, 16 lanes
+
+/// 16x16 transpose of 32-bit elements: `r[l]` dword `t` becomes `r[t]` lane `l`.
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn transpose16(r: [__m512i; 16]) -> [__m512i; 16] {
+    let mut a = [_mm512_setzero_si512(); 16];
+    for i in 0..8 {
+        a[2 * i] = _mm512_unpacklo_epi32(r[2 * i], r[2 * i + 1]);
+        a[2 * i + 1] = _mm512_unpackhi_epi32(r[2 * i], r[2 * i + 1]);
+    }
+    // b[4g + j], 128-bit lane q: column 4q + j of rows 4g..4g+4.
+    let mut b = [_mm512_setzero_si512(); 16];
+    for g in 0..4 {
+        b[4 * g] = _mm512_unpacklo_epi64(a[4 * g], a[4 * g + 2]);
+        b[4 * g + 1] = _mm512_unpackhi_epi64(a[4 * g], a[4 * g + 2]);
+        b[4 * g + 2] = _mm512_unpacklo_epi64(a[4 * g + 1], a[4 * g + 3]);
+        b[4 * g + 3] = _mm512_unpackhi_epi64(a[4 * g + 1], a[4 * g + 3]);
+    }
+    let mut c = [_mm512_setzero_si512(); 16];
+    for j in 0..4 {
+        // Lanes (q0, q2) and (q1, q3) of rows 0..8, then of rows 8..16.
+        let w_even = _mm512_shuffle_i32x4::<0x88>(b[j], b[4 + j]);
+        let w_odd = _mm512_shuffle_i32x4::<0xdd>(b[j], b[4 + j]);
+        let x_even = _mm512_shuffle_i32x4::<0x88>(b[8 + j], b[12 + j]);
+        let x_odd = _mm512_shuffle_i32x4::<0xdd>(b[8 + j], b[12 + j]);
+        c[j] = _mm512_shuffle_i32x4::<0x88>(w_even, x_even);
+        c[8 + j] = _mm512_shuffle_i32x4::<0xdd>(w_even, x_even);
+        c[4 + j] = _mm512_shuffle_i32x4::<0x88>(w_odd, x_odd);
+        c[12 + j] = _mm512_shuffle_i32x4::<0xdd>(w_odd, x_odd);
+    }
+    c
 }
 
 /// # Safety
@@ -56,5 +202,97 @@ pub(crate) unsafe fn scan_vector_avx512(
     mask: u32,
     out: &mut Vec<usize>,
 ) {
-    scalar::scan_vector(data, from, to, mask, out)
+    const LANES: usize = 16;
+    const STEP: usize = 64;
+    let from = scalar_head(data, from, to, mask, out);
+    let Some(plan) = LanePlan::<LANES>::new(from, to, STEP) else {
+        return scalar::scan_vector(data, from, to, mask, out);
+    };
+    let lo_table = _mm512_broadcast_i32x4(_mm_loadu_si128(VECTOR_NIBBLES[0].as_ptr().cast()));
+    let hi_table = _mm512_broadcast_i32x4(_mm_loadu_si128(VECTOR_NIBBLES[1].as_ptr().cast()));
+    let nibble = _mm512_set1_epi8(0x0f);
+    let byte = _mm512_set1_epi32(0xff);
+    let vmask = _mm512_set1_epi32(mask as i32);
+    let mix = _mm512_set1_epi32(VECTOR_MIX as i32);
+    let mut h = _mm512_setzero_si512();
+    let mut hits = Vec::new();
+    let ptr = data.as_ptr();
+    let mut off = 0;
+    while off < plan.span {
+        let mut rows = [_mm512_setzero_si512(); LANES];
+        for (l, row) in rows.iter_mut().enumerate() {
+            // SAFETY: base[l] + span <= to <= data.len() (LanePlan), and off + STEP <= span.
+            let raw = unsafe { _mm512_loadu_si512(ptr.add(plan.base[l] + off).cast()) };
+            let lo = _mm512_shuffle_epi8(lo_table, _mm512_and_si512(raw, nibble));
+            let hi = _mm512_shuffle_epi8(
+                hi_table,
+                _mm512_and_si512(_mm512_srli_epi16::<4>(raw), nibble),
+            );
+            *row = _mm512_xor_si512(lo, hi);
+        }
+        let cols = transpose16(rows);
+        for (t, &col) in cols.iter().enumerate() {
+            macro_rules! step {
+                ($k:literal) => {
+                    let g = _mm512_and_si512(_mm512_srli_epi32::<{ 8 * $k }>(col), byte);
+                    h = _mm512_add_epi32(_mm512_slli_epi32::<1>(h), g);
+                    let lanes = _mm512_testn_epi32_mask(_mm512_mullo_epi32(h, mix), vmask) as u32;
+                    if lanes != 0 {
+                        plan.record(lanes, off + 4 * t + $k, &mut hits);
+                    }
+                };
+            }
+            step!(0);
+            step!(1);
+            step!(2);
+            step!(3);
+        }
+        off += STEP;
+    }
+    finish(hits, out);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transposes_put_dword_t_of_row_l_in_lane_l_of_column_t() {
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: AVX2 was detected just above.
+            unsafe {
+                let rows: [__m256i; 8] = std::array::from_fn(|l| {
+                    let v: [i32; 8] = std::array::from_fn(|t| (l * 100 + t) as i32);
+                    std::mem::transmute(v)
+                });
+                let cols = transpose8(rows);
+                for (t, col) in cols.iter().enumerate() {
+                    let lanes: [i32; 8] = std::mem::transmute(*col);
+                    assert_eq!(
+                        lanes,
+                        std::array::from_fn(|l| (l * 100 + t) as i32),
+                        "column {t}"
+                    );
+                }
+            }
+        }
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: AVX-512 F was detected just above.
+            unsafe {
+                let rows: [__m512i; 16] = std::array::from_fn(|l| {
+                    let v: [i32; 16] = std::array::from_fn(|t| (l * 100 + t) as i32);
+                    std::mem::transmute(v)
+                });
+                let cols = transpose16(rows);
+                for (t, col) in cols.iter().enumerate() {
+                    let lanes: [i32; 16] = std::mem::transmute(*col);
+                    assert_eq!(
+                        lanes,
+                        std::array::from_fn(|l| (l * 100 + t) as i32),
+                        "column {t}"
+                    );
+                }
+            }
+        }
+    }
 }
