@@ -112,7 +112,7 @@ impl ChunkerConfig {
                 Err(Error::Config(format!(
                     "{name} size {v} is outside {lo}..={hi}"
                 )))
-            } else if v % 2 != 0 {
+            } else if !v.is_multiple_of(2) {
                 Err(Error::Config(format!("{name} size {v} must be even")))
             } else {
                 Ok(())
