@@ -75,13 +75,12 @@ mod tests {
                 let start = plan.base[l] + VECTOR_WINDOW;
                 let end = plan.base[l] + plan.span;
                 assert!(end <= to, "lane {l} runs past the range");
-                for p in plan.accept[l].0..plan.accept[l].1 {
-                    assert!(
-                        p >= start && p < end,
-                        "lane {l} reports {p} outside what it scans"
-                    );
-                    covered[p] += 1;
-                }
+                let (lo, hi) = plan.accept[l];
+                assert!(
+                    lo >= start && hi <= end,
+                    "lane {l} reports {lo}..{hi} outside what it scans"
+                );
+                covered[lo..hi].iter_mut().for_each(|c| *c += 1);
             }
             assert!(covered[from..to].iter().all(|&c| c == 1));
             assert!(covered[..from].iter().all(|&c| c == 0));
