@@ -14,7 +14,7 @@ pub enum Backend {
     Scalar,
     /// x86_64 with AVX2 (and BMI2).
     Avx2,
-    /// x86_64 with AVX-512 F/BW.
+    /// x86_64 with AVX-512 F, BW, VBMI and VNNI (Ice Lake, Zen 4 and later).
     Avx512,
     /// aarch64 with NEON.
     Neon,
@@ -50,8 +50,10 @@ impl Backend {
             #[cfg(target_arch = "x86_64")]
             Backend::Avx512 => (!(std::arch::is_x86_feature_detected!("avx512f")
                 && std::arch::is_x86_feature_detected!("avx512bw")
+                && std::arch::is_x86_feature_detected!("avx512vbmi")
+                && std::arch::is_x86_feature_detected!("avx512vnni")
                 && std::arch::is_x86_feature_detected!("bmi2")))
-            .then(|| "this CPU lacks AVX-512 F/BW".to_string()),
+            .then(|| "this CPU lacks AVX-512 F/BW/VBMI/VNNI".to_string()),
             #[cfg(target_arch = "aarch64")]
             Backend::Neon => (!std::arch::is_aarch64_feature_detected!("neon"))
                 .then(|| "this CPU lacks NEON".to_string()),

@@ -135,23 +135,29 @@ pub(crate) unsafe fn scan_vector_avx2(
             *row = _mm256_xor_si256(lo, hi);
         }
         let cols = transpose8(rows);
+        // Hit masks of the STEP positions; checked once per iteration, off the hash chain.
+        let mut found = [0u8; STEP];
+        let mut any = 0u32;
         for (t, &col) in cols.iter().enumerate() {
-            macro_rules! step {
-                ($k:literal) => {
-                    let g = _mm256_and_si256(_mm256_srli_epi32::<{ 8 * $k }>(col), byte);
-                    h = _mm256_add_epi32(_mm256_slli_epi32::<1>(h), g);
-                    let mixed = _mm256_mullo_epi32(h, mix);
-                    let hit = _mm256_cmpeq_epi32(_mm256_and_si256(mixed, vmask), zero);
-                    let lanes = _mm256_movemask_ps(_mm256_castsi256_ps(hit)) as u32;
-                    if lanes != 0 {
-                        plan.record(lanes, off + 4 * t + $k, &mut hits);
-                    }
-                };
+            let g = [
+                _mm256_and_si256(col, byte),
+                _mm256_and_si256(_mm256_srli_epi32::<8>(col), byte),
+                _mm256_and_si256(_mm256_srli_epi32::<16>(col), byte),
+                _mm256_srli_epi32::<24>(col),
+            ];
+            for (k, gk) in g.into_iter().enumerate() {
+                h = _mm256_add_epi32(_mm256_add_epi32(h, h), gk);
+                let mixed = _mm256_mullo_epi32(h, mix);
+                let hit = _mm256_cmpeq_epi32(_mm256_and_si256(mixed, vmask), zero);
+                let lanes = _mm256_movemask_ps(_mm256_castsi256_ps(hit)) as u32;
+                found[4 * t + k] = lanes as u8;
+                any |= lanes;
             }
-            step!(0);
-            step!(1);
-            step!(2);
-            step!(3);
+        }
+        if any != 0 {
+            for (i, &lanes) in found.iter().enumerate() {
+                plan.record(u32::from(lanes), off + i, &mut hits);
+            }
         }
         off += STEP;
     }
@@ -193,8 +199,8 @@ fn transpose16(r: [__m512i; 16]) -> [__m512i; 16] {
 }
 
 /// # Safety
-/// The CPU must have AVX-512 F/BW and BMI2.
-#[target_feature(enable = "avx512f,avx512bw,bmi2")]
+/// The CPU must have AVX-512 F/BW/VBMI/VNNI and BMI2.
+#[target_feature(enable = "avx512f,avx512bw,avx512vbmi,avx512vnni,bmi2")]
 pub(crate) unsafe fn scan_vector_avx512(
     data: &[u8],
     from: usize,
@@ -208,10 +214,25 @@ pub(crate) unsafe fn scan_vector_avx512(
     let Some(plan) = LanePlan::<LANES>::new(from, to, STEP) else {
         return scalar::scan_vector(data, from, to, mask, out);
     };
-    let lo_table = _mm512_broadcast_i32x4(_mm_loadu_si128(VECTOR_NIBBLES[0].as_ptr().cast()));
-    let hi_table = _mm512_broadcast_i32x4(_mm_loadu_si128(VECTOR_NIBBLES[1].as_ptr().cast()));
-    let nibble = _mm512_set1_epi8(0x0f);
-    let byte = _mm512_set1_epi32(0xff);
+    // vpermb reads the low 6 bits of each index: 64-entry copies of the nibble
+    // tables make the `& 15` unnecessary (the bits above come from the shift).
+    let lo_table: [u8; 64] = std::array::from_fn(|i| VECTOR_NIBBLES[0][i & 15]);
+    let hi_table: [u8; 64] = std::array::from_fn(|i| VECTOR_NIBBLES[1][i & 15]);
+    // SAFETY: both arrays are 64 bytes, the size of an unaligned 512-bit load.
+    let (lo_table, hi_table) = unsafe {
+        (
+            _mm512_loadu_si512(lo_table.as_ptr().cast()),
+            _mm512_loadu_si512(hi_table.as_ptr().cast()),
+        )
+    };
+    // With VNNI one instruction adds the weighted bytes of a dword:
+    // h after k+1 steps = (h << (k+1)) + sum of g_j << (k - j) for j <= k.
+    let weights = [
+        _mm512_set1_epi32(0x0000_0001),
+        _mm512_set1_epi32(0x0000_0102),
+        _mm512_set1_epi32(0x0001_0204),
+        _mm512_set1_epi32(0x0102_0408),
+    ];
     let vmask = _mm512_set1_epi32(mask as i32);
     let mix = _mm512_set1_epi32(VECTOR_MIX as i32);
     let mut h = _mm512_setzero_si512();
@@ -223,29 +244,32 @@ pub(crate) unsafe fn scan_vector_avx512(
         for (l, row) in rows.iter_mut().enumerate() {
             // SAFETY: base[l] + span <= to <= data.len() (LanePlan), and off + STEP <= span.
             let raw = unsafe { _mm512_loadu_si512(ptr.add(plan.base[l] + off).cast()) };
-            let lo = _mm512_shuffle_epi8(lo_table, _mm512_and_si512(raw, nibble));
-            let hi = _mm512_shuffle_epi8(
-                hi_table,
-                _mm512_and_si512(_mm512_srli_epi16::<4>(raw), nibble),
-            );
+            let lo = _mm512_permutexvar_epi8(raw, lo_table);
+            let hi = _mm512_permutexvar_epi8(_mm512_srli_epi16::<4>(raw), hi_table);
             *row = _mm512_xor_si512(lo, hi);
         }
         let cols = transpose16(rows);
+        // Hit masks of the STEP positions; checked once per iteration, off the hash chain.
+        let mut found = [0u16; STEP];
+        let mut any = 0u16;
         for (t, &col) in cols.iter().enumerate() {
-            macro_rules! step {
-                ($k:literal) => {
-                    let g = _mm512_and_si512(_mm512_srli_epi32::<{ 8 * $k }>(col), byte);
-                    h = _mm512_add_epi32(_mm512_slli_epi32::<1>(h), g);
-                    let lanes = _mm512_testn_epi32_mask(_mm512_mullo_epi32(h, mix), vmask) as u32;
-                    if lanes != 0 {
-                        plan.record(lanes, off + 4 * t + $k, &mut hits);
-                    }
-                };
+            let steps = [
+                _mm512_dpbusd_epi32(_mm512_slli_epi32::<1>(h), col, weights[0]),
+                _mm512_dpbusd_epi32(_mm512_slli_epi32::<2>(h), col, weights[1]),
+                _mm512_dpbusd_epi32(_mm512_slli_epi32::<3>(h), col, weights[2]),
+                _mm512_dpbusd_epi32(_mm512_slli_epi32::<4>(h), col, weights[3]),
+            ];
+            for (k, hk) in steps.into_iter().enumerate() {
+                let lanes = _mm512_testn_epi32_mask(_mm512_mullo_epi32(hk, mix), vmask);
+                found[4 * t + k] = lanes;
+                any |= lanes;
             }
-            step!(0);
-            step!(1);
-            step!(2);
-            step!(3);
+            h = steps[3];
+        }
+        if any != 0 {
+            for (i, &lanes) in found.iter().enumerate() {
+                plan.record(u32::from(lanes), off + i, &mut hits);
+            }
         }
         off += STEP;
     }
