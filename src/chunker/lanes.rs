@@ -42,6 +42,25 @@ impl<const N: usize> LanePlan<N> {
         Some(LanePlan { base, accept, span })
     }
 
+    /// Like [`LanePlan::record`], for lanes that may have hit: `hit(pos)` decides.
+    #[inline]
+    pub fn record_if(
+        &self,
+        mut lanes: u32,
+        offset: usize,
+        hits: &mut Vec<usize>,
+        hit: impl Fn(usize) -> bool,
+    ) {
+        while lanes != 0 {
+            let l = lanes.trailing_zeros() as usize;
+            lanes &= lanes - 1;
+            let pos = self.base[l] + offset;
+            if pos >= self.accept[l].0 && pos < self.accept[l].1 && hit(pos) {
+                hits.push(pos);
+            }
+        }
+    }
+
     /// Records the hits of one step: bit `l` of `lanes` set means lane `l`'s
     /// hash at `base[l] + offset` passed the test.
     #[inline]

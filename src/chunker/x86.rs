@@ -107,6 +107,7 @@ pub(crate) unsafe fn scan_vector_avx2(
 ) {
     const LANES: usize = 8;
     const STEP: usize = 32;
+    const PREFETCH: usize = 8 * STEP;
     let from = scalar_head(data, from, to, mask, out);
     let Some(plan) = LanePlan::<LANES>::new(from, to, STEP) else {
         return scalar::scan_vector(data, from, to, mask, out);
@@ -127,6 +128,8 @@ pub(crate) unsafe fn scan_vector_avx2(
         for (l, row) in rows.iter_mut().enumerate() {
             // SAFETY: base[l] + span <= to <= data.len() (LanePlan), and off + STEP <= span.
             let raw = unsafe { _mm256_loadu_si256(ptr.add(plan.base[l] + off).cast()) };
+            // Eight streams are more than the hardware prefetcher follows well.
+            _mm_prefetch::<_MM_HINT_T0>(ptr.wrapping_add(plan.base[l] + off + PREFETCH).cast());
             let lo = _mm256_shuffle_epi8(lo_table, _mm256_and_si256(raw, nibble));
             let hi = _mm256_shuffle_epi8(
                 hi_table,
@@ -136,7 +139,7 @@ pub(crate) unsafe fn scan_vector_avx2(
         }
         let cols = transpose8(rows);
         // Hit masks of the STEP positions; checked once per iteration, off the hash chain.
-        let mut found = [0u8; STEP];
+        let mut found = [0u8; LANES];
         let mut any = 0u32;
         for (t, &col) in cols.iter().enumerate() {
             let g = [
@@ -145,18 +148,29 @@ pub(crate) unsafe fn scan_vector_avx2(
                 _mm256_and_si256(_mm256_srli_epi32::<16>(col), byte),
                 _mm256_srli_epi32::<24>(col),
             ];
+            let mut tested = [zero; 4];
             for (k, gk) in g.into_iter().enumerate() {
                 h = _mm256_add_epi32(_mm256_add_epi32(h, h), gk);
-                let mixed = _mm256_mullo_epi32(h, mix);
-                let hit = _mm256_cmpeq_epi32(_mm256_and_si256(mixed, vmask), zero);
-                let lanes = _mm256_movemask_ps(_mm256_castsi256_ps(hit)) as u32;
-                found[4 * t + k] = lanes as u8;
-                any |= lanes;
+                tested[k] = _mm256_and_si256(_mm256_mullo_epi32(h, mix), vmask);
             }
+            // One test for four steps: a zero lane in any of them makes the minimum zero.
+            let least = _mm256_min_epu32(
+                _mm256_min_epu32(tested[0], tested[1]),
+                _mm256_min_epu32(tested[2], tested[3]),
+            );
+            let lanes =
+                _mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(least, zero))) as u32;
+            found[t] = lanes as u8;
+            any |= lanes;
         }
         if any != 0 {
-            for (i, &lanes) in found.iter().enumerate() {
-                plan.record(u32::from(lanes), off + i, &mut hits);
+            // Which of the four positions hit: rare, so ask the scalar hash.
+            for (t, &lanes) in found.iter().enumerate() {
+                for k in 0..4 {
+                    plan.record_if(u32::from(lanes), off + 4 * t + k, &mut hits, |pos| {
+                        scalar::vector_hash_at(data, pos) & mask == 0
+                    });
+                }
             }
         }
         off += STEP;
@@ -210,6 +224,7 @@ pub(crate) unsafe fn scan_vector_avx512(
 ) {
     const LANES: usize = 16;
     const STEP: usize = 64;
+    const PREFETCH: usize = 4 * STEP;
     let from = scalar_head(data, from, to, mask, out);
     let Some(plan) = LanePlan::<LANES>::new(from, to, STEP) else {
         return scalar::scan_vector(data, from, to, mask, out);
@@ -244,6 +259,8 @@ pub(crate) unsafe fn scan_vector_avx512(
         for (l, row) in rows.iter_mut().enumerate() {
             // SAFETY: base[l] + span <= to <= data.len() (LanePlan), and off + STEP <= span.
             let raw = unsafe { _mm512_loadu_si512(ptr.add(plan.base[l] + off).cast()) };
+            // Sixteen streams are more than the hardware prefetcher follows well.
+            _mm_prefetch::<_MM_HINT_T0>(ptr.wrapping_add(plan.base[l] + off + PREFETCH).cast());
             let lo = _mm512_permutexvar_epi8(raw, lo_table);
             let hi = _mm512_permutexvar_epi8(_mm512_srli_epi16::<4>(raw), hi_table);
             *row = _mm512_xor_si512(lo, hi);
