@@ -48,7 +48,8 @@ impl Backend {
                 && std::arch::is_x86_feature_detected!("bmi2")))
             .then(|| "this CPU lacks AVX2 or BMI2".to_string()),
             #[cfg(target_arch = "x86_64")]
-            Backend::Avx512 => (!(std::arch::is_x86_feature_detected!("avx512f")
+            Backend::Avx512 => (!(std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("avx512f")
                 && std::arch::is_x86_feature_detected!("avx512bw")
                 && std::arch::is_x86_feature_detected!("avx512vbmi")
                 && std::arch::is_x86_feature_detected!("avx512vnni")

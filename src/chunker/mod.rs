@@ -186,9 +186,11 @@ pub struct DigestedChunk {
     pub id: ChunkId,
 }
 
-/// Positions scanned per kernel call. Smaller wastes less scanning past a
-/// cut; larger amortises the kernel's warm-up.
-const SCAN_BLOCK: usize = 8 << 10;
+/// Positions scanned per kernel call, by algorithm. Smaller wastes less
+/// scanning past a cut; larger amortises a kernel's warm-up. Measured with
+/// `examples/throughput.rs` (see BENCHMARKS.md).
+const FASTCDC_SCAN_BLOCK: usize = 32 << 10;
+const VECTOR_SCAN_BLOCK: usize = 8 << 10;
 
 /// A chunker: a validated configuration bound to an available backend.
 #[derive(Clone, Copy)]
@@ -270,7 +272,7 @@ impl Chunker {
                 }
                 let mut from = exact_end;
                 while from < end {
-                    let to = end.min(from + SCAN_BLOCK);
+                    let to = end.min(from + FASTCDC_SCAN_BLOCK);
                     cands.clear();
                     self.kernels
                         .scan_fastcdc(data, from, to, mask_s & mask_l, &mut cands);
@@ -288,7 +290,7 @@ impl Chunker {
                 let avg_at = start + c.avg;
                 let mut from = start + c.min;
                 while from < end {
-                    let to = end.min(from + SCAN_BLOCK);
+                    let to = end.min(from + VECTOR_SCAN_BLOCK);
                     cands.clear();
                     // The relaxed mask is a subset of the strict one: candidates for both.
                     self.kernels.scan_vector(data, from, to, mask_l, &mut cands);

@@ -79,29 +79,59 @@ pub fn scan_fastcdc_ilp(data: &[u8], from: usize, to: usize, mask: u64, out: &mu
         let warm = s.saturating_sub(FASTCDC_WINDOW - 1);
         h[lane] = data[warm..s].iter().fold(0, |h, &b| roll64(h, b));
     }
-    let d0 = &data[starts[0]..starts[0] + q];
-    let d1 = &data[starts[1]..starts[1] + q];
-    let d2 = &data[starts[2]..starts[2] + q];
-    let d3 = &data[starts[3]..starts[3] + q];
     let mut found = [[0u32; LANE_CAP]; LANES];
     let mut count = [0usize; LANES];
-    let [mut h0, mut h1, mut h2, mut h3] = h;
-    for (k, (((&b0, &b1), &b2), &b3)) in d0.iter().zip(d1).zip(d2).zip(d3).enumerate() {
-        h0 = roll64(h0, b0);
-        h1 = roll64(h1, b1);
-        h2 = roll64(h2, b2);
-        h3 = roll64(h3, b3);
-        // One branch for four tests: candidates are rare.
-        if (h0 & mask == 0) | (h1 & mask == 0) | (h2 & mask == 0) | (h3 & mask == 0) {
-            for (lane, hv) in [h0, h1, h2, h3].into_iter().enumerate() {
-                if hv & mask == 0 {
-                    if count[lane] < LANE_CAP {
-                        found[lane][count[lane]] = k as u32;
-                    }
-                    count[lane] += 1;
-                }
-            }
+    #[cold]
+    #[inline(never)]
+    fn note(found: &mut [u32; LANE_CAP], count: &mut usize, k: usize) {
+        if *count < LANE_CAP {
+            found[*count] = k as u32;
         }
+        *count += 1;
+    }
+    let [mut h0, mut h1, mut h2, mut h3] = h;
+    let [s0, s1, s2, s3] = starts;
+    assert!(s3 + q <= data.len());
+    let p = data.as_ptr();
+    macro_rules! step {
+        ($k:expr) => {
+            let k = $k;
+            // SAFETY: s0 < s1 < s2 < s3 and k < q, so every index is below s3 + q <= data.len().
+            let (b0, b1, b2, b3) = unsafe {
+                (
+                    *p.add(s0 + k),
+                    *p.add(s1 + k),
+                    *p.add(s2 + k),
+                    *p.add(s3 + k),
+                )
+            };
+            h0 = roll64(h0, b0);
+            h1 = roll64(h1, b1);
+            h2 = roll64(h2, b2);
+            h3 = roll64(h3, b3);
+            // Separate tests: each compiles to one fused test-and-branch, rarely taken.
+            if h0 & mask == 0 {
+                note(&mut found[0], &mut count[0], k);
+            }
+            if h1 & mask == 0 {
+                note(&mut found[1], &mut count[1], k);
+            }
+            if h2 & mask == 0 {
+                note(&mut found[2], &mut count[2], k);
+            }
+            if h3 & mask == 0 {
+                note(&mut found[3], &mut count[3], k);
+            }
+        };
+    }
+    let mut k = 0;
+    while k + 2 <= q {
+        step!(k);
+        step!(k + 1);
+        k += 2;
+    }
+    if k < q {
+        step!(k);
     }
     for lane in 0..LANES {
         let s = starts[lane];
