@@ -62,4 +62,25 @@ fn main() {
             );
         }
     }
+    // One buffer split across threads (exact resynchronisation), best backend.
+    for algorithm in [Algorithm::FastCdc, Algorithm::Vector] {
+        let chunker = Chunker::auto(ChunkerConfig::default().with_algorithm(algorithm));
+        let mut one = 0.0;
+        for threads in [1, 2] {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            let (rate, n) =
+                pool.install(|| time(runs, data.len(), || chunker.chunks_parallel(&data).len()));
+            if threads == 1 {
+                one = rate;
+            }
+            let name = format!("{algorithm}/{} {threads} thread(s)", chunker.backend());
+            println!(
+                "{name:<28} {rate:>7.2} GB/s  {n:>6} chunks  speed-up {:.2}",
+                rate / one
+            );
+        }
+    }
 }

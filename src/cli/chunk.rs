@@ -138,7 +138,7 @@ fn chunk_path(chunker: &Chunker, path: &Path, digest: bool, out: &mut dyn Write)
     }
     // SAFETY: the mapping is read-only and private; if another process truncates the
     // file while it is mapped, reads fault (SIGBUS), as with every mmap-based tool.
-    let map = unsafe { memmap2::MmapOptions::new().populate().map(&file) }
+    let map = unsafe { memmap2::MmapOptions::new().map(&file) }
         .with_context(|| format!("mapping {}", path.display()))?;
     let data: &[u8] = &map;
     let chunks = chunker.chunks_parallel(data);

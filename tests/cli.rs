@@ -1,0 +1,245 @@
+//! The real `chunkah` binary: output format, options, errors and exit codes.
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+use chunkah::chunker::{Algorithm, Chunker, ChunkerConfig};
+use chunkah::ChunkId;
+use serde_json::Value;
+
+fn chunkah(args: &[&str], stdin: Option<&[u8]>) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_chunkah"));
+    cmd.args(args).env_remove("CHUNKAH_BACKEND");
+    cmd.stdin(if stdin.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    });
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("running chunkah");
+    if let Some(input) = stdin {
+        let mut pipe = child.stdin.take().unwrap();
+        pipe.write_all(input).unwrap();
+    }
+    child.wait_with_output().unwrap()
+}
+
+fn lines(out: &Output) -> Vec<Value> {
+    String::from_utf8(out.stdout.clone())
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("each line is one JSON object"))
+        .collect()
+}
+
+fn sample() -> (tempdir::TempDir, std::path::PathBuf, Vec<u8>) {
+    let dir = tempdir::TempDir::new();
+    let path = dir.0.join("sample.bin");
+    let mut x = 77u64;
+    let data: Vec<u8> = (0..3_000_000)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect();
+    std::fs::write(&path, &data).unwrap();
+    (dir, path, data)
+}
+
+/// A scratch directory removed on drop (no extra dependency).
+mod tempdir {
+    pub struct TempDir(pub std::path::PathBuf);
+    impl TempDir {
+        pub fn new() -> Self {
+            use std::sync::atomic::{AtomicUsize, Ordering};
+            static N: AtomicUsize = AtomicUsize::new(0);
+            let p = std::env::temp_dir().join(format!(
+                "chunkah-cli-{}-{}",
+                std::process::id(),
+                N.fetch_add(1, Ordering::SeqCst)
+            ));
+            std::fs::create_dir_all(&p).unwrap();
+            TempDir(p)
+        }
+    }
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+#[test]
+fn chunks_are_json_lines_matching_the_library() {
+    let (_dir, path, data) = sample();
+    let p = path.to_str().unwrap();
+    for algorithm in ["fastcdc", "vector"] {
+        let out = chunkah(&["chunk", "--algorithm", algorithm, p], None);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let got = lines(&out);
+        let config =
+            ChunkerConfig::default().with_algorithm(algorithm.parse::<Algorithm>().unwrap());
+        let expected = Chunker::auto(config).chunks(&data);
+        assert_eq!(got.len(), expected.len());
+        for (g, e) in got.iter().zip(&expected) {
+            assert_eq!(g["path"], p);
+            assert_eq!(g["offset"], e.offset);
+            assert_eq!(g["length"], e.length);
+            let bytes = &data[e.offset as usize..(e.offset + e.length) as usize];
+            assert_eq!(g["digest"], ChunkId::of(bytes).to_string());
+            assert_eq!(g.as_object().unwrap().len(), 4);
+        }
+    }
+}
+
+#[test]
+fn stdin_threads_backends_and_sizes_give_the_same_cuts() {
+    let (_dir, path, data) = sample();
+    let p = path.to_str().unwrap();
+    let reference = lines(&chunkah(
+        &["chunk", "--digest", "none", "--backend", "scalar", p],
+        None,
+    ));
+    assert!(reference.len() > 10);
+    assert!(reference.iter().all(|l| l.get("digest").is_none()));
+    let strip = |v: Vec<Value>| -> Vec<(u64, u64)> {
+        v.iter()
+            .map(|l| (l["offset"].as_u64().unwrap(), l["length"].as_u64().unwrap()))
+            .collect()
+    };
+    let reference = strip(reference);
+    let stdin = lines(&chunkah(&["chunk", "--digest", "none", "-"], Some(&data)));
+    assert!(stdin.iter().all(|l| l["path"] == "-"));
+    assert_eq!(strip(stdin), reference);
+    let threaded = lines(&chunkah(
+        &["chunk", "--digest", "none", "--threads", "3", p],
+        None,
+    ));
+    assert_eq!(strip(threaded), reference);
+    let sized = lines(&chunkah(
+        &[
+            "chunk", "--digest", "none", "--min", "16KiB", "--avg", "64K", "--max", "262144", p,
+        ],
+        None,
+    ));
+    assert_eq!(strip(sized), reference);
+    let small = lines(&chunkah(
+        &[
+            "chunk", "--digest", "none", "--min", "1K", "--avg", "4K", "--max", "16K", p,
+        ],
+        None,
+    ));
+    assert!(small.len() > 4 * reference.len());
+}
+
+#[test]
+fn several_files_print_in_order() {
+    let (dir, path, _) = sample();
+    let small = dir.0.join("small.txt");
+    std::fs::write(&small, b"hello").unwrap();
+    let empty = dir.0.join("empty");
+    std::fs::write(&empty, b"").unwrap();
+    let out = chunkah(
+        &[
+            "chunk",
+            small.to_str().unwrap(),
+            empty.to_str().unwrap(),
+            path.to_str().unwrap(),
+            small.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert!(out.status.success());
+    let got = lines(&out);
+    assert_eq!(got.first().unwrap()["path"], small.to_str().unwrap());
+    assert_eq!(got.first().unwrap()["length"], 5);
+    assert_eq!(got.last().unwrap()["path"], small.to_str().unwrap());
+    assert!(got.iter().all(|l| l["path"] != empty.to_str().unwrap()));
+}
+
+#[test]
+fn errors_name_the_cause_and_exit_non_zero() {
+    let (dir, path, _) = sample();
+    let missing = dir.0.join("missing.bin");
+    let out = chunkah(&["chunk", missing.to_str().unwrap()], None);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("missing.bin") && err.contains("No such file"),
+        "{err}"
+    );
+
+    let out = chunkah(&["chunk", dir.0.to_str().unwrap()], None);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is a directory"));
+
+    let p = path.to_str().unwrap();
+    for (args, needle) in [
+        (vec!["chunk", "--min", "12Q", p], "unknown suffix"),
+        (vec!["chunk", "--min", "1", p], "minimum size 1"),
+        (
+            vec!["chunk", "--normalization", "7", p],
+            "normalization level 7",
+        ),
+        (vec!["chunk", "--backend", "sse9", p], "unknown backend"),
+        (vec!["chunk", "--threads", "0", p], "--threads"),
+    ] {
+        let out = chunkah(&args, None);
+        assert!(!out.status.success(), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(needle), "{args:?}: {err}");
+    }
+    // A usage error is exit code 2.
+    assert_eq!(chunkah(&["chunk"], None).status.code(), Some(2));
+}
+
+#[test]
+fn unavailable_backend_from_the_environment_is_an_error() {
+    let (_dir, path, _) = sample();
+    #[cfg(target_arch = "x86_64")]
+    let foreign = "neon";
+    #[cfg(not(target_arch = "x86_64"))]
+    let foreign = "avx2";
+    let out = Command::new(env!("CARGO_BIN_EXE_chunkah"))
+        .args(["chunk", path.to_str().unwrap()])
+        .env("CHUNKAH_BACKEND", foreign)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr)
+        .contains(&format!("backend {foreign} is not available")));
+}
+
+#[test]
+fn a_closed_pipe_ends_quietly() {
+    let (_dir, path, _) = sample();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_chunkah"))
+        .args([
+            "chunk",
+            "--min",
+            "1K",
+            "--avg",
+            "4K",
+            "--max",
+            "16K",
+            path.to_str().unwrap(),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
