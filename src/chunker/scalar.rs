@@ -193,6 +193,21 @@ mod tests {
     }
 
     #[test]
+    fn vector_hash_check_values_of_docs_vector_md() {
+        let data: Vec<u8> = (0..64).collect();
+        let expect = [
+            (0, 0x2ea8_8303),
+            (1, 0x04d7_6fcd),
+            (31, 0x35cb_672e),
+            (32, 0x37f9_08f7),
+            (63, 0xafde_c5b5),
+        ];
+        for (i, h) in expect {
+            assert_eq!(vector_hash_at(&data, i), h, "H({i})");
+        }
+    }
+
+    #[test]
     fn window_hash_equals_the_long_chain_in_its_low_bits() {
         let data = noise(1_000, 3);
         let mut h = 0u64;
