@@ -11,6 +11,7 @@
 #[cfg(target_arch = "aarch64")]
 mod aarch64;
 mod backend;
+mod file;
 pub mod gear;
 mod lanes;
 mod parallel;
@@ -23,6 +24,7 @@ use std::fmt;
 use std::str::FromStr;
 
 pub use backend::Backend;
+pub use file::MappedFile;
 pub use stream::StreamChunker;
 
 use crate::digest::ChunkId;
@@ -189,7 +191,7 @@ pub struct DigestedChunk {
 /// Positions scanned per kernel call, by algorithm. Smaller wastes less
 /// scanning past a cut; larger amortises a kernel's warm-up. Measured with
 /// `examples/throughput.rs` (see BENCHMARKS.md).
-const FASTCDC_SCAN_BLOCK: usize = 32 << 10;
+const FASTCDC_SCAN_BLOCK: usize = 4 << 10;
 const VECTOR_SCAN_BLOCK: usize = 8 << 10;
 
 /// A chunker: a validated configuration bound to an available backend.
@@ -335,6 +337,12 @@ impl Chunker {
     /// Chunks and their BLAKE3 digests, both computed on the current rayon pool.
     pub fn digest_chunks_parallel(&self, data: &[u8]) -> Vec<DigestedChunk> {
         digest_chunks(data, &self.chunks_parallel(data))
+    }
+
+    /// Maps a file and returns its chunks with digests (see [`MappedFile`]).
+    pub fn digest_file(&self, path: impl AsRef<std::path::Path>) -> Result<Vec<DigestedChunk>> {
+        let file = MappedFile::open(path)?;
+        Ok(self.digest_chunks_parallel(&file))
     }
 }
 

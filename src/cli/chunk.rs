@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use chunkah::chunker::{
-    digest_chunks, Algorithm, Backend, Chunk, Chunker, ChunkerConfig, StreamChunker,
+    digest_chunks, Algorithm, Backend, Chunk, Chunker, ChunkerConfig, MappedFile, StreamChunker,
 };
 use chunkah::ChunkId;
 use clap::{Args, ValueEnum};
@@ -133,13 +133,7 @@ fn chunk_path(chunker: &Chunker, path: &Path, digest: bool, out: &mut dyn Write)
         return chunk_stream(chunker, file, &name, digest, out)
             .with_context(|| format!("chunking {}", path.display()));
     }
-    if meta.len() == 0 {
-        return Ok(());
-    }
-    // SAFETY: the mapping is read-only and private; if another process truncates the
-    // file while it is mapped, reads fault (SIGBUS), as with every mmap-based tool.
-    let map = unsafe { memmap2::MmapOptions::new().map(&file) }
-        .with_context(|| format!("mapping {}", path.display()))?;
+    let map = MappedFile::open(path)?;
     let data: &[u8] = &map;
     let chunks = chunker.chunks_parallel(data);
     if digest {
