@@ -7,8 +7,22 @@ use chunkah::chunker::{Algorithm, Chunker, ChunkerConfig};
 use chunkah::ChunkId;
 use serde_json::Value;
 
+/// The binary, run through `CHUNKAH_TEST_RUNNER` when that is set (the aarch64
+/// build under qemu: scripts/test-aarch64.sh sets it).
+fn command() -> Command {
+    match std::env::var("CHUNKAH_TEST_RUNNER") {
+        Ok(runner) if !runner.trim().is_empty() => {
+            let mut words = runner.split_whitespace();
+            let mut cmd = Command::new(words.next().unwrap());
+            cmd.args(words).arg(env!("CARGO_BIN_EXE_chunkah"));
+            cmd
+        }
+        _ => Command::new(env!("CARGO_BIN_EXE_chunkah")),
+    }
+}
+
 fn chunkah(args: &[&str], stdin: Option<&[u8]>) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_chunkah"));
+    let mut cmd = command();
     cmd.args(args).env_remove("CHUNKAH_BACKEND");
     cmd.stdin(if stdin.is_some() {
         Stdio::piped()
@@ -206,7 +220,7 @@ fn unavailable_backend_from_the_environment_is_an_error() {
     let foreign = "neon";
     #[cfg(not(target_arch = "x86_64"))]
     let foreign = "avx2";
-    let out = Command::new(env!("CARGO_BIN_EXE_chunkah"))
+    let out = command()
         .args(["chunk", path.to_str().unwrap()])
         .env("CHUNKAH_BACKEND", foreign)
         .output()
@@ -219,7 +233,7 @@ fn unavailable_backend_from_the_environment_is_an_error() {
 #[test]
 fn a_closed_pipe_ends_quietly() {
     let (_dir, path, _) = sample();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_chunkah"))
+    let mut child = command()
         .args([
             "chunk",
             "--min",

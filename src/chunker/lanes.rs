@@ -7,6 +7,29 @@
 //! and report only positions no earlier lane reports.
 
 use super::gear::VECTOR_WINDOW;
+use super::scalar;
+
+/// Scans the part of `from..to` before the first whole window with the scalar
+/// kernel and returns where SIMD lanes may start.
+pub(crate) fn scalar_head(
+    data: &[u8],
+    from: usize,
+    to: usize,
+    mask: u32,
+    out: &mut Vec<usize>,
+) -> usize {
+    let head_end = to.min(from.max(VECTOR_WINDOW));
+    if from < head_end {
+        scalar::scan_vector(data, from, head_end, mask, out);
+    }
+    head_end
+}
+
+/// Appends the sorted hits of a multi-stream scan.
+pub(crate) fn finish(mut hits: Vec<usize>, out: &mut Vec<usize>) {
+    hits.sort_unstable();
+    out.extend_from_slice(&hits);
+}
 
 /// The split of `from..to` among `N` lanes.
 pub(crate) struct LanePlan<const N: usize> {
@@ -43,6 +66,8 @@ impl<const N: usize> LanePlan<N> {
     }
 
     /// Like [`LanePlan::record`], for lanes that may have hit: `hit(pos)` decides.
+    // Only the AVX2 kernel tests several steps at once and needs a second opinion.
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     #[inline]
     pub fn record_if(
         &self,

@@ -14,8 +14,8 @@
 
 use std::arch::x86_64::*;
 
-use super::gear::{VECTOR_MIX, VECTOR_NIBBLES, VECTOR_WINDOW};
-use super::lanes::LanePlan;
+use super::gear::{VECTOR_MIX, VECTOR_NIBBLES};
+use super::lanes::{finish, scalar_head, LanePlan};
 use super::scalar;
 
 /// # Safety
@@ -42,22 +42,6 @@ pub(crate) unsafe fn scan_fastcdc_avx512(
     out: &mut Vec<usize>,
 ) {
     scalar::scan_fastcdc_ilp(data, from, to, mask, out)
-}
-
-/// Scans the part of `from..to` before the first whole window with the scalar
-/// kernel and returns where SIMD lanes may start.
-fn scalar_head(data: &[u8], from: usize, to: usize, mask: u32, out: &mut Vec<usize>) -> usize {
-    let head_end = to.min(from.max(VECTOR_WINDOW));
-    if from < head_end {
-        scalar::scan_vector(data, from, head_end, mask, out);
-    }
-    head_end
-}
-
-/// Appends the sorted hits of a multi-stream scan.
-fn finish(mut hits: Vec<usize>, out: &mut Vec<usize>) {
-    hits.sort_unstable();
-    out.extend_from_slice(&hits);
 }
 
 // ---------------------------------------------------------------- AVX2, 8 lanes
