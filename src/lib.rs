@@ -26,6 +26,8 @@
 pub mod chunker;
 pub mod digest;
 pub mod error;
+pub mod layer;
+pub mod walk;
 
 pub use digest::ChunkId;
 pub use error::{Error, Result};

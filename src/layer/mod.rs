@@ -1,0 +1,3 @@
+//! Layers: tar archives of entries, compressed, with their digests.
+
+pub mod tar;
