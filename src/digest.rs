@@ -1,4 +1,4 @@
-//! Content digests: [`ChunkId`] (BLAKE3) for chunks.
+//! Content digests: [`ChunkId`] (BLAKE3) for chunks, [`Digest`] (sha256) for OCI blobs.
 
 use std::fmt;
 
@@ -47,5 +47,134 @@ mod tests {
             ChunkId::of(b"").to_string(),
             "blake3:af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262"
         );
+    }
+}
+
+/// An OCI content digest: `sha256:<hex>` of a blob's bytes.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Digest(pub [u8; 32]);
+
+impl Digest {
+    /// The sha256 of `data`.
+    pub fn of(data: &[u8]) -> Self {
+        use sha2::Digest as _;
+        Digest(sha2::Sha256::digest(data).into())
+    }
+
+    /// Lower-case hex of the 32 bytes (the blob's file name in a layout).
+    pub fn hex(&self) -> String {
+        ChunkId(self.0).to_hex()
+    }
+
+    /// Parses `sha256:<64 hex digits>`.
+    pub fn parse(s: &str) -> Option<Self> {
+        let hex = s.strip_prefix("sha256:")?;
+        if hex.len() != 64
+            || !hex
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+        {
+            return None;
+        }
+        let mut out = [0u8; 32];
+        for (i, byte) in out.iter_mut().enumerate() {
+            *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok()?;
+        }
+        Some(Digest(out))
+    }
+}
+
+impl fmt::Display for Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "sha256:{}", self.hex())
+    }
+}
+
+impl fmt::Debug for Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl serde::Serialize for Digest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Digest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Digest::parse(&s)
+            .ok_or_else(|| serde::de::Error::custom(format!("not a sha256 digest: {s:?}")))
+    }
+}
+
+/// A `Write` that passes bytes on while computing their sha256 and count.
+pub struct HashingWriter<W> {
+    inner: W,
+    hasher: sha2::Sha256,
+    count: u64,
+}
+
+impl<W: std::io::Write> HashingWriter<W> {
+    /// Wraps `inner`.
+    pub fn new(inner: W) -> Self {
+        use sha2::Digest as _;
+        HashingWriter {
+            inner,
+            hasher: sha2::Sha256::new(),
+            count: 0,
+        }
+    }
+
+    /// The inner writer, the digest and the byte count of what was written.
+    pub fn finish(self) -> (W, Digest, u64) {
+        use sha2::Digest as _;
+        (
+            self.inner,
+            Digest(self.hasher.finalize().into()),
+            self.count,
+        )
+    }
+
+    /// The inner writer.
+    pub fn get_mut(&mut self) -> &mut W {
+        &mut self.inner
+    }
+}
+
+impl<W: std::io::Write> std::io::Write for HashingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        use sha2::Digest as _;
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.count += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+#[cfg(test)]
+mod oci_digest_tests {
+    use super::*;
+
+    #[test]
+    fn sha256_of_abc_round_trips() {
+        let d = Digest::of(b"abc");
+        let s = d.to_string();
+        assert_eq!(
+            s,
+            "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        assert_eq!(Digest::parse(&s), Some(d));
+        assert_eq!(Digest::parse("sha256:BA78"), None);
+        assert_eq!(Digest::parse(&s.to_uppercase()), None);
+        let mut w = HashingWriter::new(Vec::new());
+        std::io::Write::write_all(&mut w, b"abc").unwrap();
+        let (inner, digest, n) = w.finish();
+        assert_eq!((inner.as_slice(), digest, n), (&b"abc"[..], d, 3));
     }
 }

@@ -29,7 +29,7 @@ pub mod error;
 pub mod layer;
 pub mod walk;
 
-pub use digest::ChunkId;
+pub use digest::{ChunkId, Digest};
 pub use error::{Error, Result};
 
 /// The README's examples, compiled and run as doc tests.
