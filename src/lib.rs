@@ -27,6 +27,7 @@ pub mod chunker;
 pub mod digest;
 pub mod error;
 pub mod layer;
+pub mod oci;
 pub mod walk;
 
 pub use digest::{ChunkId, Digest};

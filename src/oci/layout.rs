@@ -1,0 +1,241 @@
+//! Writing into an OCI image layout directory, safely.
+//!
+//! Blobs are written to temporary files in `blobs/sha256/` and renamed to
+//! their digest once complete, so a blob file is never partial. The tag is
+//! published last, by replacing `index.json` atomically (write aside, then
+//! rename): until then the layout's other images and tags are untouched, and
+//! an interrupted run leaves no image behind, only unreferenced blobs.
+
+use std::fs::{self, File};
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::types::{Descriptor, Index, INDEX_MEDIA_TYPE, REF_NAME};
+use crate::digest::{Digest, HashingWriter};
+use crate::error::{Error, Result};
+
+const OCI_LAYOUT: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
+
+/// An OCI image layout opened for writing.
+#[derive(Debug)]
+pub struct LayoutWriter {
+    root: PathBuf,
+    blobs: PathBuf,
+}
+
+/// A blob being written; removed unless [`LayoutWriter::commit`] takes it.
+pub struct TempBlob {
+    path: PathBuf,
+    writer: Option<HashingWriter<BufWriter<File>>>,
+}
+
+impl TempBlob {
+    /// The sink for the blob's bytes.
+    pub fn writer(&mut self) -> &mut HashingWriter<BufWriter<File>> {
+        self.writer
+            .as_mut()
+            .expect("a temporary blob is written before it is committed")
+    }
+}
+
+impl Drop for TempBlob {
+    fn drop(&mut self) {
+        if self.writer.is_some() {
+            let _ = fs::remove_file(&self.path);
+        }
+    }
+}
+
+impl LayoutWriter {
+    /// Opens the layout at `root`, creating it if the directory is missing or
+    /// empty. A non-empty directory that is not a layout is an error.
+    pub fn open(root: &Path) -> Result<Self> {
+        let io = |p: &Path, e| Error::io(p, e);
+        match fs::read_dir(root) {
+            Ok(mut rd) => {
+                let empty = rd.next().is_none();
+                if !empty && !root.join("oci-layout").exists() {
+                    return Err(Error::io(
+                        root,
+                        std::io::Error::other(
+                            "exists and is not an OCI image layout (no oci-layout file)",
+                        ),
+                    ));
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                fs::create_dir_all(root).map_err(|e| io(root, e))?;
+            }
+            Err(e) => return Err(io(root, e)),
+        }
+        let blobs = root.join("blobs").join("sha256");
+        fs::create_dir_all(&blobs).map_err(|e| io(&blobs, e))?;
+        let layout = root.join("oci-layout");
+        if !layout.exists() {
+            write_atomic(&layout, OCI_LAYOUT)?;
+        }
+        Ok(LayoutWriter {
+            root: root.to_path_buf(),
+            blobs,
+        })
+    }
+
+    /// The layout's directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Whether the layout already holds the blob.
+    pub fn has_blob(&self, digest: &Digest) -> bool {
+        self.blobs.join(digest.hex()).is_file()
+    }
+
+    /// Starts a blob in a temporary file of the layout.
+    pub fn temp_blob(&self) -> Result<TempBlob> {
+        let path = temp_name(&self.blobs);
+        let file = File::options()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .map_err(|e| Error::io(&path, e))?;
+        Ok(TempBlob {
+            path,
+            writer: Some(HashingWriter::new(BufWriter::with_capacity(1 << 20, file))),
+        })
+    }
+
+    /// Completes a blob: flushes it to disk and renames it to its digest.
+    pub fn commit(&self, mut blob: TempBlob) -> Result<(Digest, u64)> {
+        let writer = blob.writer.take().expect("committed once");
+        let (buf, digest, size) = writer.finish();
+        let file = buf
+            .into_inner()
+            .map_err(|e| Error::io(&blob.path, e.into_error()))?;
+        file.sync_all().map_err(|e| Error::io(&blob.path, e))?;
+        drop(file);
+        let dest = self.blobs.join(digest.hex());
+        fs::rename(&blob.path, &dest).map_err(|e| Error::io(&dest, e))?;
+        Ok((digest, size))
+    }
+
+    /// Stores `bytes` as a blob and returns its descriptor.
+    pub fn put_blob(&self, media_type: &str, bytes: &[u8]) -> Result<Descriptor> {
+        let mut blob = self.temp_blob()?;
+        blob.writer()
+            .write_all(bytes)
+            .map_err(|e| Error::io(&blob.path, e))?;
+        let (digest, size) = self.commit(blob)?;
+        Ok(Descriptor {
+            media_type: media_type.to_string(),
+            digest,
+            size,
+            annotations: Default::default(),
+        })
+    }
+
+    /// Points `tag` at `manifest` in `index.json`, keeping every other entry.
+    pub fn set_tag(&self, tag: &str, mut manifest: Descriptor) -> Result<()> {
+        let path = self.root.join("index.json");
+        let mut index = match fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice::<Index>(&bytes).map_err(|e| {
+                Error::io(
+                    &path,
+                    std::io::Error::new(std::io::ErrorKind::InvalidData, e),
+                )
+            })?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Index {
+                schema_version: 2,
+                media_type: Some(INDEX_MEDIA_TYPE.to_string()),
+                manifests: Vec::new(),
+                annotations: Default::default(),
+            },
+            Err(e) => return Err(Error::io(&path, e)),
+        };
+        index
+            .manifests
+            .retain(|m| m.annotations.get(REF_NAME).map(String::as_str) != Some(tag));
+        manifest
+            .annotations
+            .insert(REF_NAME.to_string(), tag.to_string());
+        index.manifests.push(manifest);
+        let json = serde_json::to_vec(&index).expect("an index serialises");
+        write_atomic(&path, &json)
+    }
+}
+
+fn temp_name(dir: &Path) -> PathBuf {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    dir.join(format!(
+        ".tmp-chunkah-{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    ))
+}
+
+/// Writes `bytes` to `path` by writing a temporary file beside it and renaming it.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let tmp = temp_name(dir);
+    let result = (|| {
+        let mut f = File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        fs::rename(&tmp, path)
+    })();
+    if let Err(e) = result {
+        let _ = fs::remove_file(&tmp);
+        return Err(Error::io(path, e));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tags_replace_only_their_own_entry() {
+        let dir = std::env::temp_dir().join(format!("chunkah-layout-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let w = LayoutWriter::open(&dir).unwrap();
+        let a = w.put_blob("application/octet-stream", b"a").unwrap();
+        let b = w.put_blob("application/octet-stream", b"b").unwrap();
+        assert!(w.has_blob(&a.digest));
+        assert_eq!(
+            fs::read(dir.join("blobs/sha256").join(a.digest.hex())).unwrap(),
+            b"a"
+        );
+        w.set_tag("one", a.clone()).unwrap();
+        w.set_tag("two", a.clone()).unwrap();
+        w.set_tag("one", b.clone()).unwrap();
+        let index: Index =
+            serde_json::from_slice(&fs::read(dir.join("index.json")).unwrap()).unwrap();
+        let tags: Vec<(&str, Digest)> = index
+            .manifests
+            .iter()
+            .map(|m| (m.annotations[REF_NAME].as_str(), m.digest))
+            .collect();
+        assert_eq!(tags, vec![("two", a.digest), ("one", b.digest)]);
+        // A dropped temporary blob leaves nothing behind.
+        drop(w.temp_blob().unwrap());
+        let leftovers = fs::read_dir(dir.join("blobs/sha256"))
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with(".tmp")
+            })
+            .count();
+        assert_eq!(leftovers, 0);
+        // A directory with other content is refused.
+        let other = dir.join("blobs");
+        assert!(LayoutWriter::open(&other)
+            .unwrap_err()
+            .to_string()
+            .contains("not an OCI image layout"));
+        fs::remove_dir_all(&dir).unwrap();
+    }
+}
