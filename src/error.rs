@@ -46,6 +46,17 @@ pub enum Error {
     /// An I/O error on a stream that has no path (a pipe).
     #[error("reading stream: {0}")]
     Stream(#[source] std::io::Error),
+
+    /// A package database (dpkg, apk, pacman) has content that does not parse.
+    #[error("{}:{line}: {message}", path.display())]
+    PackageDb {
+        /// The database file.
+        path: PathBuf,
+        /// The line concerned, counted from 1.
+        line: usize,
+        /// What is wrong with it.
+        message: String,
+    },
 }
 
 impl Error {

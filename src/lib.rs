@@ -24,10 +24,12 @@
 #![warn(missing_docs)]
 
 pub mod chunker;
+pub mod component;
 pub mod digest;
 pub mod error;
 pub mod layer;
 pub mod oci;
+pub mod pack;
 pub mod walk;
 
 pub use digest::{ChunkId, Digest};

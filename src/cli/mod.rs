@@ -5,6 +5,7 @@
 //! A closed stdout pipe ends the program quietly with 0.
 
 mod chunk;
+mod pack;
 mod size;
 
 use std::io::{self, Write};
@@ -24,6 +25,8 @@ pub struct Cli {
 enum Command {
     /// Split files into content-defined chunks; one JSON object per chunk and line.
     Chunk(chunk::ChunkArgs),
+    /// Pack a root file system into an OCI image with layers that survive updates.
+    Pack(pack::PackArgs),
 }
 
 /// Runs the command line and maps the outcome to an exit code.
@@ -31,6 +34,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Chunk(args) => chunk::run(args),
+        Command::Pack(args) => pack::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

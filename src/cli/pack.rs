@@ -1,0 +1,199 @@
+//! `chunkah pack`: a root file system becomes an OCI image.
+
+use std::collections::BTreeMap;
+use std::io::{self, IsTerminal, Write};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+use anyhow::{bail, Context, Result};
+use chunkah::component::read_package_databases;
+use chunkah::layer::Compression;
+use chunkah::oci::layout::LayoutWriter;
+use chunkah::oci::ImageRef;
+use chunkah::pack::{pack_dir, PackOptions, Progress};
+use clap::{Args, ValueEnum};
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum CompressionArg {
+    /// zstd (default level 3).
+    Zstd,
+    /// gzip (default level 6).
+    Gzip,
+    /// Plain tar.
+    None,
+}
+
+#[derive(Debug, Args)]
+pub struct PackArgs {
+    /// The root file system: `dir:PATH` or a bare directory path.
+    #[arg(value_name = "SOURCE")]
+    source: String,
+    /// Where the image goes: `oci:DIR[:TAG]` (tag `latest` by default).
+    #[arg(short = 'o', long = "output", value_name = "DEST")]
+    dest: String,
+    /// Layer compression.
+    #[arg(long, value_enum, default_value = "zstd")]
+    compression: CompressionArg,
+    /// Compression level (zstd 1..=22, gzip 0..=9).
+    #[arg(long)]
+    compression_level: Option<i32>,
+    /// At most this many layers (1..=500).
+    #[arg(long, default_value_t = 64)]
+    max_layers: usize,
+    /// Clamp mtimes to this time (seconds since the epoch) and use it as the
+    /// creation time [env: SOURCE_DATE_EPOCH].
+    #[arg(long)]
+    source_date_epoch: Option<i64>,
+    /// A config label, KEY=VALUE (repeatable).
+    #[arg(long = "label", value_name = "KEY=VALUE")]
+    labels: Vec<String>,
+    /// A manifest annotation, KEY=VALUE (repeatable).
+    #[arg(long = "annotation", value_name = "KEY=VALUE")]
+    annotations: Vec<String>,
+    /// Worker threads (default: one per core).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Print a JSON summary (layers, sizes, components) on stdout.
+    #[arg(long)]
+    json: bool,
+    /// Print nothing but errors.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+fn key_values(what: &str, items: &[String]) -> Result<BTreeMap<String, String>> {
+    items
+        .iter()
+        .map(|kv| match kv.split_once('=') {
+            Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+            _ => bail!("{what} {kv:?} is not KEY=VALUE"),
+        })
+        .collect()
+}
+
+pub fn run(args: PackArgs) -> Result<()> {
+    let root = PathBuf::from(args.source.strip_prefix("dir:").unwrap_or(&args.source));
+    if let Some((scheme, _)) = args.source.split_once(':') {
+        if ["tar", "oci", "oci-archive", "docker"].contains(&scheme) {
+            bail!(
+                "source {:?}: {scheme}: sources are not supported yet (use dir:PATH)",
+                args.source
+            );
+        }
+    }
+    let ImageRef::Layout { dir, tag } = ImageRef::parse(&args.dest)?;
+    if !(1..=500).contains(&args.max_layers) {
+        bail!(
+            "--max-layers must be within 1..=500 (got {})",
+            args.max_layers
+        );
+    }
+    if args.max_layers > 127 && !args.quiet {
+        eprintln!("chunkah: warning: more than 127 layers break some older clients");
+    }
+    let compression = match (args.compression, args.compression_level) {
+        (CompressionArg::Zstd, None) => Compression::Zstd(3),
+        (CompressionArg::Zstd, Some(l)) if (1..=22).contains(&l) => Compression::Zstd(l),
+        (CompressionArg::Gzip, None) => Compression::Gzip(6),
+        (CompressionArg::Gzip, Some(l)) if (0..=9).contains(&l) => Compression::Gzip(l as u32),
+        (CompressionArg::None, None) => Compression::None,
+        (c, Some(l)) => bail!("compression level {l} is out of range for {c:?}"),
+    };
+    let source_date_epoch = match args.source_date_epoch {
+        Some(e) => Some(e),
+        None => match std::env::var("SOURCE_DATE_EPOCH") {
+            Ok(v) => Some(
+                v.trim()
+                    .parse()
+                    .with_context(|| format!("SOURCE_DATE_EPOCH={v:?} is not a number"))?,
+            ),
+            Err(_) => None,
+        },
+    };
+    let options = PackOptions {
+        max_layers: args.max_layers,
+        compression,
+        source_date_epoch,
+        labels: key_values("label", &args.labels)?,
+        annotations: key_values("annotation", &args.annotations)?,
+        ..PackOptions::default()
+    };
+    let threads = match args.threads {
+        Some(0) => bail!("--threads must be at least 1"),
+        Some(n) => n,
+        None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+    };
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()?;
+
+    let meta =
+        std::fs::metadata(&root).with_context(|| format!("reading source {}", root.display()))?;
+    if !meta.is_dir() {
+        bail!("source {} is not a directory", root.display());
+    }
+    let ownership = read_package_databases(&root)
+        .with_context(|| format!("reading the package databases of {}", root.display()))?;
+    let layout = LayoutWriter::open(&dir).with_context(|| format!("opening {}", dir.display()))?;
+
+    let show = !args.quiet && io::stderr().is_terminal();
+    let total = AtomicU64::new(0);
+    let done = AtomicU64::new(0);
+    let layers = AtomicUsize::new(0);
+    let progress = |p: Progress| {
+        if !show {
+            return;
+        }
+        match p {
+            Progress::Walked { bytes, .. } => total.store(bytes, Ordering::Relaxed),
+            Progress::Planned { layers: n } => layers.store(n, Ordering::Relaxed),
+            Progress::LayerWritten { bytes } => {
+                let d = done.fetch_add(bytes, Ordering::Relaxed) + bytes;
+                let t = total.load(Ordering::Relaxed).max(1);
+                eprint!(
+                    "\rchunkah: packing {:>3}% of {} MB in {} layers",
+                    d * 100 / t,
+                    t / 1_000_000,
+                    layers.load(Ordering::Relaxed)
+                );
+            }
+        }
+    };
+    let report = pool
+        .install(|| {
+            pack_dir(
+                &root,
+                |p| ownership.owner(p).map(str::to_string),
+                &layout,
+                &tag,
+                &options,
+                &progress,
+            )
+        })
+        .with_context(|| format!("packing {}", root.display()))?;
+    if show {
+        eprintln!();
+    }
+    if !args.quiet {
+        for w in &report.warnings {
+            eprintln!("chunkah: warning: {w}");
+        }
+    }
+    let mut out = io::stdout().lock();
+    if args.json {
+        let json = serde_json::to_string_pretty(&report).expect("a report serialises");
+        writeln!(out, "{json}")?;
+    } else if !args.quiet {
+        writeln!(
+            out,
+            "{}:{} {} ({} layers, {} components, {} bytes)",
+            dir.display(),
+            tag,
+            report.manifest,
+            report.layers.len(),
+            report.components,
+            report.total_size
+        )?;
+    }
+    Ok(())
+}

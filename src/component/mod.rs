@@ -1,0 +1,648 @@
+//! Which package owns each path of a root file system.
+//!
+//! [`read_package_databases`] reads the package databases it finds under a
+//! root (dpkg, apk, pacman) and returns an [`Ownership`]: a map from a path
+//! relative to the root (`usr/bin/ls`, no leading `/`) to a component name.
+//! Component names say where they come from:
+//!
+//! | database | file(s) read | component |
+//! |---|---|---|
+//! | dpkg | `var/lib/dpkg/status`, `var/lib/dpkg/info/*.list`, `var/lib/dpkg/diversions` | `deb:<source package>` |
+//! | apk | `lib/apk/db/installed` (or `usr/lib/apk/db/installed`) | `apk:<origin>` |
+//! | pacman | `var/lib/pacman/local/*/{desc,files}` | `pacman:<base>` |
+//!
+//! Databases name paths as the package manager sees them. On a "usrmerged"
+//! system `/bin` is a symbolic link to `usr/bin`, and dpkg still says
+//! `/bin/ls`: the symbolic links among a path's *parent directories* are
+//! resolved inside the root (the root is `/`; links never lead out of it),
+//! and the path is recorded where the file really is, `usr/bin/ls`. The last
+//! component is not followed: a database entry that is itself a symbolic
+//! link names the link.
+//!
+//! The result is a pure function of the databases and the tree: when several
+//! packages list the same path (a directory such as `usr/share/doc`, or a
+//! file two packages both ship), the lexicographically smallest component
+//! name owns it.
+//!
+//! ```no_run
+//! use std::path::Path;
+//!
+//! let ownership = chunkah::component::read_package_databases(Path::new("/srv/rootfs"))?;
+//! println!("{} paths owned by {} components", ownership.len(), ownership.components().count());
+//! if let Some(owner) = ownership.owner(Path::new("usr/bin/ls")) {
+//!     println!("usr/bin/ls belongs to {owner}");
+//! }
+//! # Ok::<(), chunkah::Error>(())
+//! ```
+
+mod apk;
+mod dpkg;
+mod pacman;
+
+use std::collections::hash_map::Entry;
+use std::collections::{BTreeMap, HashMap};
+use std::ffi::OsStr;
+use std::fs;
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use crate::{Error, Result};
+
+/// Which component owns each path of a tree.
+///
+/// Paths are relative to the root of the tree, without a leading `/`
+/// (`usr/bin/ls`). Directories listed by a package database are owned too.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Ownership {
+    /// Distinct component names, sorted; each owns at least one path.
+    names: Vec<String>,
+    /// Path -> index into `names`. Ordered by path components, which is the
+    /// order of a sorted depth-first walk.
+    owners: BTreeMap<PathBuf, usize>,
+}
+
+impl Ownership {
+    /// The component that owns `path`, if any.
+    ///
+    /// `path` is relative to the root; a leading `/` is ignored, and so are
+    /// repeated and trailing slashes (`usr//bin/` is `usr/bin`).
+    pub fn owner(&self, path: &Path) -> Option<&str> {
+        let path = path.strip_prefix("/").unwrap_or(path);
+        self.owners.get(path).map(|&i| self.names[i].as_str())
+    }
+
+    /// The number of owned paths.
+    pub fn len(&self) -> usize {
+        self.owners.len()
+    }
+
+    /// Whether no path is owned.
+    pub fn is_empty(&self) -> bool {
+        self.owners.is_empty()
+    }
+
+    /// The distinct component names, sorted.
+    pub fn components(&self) -> impl Iterator<Item = &str> {
+        self.names.iter().map(String::as_str)
+    }
+
+    /// Every owned path with its owner, sorted by path (component by
+    /// component, the order of a sorted depth-first walk).
+    pub fn iter(&self) -> impl Iterator<Item = (&Path, &str)> {
+        self.owners
+            .iter()
+            .map(|(p, &i)| (p.as_path(), self.names[i].as_str()))
+    }
+}
+
+/// Builds an [`Ownership`] from `(path, component)` pairs, with the same rules
+/// as the database readers: paths are made relative (no leading, trailing or
+/// repeated `/`, no `.` components; the root itself is dropped) and a path
+/// claimed twice goes to the smallest component name. Symbolic links are not
+/// resolved: there is no tree to resolve them in.
+impl<P: AsRef<Path>, S: Into<String>> FromIterator<(P, S)> for Ownership {
+    fn from_iter<I: IntoIterator<Item = (P, S)>>(iter: I) -> Self {
+        let mut builder = OwnershipBuilder::default();
+        for (path, name) in iter {
+            let id = builder.component(name.into());
+            builder.claim(normalise(path.as_ref().as_os_str().as_bytes()), id);
+        }
+        builder.finish()
+    }
+}
+
+/// Reads every package database found under `root` and says which component
+/// owns each path.
+///
+/// Looks for dpkg (`var/lib/dpkg/status`), apk (`lib/apk/db/installed`) and
+/// pacman (`var/lib/pacman/local`); a root with none of them gives an empty
+/// [`Ownership`], not an error. Database files are found through the tree's
+/// own symbolic links, resolved inside `root`.
+///
+/// # Errors
+///
+/// [`Error::Io`] when `root` is not a readable directory or a database file
+/// cannot be read; [`Error::PackageDb`], naming the file and line, when a
+/// database does not parse.
+pub fn read_package_databases(root: &Path) -> Result<Ownership> {
+    // A root that is not there is a mistake, not a tree without databases.
+    fs::read_dir(root).map_err(|e| Error::io(root, e))?;
+    let mut tree = RootFs::new(root);
+    let mut builder = OwnershipBuilder::default();
+    dpkg::read(&mut tree, &mut builder)?;
+    apk::read(&mut tree, &mut builder)?;
+    pacman::read(&mut tree, &mut builder)?;
+    Ok(builder.finish())
+}
+
+/// Collects claims; the smallest component name wins a contested path.
+#[derive(Default)]
+struct OwnershipBuilder {
+    names: Vec<String>,
+    ids: HashMap<String, usize>,
+    owners: HashMap<Vec<u8>, usize>,
+}
+
+impl OwnershipBuilder {
+    /// The id of component `name`, interned.
+    fn component(&mut self, name: String) -> usize {
+        match self.ids.entry(name) {
+            Entry::Occupied(e) => *e.get(),
+            Entry::Vacant(e) => {
+                let id = self.names.len();
+                self.names.push(e.key().clone());
+                e.insert(id);
+                id
+            }
+        }
+    }
+
+    /// Records that component `id` lists `path` (normalised, relative); the
+    /// root (`""`) is never owned.
+    fn claim(&mut self, path: Vec<u8>, id: usize) {
+        if path.is_empty() {
+            return;
+        }
+        match self.owners.entry(path) {
+            Entry::Occupied(mut e) => {
+                if self.names[id] < self.names[*e.get()] {
+                    e.insert(id);
+                }
+            }
+            Entry::Vacant(e) => {
+                e.insert(id);
+            }
+        }
+    }
+
+    fn finish(self) -> Ownership {
+        // Keep the names that own something, sorted, and renumber.
+        let mut used = vec![false; self.names.len()];
+        for &id in self.owners.values() {
+            used[id] = true;
+        }
+        let mut order: Vec<usize> = (0..self.names.len()).filter(|&i| used[i]).collect();
+        order.sort_by(|&a, &b| self.names[a].cmp(&self.names[b]));
+        let mut renumber = vec![0; self.names.len()];
+        for (new, &old) in order.iter().enumerate() {
+            renumber[old] = new;
+        }
+        let owners = self
+            .owners
+            .into_iter()
+            .map(|(path, id)| (PathBuf::from(OsStr::from_bytes(&path)), renumber[id]))
+            .collect();
+        let mut names = self.names;
+        let names = order
+            .iter()
+            .map(|&i| std::mem::take(&mut names[i]))
+            .collect();
+        Ownership { names, owners }
+    }
+}
+
+/// The longest path a database may name, in bytes (Linux's `PATH_MAX`).
+const MAX_PATH_BYTES: usize = 4096;
+
+/// How many symbolic links one resolution step follows before giving up
+/// (Linux's limit for a whole path lookup).
+const MAX_LINKS: usize = 40;
+
+/// A root file system, with symbolic links resolved inside it.
+///
+/// Paths are bytes relative to the root, components separated by one `/`,
+/// `""` being the root itself.
+struct RootFs {
+    root: PathBuf,
+    /// Literal directory -> (resolved directory, resolution complete).
+    dirs: HashMap<Vec<u8>, (Vec<u8>, bool)>,
+}
+
+impl RootFs {
+    fn new(root: &Path) -> Self {
+        RootFs {
+            root: root.to_path_buf(),
+            dirs: HashMap::new(),
+        }
+    }
+
+    /// Where the relative path `rel` is on the host.
+    fn host_path(&self, rel: &[u8]) -> PathBuf {
+        self.root.join(OsStr::from_bytes(rel))
+    }
+
+    /// Resolves the symbolic links among the parent directories of `rel`, but
+    /// not its last component: where a database entry really is.
+    ///
+    /// A loop of links leaves the path partly resolved; that is not an error
+    /// here, since the entry is only named, never opened.
+    fn resolve_parent(&mut self, rel: &[u8]) -> Result<Vec<u8>> {
+        Ok(self.resolve(rel, false)?.0)
+    }
+
+    /// Resolves `rel` (normalised) inside the root. Returns the resolved path
+    /// and whether resolution completed (false when a link loop was cut).
+    fn resolve(&mut self, rel: &[u8], follow_last: bool) -> Result<(Vec<u8>, bool)> {
+        if rel.is_empty() {
+            return Ok((Vec::new(), true));
+        }
+        if rel.split(|&b| b == b'/').any(|c| c == b"..") {
+            // Never seen in a real database; resolve it without the cache.
+            return self.follow(b"", rel, follow_last);
+        }
+        let (parent, name) = match rel.iter().rposition(|&b| b == b'/') {
+            Some(i) => (&rel[..i], &rel[i + 1..]),
+            None => (&rel[..0], rel),
+        };
+        let (dir, dir_complete) = self.resolve_dir(parent)?;
+        let (path, complete) = self.follow(&dir, name, follow_last)?;
+        Ok((path, dir_complete && complete))
+    }
+
+    /// Resolves directory `dir` (normalised, no `..`) with every component
+    /// followed, caching each prefix.
+    fn resolve_dir(&mut self, dir: &[u8]) -> Result<(Vec<u8>, bool)> {
+        if dir.is_empty() {
+            return Ok((Vec::new(), true));
+        }
+        if let Some(hit) = self.dirs.get(dir) {
+            return Ok(hit.clone());
+        }
+        // Ends of each prefix: `a`, `a/b`, `a/b/c`.
+        let ends: Vec<usize> = dir
+            .iter()
+            .enumerate()
+            .filter(|&(_, &b)| b == b'/')
+            .map(|(i, _)| i)
+            .chain(std::iter::once(dir.len()))
+            .collect();
+        // The longest prefix already resolved.
+        let mut start = ends.len();
+        while start > 0 && !self.dirs.contains_key(&dir[..ends[start - 1]]) {
+            start -= 1;
+        }
+        let (mut cur, mut complete) = match start {
+            0 => (Vec::new(), true),
+            n => self.dirs[&dir[..ends[n - 1]]].clone(),
+        };
+        for k in start..ends.len() {
+            let from = if k == 0 { 0 } else { ends[k - 1] + 1 };
+            let (next, done) = self.follow(&cur, &dir[from..ends[k]], true)?;
+            cur = next;
+            complete &= done;
+            self.dirs
+                .insert(dir[..ends[k]].to_vec(), (cur.clone(), complete));
+        }
+        Ok((cur, complete))
+    }
+
+    /// Walks `rest` (relative, `/`-separated) from `base`, a resolved
+    /// directory, following symbolic links inside the root: an absolute
+    /// target starts again at the root, `..` never climbs above it. The last
+    /// component is followed only if `follow_last`.
+    fn follow(&self, base: &[u8], rest: &[u8], follow_last: bool) -> Result<(Vec<u8>, bool)> {
+        let mut cur = base.to_vec();
+        // Components still to walk, the next one last.
+        let mut pending: Vec<Vec<u8>> = rest
+            .split(|&b| b == b'/')
+            .rev()
+            .map(<[u8]>::to_vec)
+            .collect();
+        let mut links = 0;
+        // Once a component is missing, nothing below it can be a link.
+        let mut exists = true;
+        while let Some(component) = pending.pop() {
+            match component.as_slice() {
+                b"" | b"." => continue,
+                b".." => {
+                    pop_component(&mut cur);
+                    continue;
+                }
+                _ => {}
+            }
+            push_component(&mut cur, &component);
+            if !exists || (pending.is_empty() && !follow_last) {
+                continue;
+            }
+            let host = self.host_path(&cur);
+            let metadata = match fs::symlink_metadata(&host) {
+                Ok(m) => m,
+                Err(e) if is_missing(&e) => {
+                    exists = false;
+                    continue;
+                }
+                Err(e) => return Err(Error::io(host, e)),
+            };
+            if !metadata.file_type().is_symlink() {
+                continue;
+            }
+            if links == MAX_LINKS {
+                // A loop, or a chain too long to be honest: keep the rest as
+                // it is written.
+                while let Some(c) = pending.pop() {
+                    push_component(&mut cur, &c);
+                }
+                return Ok((cur, false));
+            }
+            links += 1;
+            let target = fs::read_link(&host).map_err(|e| Error::io(&host, e))?;
+            let target = target.as_os_str().as_bytes();
+            pop_component(&mut cur);
+            if target.starts_with(b"/") {
+                cur.clear();
+            }
+            pending.extend(target.split(|&b| b == b'/').rev().map(<[u8]>::to_vec));
+        }
+        Ok((cur, true))
+    }
+
+    /// Reads the file at `rel` (normalised), following symbolic links inside
+    /// the root. `None` if it does not exist. Also returns the host path read,
+    /// for error messages.
+    fn read_file(&mut self, rel: &[u8]) -> Result<Option<(PathBuf, Vec<u8>)>> {
+        let (resolved, complete) = self.resolve(rel, true)?;
+        let host = self.host_path(&resolved);
+        if !complete {
+            return Err(Error::io(host, too_many_links()));
+        }
+        match fs::read(&host) {
+            Ok(data) => Ok(Some((host, data))),
+            Err(e) if is_missing(&e) => Ok(None),
+            Err(e) => Err(Error::io(host, e)),
+        }
+    }
+
+    /// The names in directory `rel` (normalised), sorted, following symbolic
+    /// links inside the root. `None` if it does not exist.
+    fn read_dir(&mut self, rel: &[u8]) -> Result<Option<Listing>> {
+        let (resolved, complete) = self.resolve(rel, true)?;
+        let host = self.host_path(&resolved);
+        if !complete {
+            return Err(Error::io(host, too_many_links()));
+        }
+        let entries = match fs::read_dir(&host) {
+            Ok(entries) => entries,
+            Err(e) if is_missing(&e) => return Ok(None),
+            Err(e) => return Err(Error::io(host, e)),
+        };
+        let mut names = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|e| Error::io(&host, e))?;
+            names.push(entry.file_name().as_bytes().to_vec());
+        }
+        names.sort();
+        Ok(Some(Listing {
+            dir: resolved,
+            names,
+        }))
+    }
+}
+
+/// A directory's entries.
+struct Listing {
+    /// The directory, resolved inside the root.
+    dir: Vec<u8>,
+    /// The names of its entries, sorted.
+    names: Vec<Vec<u8>>,
+}
+
+/// Whether an error says that a path is not there (a parent may be a file).
+fn is_missing(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+    )
+}
+
+fn too_many_links() -> io::Error {
+    io::Error::other("too many levels of symbolic links inside the root")
+}
+
+/// Appends `component` to the relative path `path`.
+fn push_component(path: &mut Vec<u8>, component: &[u8]) {
+    if !path.is_empty() {
+        path.push(b'/');
+    }
+    path.extend_from_slice(component);
+}
+
+/// Removes the last component of the relative path `path`; the root stays
+/// the root.
+fn pop_component(path: &mut Vec<u8>) {
+    match path.iter().rposition(|&b| b == b'/') {
+        Some(i) => path.truncate(i),
+        None => path.clear(),
+    }
+}
+
+/// `path` made relative: no leading, trailing or repeated `/`, no `.`
+/// components. `""` is the root.
+fn normalise(path: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(path.len());
+    for component in path.split(|&b| b == b'/') {
+        if !component.is_empty() && component != b"." {
+            push_component(&mut out, component);
+        }
+    }
+    out
+}
+
+/// A path named by a database, normalised; an error for paths no file system
+/// could hold (a NUL byte, longer than `PATH_MAX`).
+fn database_path(raw: &[u8], file: &Path, line: usize) -> Result<Vec<u8>> {
+    if raw.contains(&0) {
+        return Err(malformed(file, line, "path contains a NUL byte"));
+    }
+    if raw.len() > MAX_PATH_BYTES {
+        return Err(malformed(
+            file,
+            line,
+            format!("path longer than {MAX_PATH_BYTES} bytes"),
+        ));
+    }
+    Ok(normalise(raw))
+}
+
+/// The lines of a database file, numbered from 1. A final newline does not
+/// start another line.
+fn lines(data: &[u8]) -> impl Iterator<Item = (usize, &[u8])> {
+    let body = data.strip_suffix(b"\n").unwrap_or(data);
+    body.split(|&b| b == b'\n')
+        .enumerate()
+        .map(|(i, line)| (i + 1, line))
+}
+
+/// A field value that must be text (a package name).
+fn utf8<'a>(value: &'a [u8], file: &Path, line: usize) -> Result<&'a str> {
+    std::str::from_utf8(value).map_err(|_| malformed(file, line, "value is not UTF-8"))
+}
+
+fn malformed(file: &Path, line: usize, message: impl Into<String>) -> Error {
+    Error::PackageDb {
+        path: file.to_path_buf(),
+        line,
+        message: message.into(),
+    }
+}
+
+#[cfg(test)]
+mod test_support {
+    use std::path::{Path, PathBuf};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// A directory under the system's temporary directory, removed on drop.
+    pub(crate) struct TempRoot(PathBuf);
+
+    impl TempRoot {
+        pub(crate) fn new(name: &str) -> Self {
+            static COUNTER: AtomicUsize = AtomicUsize::new(0);
+            let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+            let path = std::env::temp_dir().join(format!(
+                "chunkah-component-{}-{n}-{name}",
+                std::process::id()
+            ));
+            let _ = std::fs::remove_dir_all(&path);
+            std::fs::create_dir_all(&path).unwrap();
+            TempRoot(path)
+        }
+
+        pub(crate) fn path(&self) -> &Path {
+            &self.0
+        }
+
+        /// Writes `data` to `rel`, creating parent directories.
+        pub(crate) fn write(&self, rel: &str, data: impl AsRef<[u8]>) {
+            let path = self.0.join(rel);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, data).unwrap();
+        }
+
+        pub(crate) fn mkdir(&self, rel: &str) {
+            std::fs::create_dir_all(self.0.join(rel)).unwrap();
+        }
+
+        pub(crate) fn symlink(&self, rel: &str, target: &str) {
+            let path = self.0.join(rel);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::os::unix::fs::symlink(target, path).unwrap();
+        }
+    }
+
+    impl Drop for TempRoot {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_support::TempRoot;
+    use super::*;
+
+    #[test]
+    fn a_root_without_databases_owns_nothing() {
+        let root = TempRoot::new("empty");
+        root.mkdir("usr/bin");
+        root.write("usr/bin/ls", "x");
+        let ownership = read_package_databases(root.path()).unwrap();
+        assert!(ownership.is_empty());
+        assert_eq!(ownership.len(), 0);
+        assert_eq!(ownership.components().count(), 0);
+    }
+
+    #[test]
+    fn a_missing_root_is_an_error() {
+        let root = TempRoot::new("missing");
+        let missing = root.path().join("nothing-here");
+        let err = read_package_databases(&missing).unwrap_err();
+        assert!(
+            matches!(&err, Error::Io { path, .. } if path == &missing),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn contested_paths_go_to_the_smallest_name_whatever_the_order() {
+        let pairs = [
+            ("/usr/share/doc/", "deb:zlib"),
+            ("usr/share/doc", "deb:bash"),
+            ("usr//share/./doc", "deb:coreutils"),
+            ("usr/bin/ls", "deb:coreutils"),
+            ("/", "deb:base-files"),
+        ];
+        let forward: Ownership = pairs.iter().copied().collect();
+        let backward: Ownership = pairs.iter().rev().copied().collect();
+        assert_eq!(forward, backward);
+        assert_eq!(forward.owner(Path::new("usr/share/doc")), Some("deb:bash"));
+        assert_eq!(
+            forward.owner(Path::new("/usr/share/doc/")),
+            Some("deb:bash")
+        );
+        assert_eq!(
+            forward.owner(Path::new("usr/bin/ls")),
+            Some("deb:coreutils")
+        );
+        assert_eq!(forward.owner(Path::new("usr")), None);
+        // The root is never owned, and deb:zlib and deb:base-files own nothing.
+        assert_eq!(forward.len(), 2);
+        assert_eq!(
+            forward.components().collect::<Vec<_>>(),
+            ["deb:bash", "deb:coreutils"]
+        );
+        assert_eq!(
+            forward.iter().collect::<Vec<_>>(),
+            [
+                (Path::new("usr/bin/ls"), "deb:coreutils"),
+                (Path::new("usr/share/doc"), "deb:bash"),
+            ]
+        );
+    }
+
+    #[test]
+    fn parents_resolve_inside_the_root_and_the_last_component_is_kept() {
+        let root = TempRoot::new("resolve");
+        root.mkdir("usr/bin");
+        root.mkdir("usr/lib/x86_64-linux-gnu");
+        root.symlink("bin", "usr/bin");
+        root.symlink("lib", "/usr/lib");
+        root.symlink("usr/bin/sh", "dash");
+        // Absolute targets and `..` stay inside the root.
+        root.symlink("opt", "/../../../usr");
+        root.symlink("usr/up", "../../..");
+        // A loop.
+        root.symlink("a", "b");
+        root.symlink("b", "a");
+        let mut tree = RootFs::new(root.path());
+        let mut parent =
+            |p: &str| String::from_utf8(tree.resolve_parent(p.as_bytes()).unwrap()).unwrap();
+        assert_eq!(parent("bin/ls"), "usr/bin/ls");
+        assert_eq!(parent("bin/sh"), "usr/bin/sh");
+        assert_eq!(parent("bin"), "bin");
+        assert_eq!(
+            parent("lib/x86_64-linux-gnu/libc.so.6"),
+            "usr/lib/x86_64-linux-gnu/libc.so.6"
+        );
+        assert_eq!(parent("opt/bin/ls"), "usr/bin/ls");
+        assert_eq!(parent("usr/up/etc/passwd"), "etc/passwd");
+        assert_eq!(parent("usr/up/bin/ls"), "usr/bin/ls");
+        assert_eq!(parent("missing/dir/file"), "missing/dir/file");
+        assert_eq!(parent("usr/bin/ls/x"), "usr/bin/ls/x");
+        assert_eq!(parent("a/file"), "a/file");
+        let (_, complete) = tree.resolve(b"a/file", false).unwrap();
+        assert!(!complete, "a link loop is reported as incomplete");
+        let (followed, complete) = tree.resolve(b"bin/sh", true).unwrap();
+        assert_eq!(
+            (followed.as_slice(), complete),
+            (&b"usr/bin/dash"[..], true)
+        );
+    }
+
+    #[test]
+    fn non_utf8_paths_are_kept_as_bytes() {
+        let raw = OsStr::from_bytes(b"usr/share/caf\xe9");
+        let ownership: Ownership = [(Path::new(raw), "apk:x")].into_iter().collect();
+        assert_eq!(ownership.owner(Path::new(raw)), Some("apk:x"));
+    }
+}

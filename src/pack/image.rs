@@ -1,0 +1,246 @@
+//! A directory tree becomes an image in an OCI layout: walk, plan, write.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use rayon::prelude::*;
+use serde::Serialize;
+
+use super::{assign_components, plan_layers};
+use crate::digest::Digest;
+use crate::error::Result;
+use crate::layer::{write_layer, Compression, LayerInfo};
+use crate::oci::layout::LayoutWriter;
+use crate::oci::types::{
+    rfc3339, Descriptor, History, ImageConfig, Manifest, RootFs, RuntimeConfig, CONFIG_MEDIA_TYPE,
+    MANIFEST_MEDIA_TYPE,
+};
+use crate::walk::{walk_dir, Entry};
+
+/// Layer annotation listing a layer's components, one per line.
+pub const COMPONENTS_ANNOTATION: &str = "dev.chunkah.components";
+
+/// What to make of a tree.
+#[derive(Clone, Debug)]
+pub struct PackOptions {
+    /// At most this many layers (1 to 500).
+    pub max_layers: usize,
+    /// Layer compression.
+    pub compression: Compression,
+    /// Clamp mtimes to this time and use it as the creation time.
+    pub source_date_epoch: Option<i64>,
+    /// Config labels.
+    pub labels: BTreeMap<String, String>,
+    /// Manifest annotations.
+    pub annotations: BTreeMap<String, String>,
+    /// Config architecture (GOARCH name).
+    pub architecture: String,
+}
+
+impl Default for PackOptions {
+    fn default() -> Self {
+        PackOptions {
+            max_layers: 64,
+            compression: Compression::default(),
+            source_date_epoch: None,
+            labels: BTreeMap::new(),
+            annotations: BTreeMap::new(),
+            architecture: crate::oci::types::host_architecture().to_string(),
+        }
+    }
+}
+
+/// Where packing is, for progress reports.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Progress {
+    /// The tree was walked.
+    Walked {
+        /// Entries found.
+        entries: usize,
+        /// Bytes of regular-file content.
+        bytes: u64,
+    },
+    /// Layers were planned.
+    Planned {
+        /// How many.
+        layers: usize,
+    },
+    /// One more layer is written.
+    LayerWritten {
+        /// Content bytes in it.
+        bytes: u64,
+    },
+}
+
+/// One written layer.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LayerReport {
+    /// Blob digest.
+    pub digest: Digest,
+    /// Blob size.
+    pub size: u64,
+    /// Uncompressed tar size.
+    pub tar_size: u64,
+    /// Entries in the tar (ancestor directories included).
+    pub entries: usize,
+    /// Components in the layer.
+    pub components: Vec<String>,
+}
+
+/// What packing made.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PackReport {
+    /// Format of this report.
+    pub schema_version: u32,
+    /// The manifest's digest.
+    pub manifest: Digest,
+    /// The config's digest.
+    pub config: Digest,
+    /// Sum of the layer blob sizes.
+    pub total_size: u64,
+    /// Distinct components.
+    pub components: usize,
+    /// The layers, bottom first.
+    pub layers: Vec<LayerReport>,
+    /// Things skipped, one line each.
+    pub warnings: Vec<String>,
+}
+
+/// Packs the tree at `root` into `layout` under `tag`. `owner` names the
+/// package owning a path (see `component::read_package_databases`).
+pub fn pack_dir(
+    root: &Path,
+    owner: impl Fn(&Path) -> Option<String>,
+    layout: &LayoutWriter,
+    tag: &str,
+    options: &PackOptions,
+    progress: &(dyn Fn(Progress) + Sync),
+) -> Result<PackReport> {
+    let tree = walk_dir(root)?;
+    let bytes = tree
+        .entries
+        .iter()
+        .map(|e| match e.kind {
+            crate::walk::EntryKind::Regular { size } => size,
+            _ => 0,
+        })
+        .sum();
+    progress(Progress::Walked {
+        entries: tree.entries.len(),
+        bytes,
+    });
+    let components = assign_components(&tree, owner);
+    let plan = plan_layers(&tree, &components, options.max_layers);
+    progress(Progress::Planned {
+        layers: plan.layers.len(),
+    });
+    let clamp = options.source_date_epoch;
+    let infos: Vec<LayerInfo> = plan
+        .layers
+        .par_iter()
+        .map(|layer| {
+            let entries: Vec<&Entry> = layer.entries.iter().map(|&i| &tree.entries[i]).collect();
+            let mut blob = layout.temp_blob()?;
+            let (_, info) = write_layer(blob.writer(), options.compression, root, &entries, clamp)?;
+            let (digest, size) = layout.commit(blob)?;
+            debug_assert_eq!((digest, size), (info.digest, info.size));
+            progress(Progress::LayerWritten {
+                bytes: layer.content_bytes,
+            });
+            Ok(info)
+        })
+        .collect::<Result<_>>()?;
+
+    let created = rfc3339(
+        options
+            .source_date_epoch
+            .unwrap_or_else(|| tree.entries.iter().map(|e| e.mtime).max().unwrap_or(0)),
+    );
+    let history = plan
+        .layers
+        .iter()
+        .map(|l| History {
+            created: Some(created.clone()),
+            created_by: Some("chunkah pack".to_string()),
+            comment: Some(summarise(&l.components)),
+            empty_layer: false,
+        })
+        .collect();
+    let config = ImageConfig {
+        created: Some(created),
+        architecture: options.architecture.clone(),
+        os: "linux".to_string(),
+        config: RuntimeConfig {
+            labels: options.labels.clone(),
+            other: BTreeMap::new(),
+        },
+        rootfs: RootFs {
+            kind: "layers".to_string(),
+            diff_ids: infos.iter().map(|i| i.diff_id).collect(),
+        },
+        history,
+    };
+    let config_json = serde_json::to_vec(&config).expect("a config serialises");
+    let config_desc = layout.put_blob(CONFIG_MEDIA_TYPE, &config_json)?;
+    let layers: Vec<Descriptor> = infos
+        .iter()
+        .zip(&plan.layers)
+        .map(|(info, l)| Descriptor {
+            media_type: info.media_type.to_string(),
+            digest: info.digest,
+            size: info.size,
+            annotations: [(COMPONENTS_ANNOTATION.to_string(), l.components.join("\n"))].into(),
+        })
+        .collect();
+    let manifest = Manifest {
+        schema_version: 2,
+        media_type: MANIFEST_MEDIA_TYPE.to_string(),
+        config: config_desc.clone(),
+        layers,
+        annotations: options.annotations.clone(),
+    };
+    let manifest_json = serde_json::to_vec(&manifest).expect("a manifest serialises");
+    let manifest_desc = layout.put_blob(MANIFEST_MEDIA_TYPE, &manifest_json)?;
+    layout.set_tag(tag, manifest_desc.clone())?;
+
+    let mut names: Vec<&String> = components.iter().collect();
+    names.sort_unstable();
+    names.dedup();
+    Ok(PackReport {
+        schema_version: 1,
+        manifest: manifest_desc.digest,
+        config: config_desc.digest,
+        total_size: infos.iter().map(|i| i.size).sum(),
+        components: names.len(),
+        layers: infos
+            .iter()
+            .zip(&plan.layers)
+            .map(|(i, l)| LayerReport {
+                digest: i.digest,
+                size: i.size,
+                tar_size: i.tar_size,
+                entries: l.entries.len(),
+                components: l.components.clone(),
+            })
+            .collect(),
+        warnings: tree.warnings,
+    })
+}
+
+/// A history comment: the components, shortened past a few hundred bytes.
+fn summarise(components: &[String]) -> String {
+    let mut s = String::new();
+    for (i, c) in components.iter().enumerate() {
+        if s.len() + c.len() > 400 {
+            s.push_str(&format!(" and {} more", components.len() - i));
+            break;
+        }
+        if i > 0 {
+            s.push(' ');
+        }
+        s.push_str(c);
+    }
+    s
+}

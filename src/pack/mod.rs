@@ -1,0 +1,299 @@
+//! Packing: entries grouped into components, components into at most N layers.
+//!
+//! Both steps are pure functions of the walked tree and the ownership map, so
+//! the same tree always gives the same layers.
+//!
+//! * Components: a `user.component` xattr names an entry's component; else the
+//!   package that owns it; a hard link goes with its target. Entries no
+//!   package owns are cut into groups by their paths: in walk order, a new
+//!   group starts at every path whose BLAKE3 hash falls below a threshold (one
+//!   path in [`UNOWNED_GROUP_PATHS`] on average). The cuts depend on the paths
+//!   alone, so changing a file changes one group, and adding one changes at
+//!   most two: never one catch-all.
+//! * Layers: with more components than layers, the largest components get a
+//!   layer each and the rest share [`shared_layers`] layers, each component in
+//!   the one its name hashes to, so a small component stays where it was when
+//!   others come and go. Package layers come first, groups of unowned files
+//!   (the likeliest to change) last.
+//! * A layer holds its components' entries and every directory above them,
+//!   with the directories' own metadata, in walk order.
+
+use std::collections::{BTreeMap, HashMap};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+mod image;
+
+pub use image::{pack_dir, LayerReport, PackOptions, PackReport, Progress, COMPONENTS_ANNOTATION};
+
+use crate::walk::{Entry, EntryKind, Tree};
+
+/// The extended attribute that overrides an entry's component.
+pub const COMPONENT_XATTR: &str = "user.component";
+
+/// Average number of paths in a group of unowned entries.
+pub const UNOWNED_GROUP_PATHS: u32 = 32;
+
+/// Prefix of the names of groups of unowned entries.
+pub const UNOWNED_PREFIX: &str = "unowned:";
+
+/// Component of every entry of `tree` (same order as `tree.entries`).
+pub fn assign_components(tree: &Tree, owner: impl Fn(&Path) -> Option<String>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::with_capacity(tree.entries.len());
+    let mut index: HashMap<&Path, usize> = HashMap::new();
+    let mut group: Option<String> = None;
+    for (i, e) in tree.entries.iter().enumerate() {
+        index.insert(&e.path, i);
+        let explicit = e
+            .xattrs
+            .iter()
+            .find(|(k, _)| k == COMPONENT_XATTR)
+            .map(|(_, v)| String::from_utf8_lossy(v).into_owned());
+        let linked = match &e.kind {
+            EntryKind::HardLink { target } => index.get(target.as_path()).map(|&t| out[t].clone()),
+            _ => None,
+        };
+        let name = explicit
+            .or(linked)
+            .or_else(|| owner(&e.path))
+            .unwrap_or_else(|| {
+                let h = blake3::hash(e.path.as_os_str().as_bytes());
+                let cut = u32::from_le_bytes(h.as_bytes()[..4].try_into().expect("4 bytes"));
+                if group.is_none() || cut < u32::MAX / UNOWNED_GROUP_PATHS {
+                    group = Some(format!("{UNOWNED_PREFIX}{}", e.path.display()));
+                }
+                group.clone().expect("set above")
+            });
+        out.push(name);
+    }
+    out
+}
+
+/// One planned layer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PlannedLayer {
+    /// The components it holds, sorted.
+    pub components: Vec<String>,
+    /// Indices into the tree's entries, in walk order, ancestors included.
+    pub entries: Vec<usize>,
+    /// Bytes of regular-file content.
+    pub content_bytes: u64,
+}
+
+/// Layers, bottom first.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LayerPlan {
+    /// The layers.
+    pub layers: Vec<PlannedLayer>,
+}
+
+/// How many layers components share when there are more components than
+/// `max_layers`: a quarter of them, at least one.
+pub fn shared_layers(max_layers: usize) -> usize {
+    (max_layers / 4).max(1)
+}
+
+fn entry_bytes(e: &Entry) -> u64 {
+    512 + match e.kind {
+        EntryKind::Regular { size } => size.div_ceil(512) * 512,
+        _ => 0,
+    }
+}
+
+/// Packs the components of `tree` (from [`assign_components`]) into at most
+/// `max_layers` layers (at least 1).
+pub fn plan_layers(tree: &Tree, components: &[String], max_layers: usize) -> LayerPlan {
+    assert_eq!(tree.entries.len(), components.len());
+    let max_layers = max_layers.max(1);
+    let mut sizes: BTreeMap<&str, u64> = BTreeMap::new();
+    for (e, c) in tree.entries.iter().zip(components) {
+        *sizes.entry(c).or_default() += entry_bytes(e);
+    }
+    // Which layer slot each component goes to.
+    let mut slot_of: HashMap<&str, usize> = HashMap::new();
+    let mut slots: Vec<Vec<&str>> = Vec::new();
+    if sizes.len() <= max_layers {
+        for &c in sizes.keys() {
+            slot_of.insert(c, slots.len());
+            slots.push(vec![c]);
+        }
+    } else {
+        let shared = shared_layers(max_layers).min(max_layers);
+        let own = max_layers - shared;
+        let mut by_size: Vec<(&str, u64)> = sizes.iter().map(|(&c, &s)| (c, s)).collect();
+        by_size.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+        for &(c, _) in &by_size[..own] {
+            slot_of.insert(c, slots.len());
+            slots.push(vec![c]);
+        }
+        let first_shared = slots.len();
+        slots.extend((0..shared).map(|_| Vec::new()));
+        for &(c, _) in &by_size[own..] {
+            let h = blake3::hash(c.as_bytes());
+            let k = (u64::from_le_bytes(h.as_bytes()[..8].try_into().expect("8 bytes"))
+                % shared as u64) as usize;
+            slot_of.insert(c, first_shared + k);
+            slots[first_shared + k].push(c);
+        }
+    }
+    // Entries of each slot, with their ancestor directories.
+    let mut index: HashMap<&Path, usize> = HashMap::new();
+    for (i, e) in tree.entries.iter().enumerate() {
+        index.insert(&e.path, i);
+    }
+    let mut members: Vec<Vec<usize>> = vec![Vec::new(); slots.len()];
+    let mut bytes = vec![0u64; slots.len()];
+    for (i, (e, c)) in tree.entries.iter().zip(components).enumerate() {
+        let s = slot_of[c.as_str()];
+        members[s].push(i);
+        if let EntryKind::Regular { size } = e.kind {
+            bytes[s] += size;
+        }
+    }
+    let mut layers: Vec<PlannedLayer> = Vec::new();
+    for ((mut comps, mut entries), content_bytes) in slots.into_iter().zip(members).zip(bytes) {
+        if entries.is_empty() {
+            continue;
+        }
+        let mut with_parents: Vec<usize> = Vec::with_capacity(entries.len() * 2);
+        for &i in &entries {
+            let mut p = tree.entries[i].path.parent();
+            while let Some(dir) = p.filter(|d| !d.as_os_str().is_empty()) {
+                if let Some(&d) = index.get(dir) {
+                    with_parents.push(d);
+                }
+                p = dir.parent();
+            }
+        }
+        entries.extend(with_parents);
+        entries.sort_unstable();
+        entries.dedup();
+        comps.sort_unstable();
+        layers.push(PlannedLayer {
+            components: comps.into_iter().map(str::to_string).collect(),
+            entries,
+            content_bytes,
+        });
+    }
+    // Package layers before layers holding unowned groups; then by first component.
+    layers.sort_by_key(|l| {
+        let unowned = l
+            .components
+            .iter()
+            .filter(|c| c.starts_with(UNOWNED_PREFIX))
+            .count();
+        (
+            unowned * 2 > l.components.len(),
+            l.components.len() > 1,
+            l.components[0].clone(),
+        )
+    });
+    LayerPlan { layers }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    fn file(path: &str, size: u64) -> Entry {
+        Entry {
+            path: PathBuf::from(path),
+            kind: if size == u64::MAX {
+                EntryKind::Directory
+            } else {
+                EntryKind::Regular { size }
+            },
+            mode: 0o644,
+            uid: 0,
+            gid: 0,
+            mtime: 0,
+            xattrs: Vec::new(),
+        }
+    }
+
+    fn tree(entries: Vec<Entry>) -> Tree {
+        Tree {
+            entries,
+            root: None,
+            warnings: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn unowned_groups_are_stable_when_a_file_is_added() {
+        let paths: Vec<String> = (0..2000).map(|i| format!("srv/data/file{i:05}")).collect();
+        let t1 = tree(paths.iter().map(|p| file(p, 10)).collect());
+        let mut with_new = paths.clone();
+        with_new.push("srv/data/file01000a".into());
+        with_new.sort();
+        let t2 = tree(with_new.iter().map(|p| file(p, 10)).collect());
+        let c1 = assign_components(&t1, |_| None);
+        let c2 = assign_components(&t2, |_| None);
+        let groups = |t: &Tree, c: &[String]| -> BTreeMap<String, Vec<PathBuf>> {
+            let mut m: BTreeMap<String, Vec<PathBuf>> = BTreeMap::new();
+            for (e, c) in t.entries.iter().zip(c) {
+                m.entry(c.clone()).or_default().push(e.path.clone());
+            }
+            m
+        };
+        let (g1, g2) = (groups(&t1, &c1), groups(&t2, &c2));
+        assert!(g1.len() > 30 && g1.len() < 120, "{} groups", g1.len());
+        let changed = g2.iter().filter(|(k, v)| g1.get(*k) != Some(v)).count();
+        assert!((1..=2).contains(&changed), "{changed} groups changed");
+    }
+
+    #[test]
+    fn owners_xattrs_and_hard_links_decide_components() {
+        let mut e = vec![
+            file("usr", u64::MAX),
+            file("usr/a", 1),
+            file("usr/b", 1),
+            file("usr/c", 1),
+        ];
+        e[2].xattrs.push((COMPONENT_XATTR.into(), b"mine".to_vec()));
+        e[3].kind = EntryKind::HardLink {
+            target: "usr/a".into(),
+        };
+        let t = tree(e);
+        let c = assign_components(&t, |p| {
+            (p == Path::new("usr/a")).then(|| "deb:a".to_string())
+        });
+        assert_eq!(c[1..], ["deb:a", "mine", "deb:a"]);
+        assert!(c[0].starts_with(UNOWNED_PREFIX));
+    }
+
+    #[test]
+    fn plans_respect_the_layer_limit_and_keep_parents() {
+        let mut entries = vec![file("usr", u64::MAX), file("usr/lib", u64::MAX)];
+        let mut comps = vec!["deb:base".to_string(), "deb:base".to_string()];
+        for i in 0..100 {
+            entries.push(file(&format!("usr/lib/f{i:03}"), 1000 * (i + 1)));
+            comps.push(format!("deb:p{:02}", i % 40));
+        }
+        let t = tree(entries);
+        for max in [1, 2, 7, 40, 41, 64, 500] {
+            let plan = plan_layers(&t, &comps, max);
+            assert!(
+                plan.layers.len() <= max,
+                "{} layers for max {max}",
+                plan.layers.len()
+            );
+            let mut seen = vec![0; t.entries.len()];
+            for l in &plan.layers {
+                for &i in &l.entries {
+                    seen[i] += 1;
+                }
+                assert!(l.entries.windows(2).all(|w| w[0] < w[1]));
+                // Every file's parents are in its layer.
+                assert!(l.entries.contains(&0) && l.entries.contains(&1));
+            }
+            assert!(
+                seen.iter().all(|&n| n >= 1),
+                "an entry is missing for max {max}"
+            );
+            assert_eq!(plan, plan_layers(&t, &comps, max), "not deterministic");
+        }
+        assert_eq!(plan_layers(&t, &comps, 64).layers.len(), 41);
+    }
+}
