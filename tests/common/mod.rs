@@ -1,0 +1,167 @@
+//! Helpers shared by integration tests: scratch directories, external tools,
+//! tree comparison.
+#![allow(dead_code)]
+
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use chunkah::walk::{walk_dir, Entry, EntryKind};
+
+/// A scratch directory removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(name: &str) -> Self {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let p = std::env::temp_dir().join(format!(
+            "chunkah-{name}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst)
+        ));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The path of an external tool, or a panic saying how to install it.
+pub fn require_tool(tool: &str, package: &str) -> PathBuf {
+    let found = std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .map(|d| d.join(tool))
+        .find(|p| p.is_file());
+    found.unwrap_or_else(|| {
+        panic!("this test needs {tool}: apt-get install {package} (or run scripts/setup.sh)")
+    })
+}
+
+/// Runs a command and panics with its output if it fails.
+pub fn run(cmd: &mut Command) -> std::process::Output {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+pub fn require_root() {
+    // SAFETY: geteuid has no preconditions.
+    assert_eq!(
+        unsafe { libc::geteuid() },
+        0,
+        "this test creates devices and owners: run it as root (CI does)"
+    );
+}
+
+fn cstr(p: &Path) -> CString {
+    CString::new(p.as_os_str().as_bytes()).unwrap()
+}
+
+pub fn set_xattr(p: &Path, name: &str, value: &[u8]) {
+    let n = CString::new(name).unwrap();
+    // SAFETY: NUL-terminated strings and a value slice of the given length.
+    let rc = unsafe {
+        libc::lsetxattr(
+            cstr(p).as_ptr(),
+            n.as_ptr(),
+            value.as_ptr().cast(),
+            value.len(),
+            0,
+        )
+    };
+    assert_eq!(
+        rc,
+        0,
+        "setxattr {name} on {}: {}",
+        p.display(),
+        std::io::Error::last_os_error()
+    );
+}
+
+pub fn mknod(p: &Path, mode: u32, major: u32, minor: u32) {
+    // SAFETY: a NUL-terminated path; makedev and mknod have no other preconditions.
+    let rc = unsafe { libc::mknod(cstr(p).as_ptr(), mode, libc::makedev(major, minor)) };
+    assert_eq!(
+        rc,
+        0,
+        "mknod {}: {}",
+        p.display(),
+        std::io::Error::last_os_error()
+    );
+}
+
+pub fn lchown(p: &Path, uid: u32, gid: u32) {
+    // SAFETY: a NUL-terminated path.
+    let rc = unsafe { libc::lchown(cstr(p).as_ptr(), uid, gid) };
+    assert_eq!(
+        rc,
+        0,
+        "lchown {}: {}",
+        p.display(),
+        std::io::Error::last_os_error()
+    );
+}
+
+/// Differences between two trees, entry by entry and byte by byte, with
+/// mtimes of `a` clamped to `clamp`. Empty when they are the same.
+pub fn diff_trees(a: &Path, b: &Path, clamp: Option<i64>) -> Vec<String> {
+    let ta = walk_dir(a).unwrap();
+    let tb = walk_dir(b).unwrap();
+    let mut out = Vec::new();
+    let norm = |e: &Entry| {
+        let mut e = e.clone();
+        if let Some(c) = clamp {
+            e.mtime = e.mtime.min(c);
+        }
+        e
+    };
+    let map = |t: &chunkah::walk::Tree| -> std::collections::BTreeMap<Vec<u8>, Entry> {
+        t.entries
+            .iter()
+            .map(|e| (e.path.as_os_str().as_bytes().to_vec(), e.clone()))
+            .collect()
+    };
+    let (ma, mb) = (map(&ta), map(&tb));
+    for (k, x) in &ma {
+        let Some(y) = mb.get(k) else {
+            out.push(format!("only in {}: {}", a.display(), x.path.display()));
+            continue;
+        };
+        let x = norm(x);
+        if &x != y {
+            out.push(format!("{}: {x:?} != {y:?}", x.path.display()));
+        } else if let EntryKind::Regular { .. } = x.kind {
+            let (ca, cb) = (
+                std::fs::read(a.join(&x.path)).unwrap(),
+                std::fs::read(b.join(&y.path)).unwrap(),
+            );
+            if ca != cb {
+                out.push(format!("{}: contents differ", x.path.display()));
+            }
+        }
+    }
+    for (k, y) in &mb {
+        if !ma.contains_key(k) {
+            out.push(format!("only in {}: {}", b.display(), y.path.display()));
+        }
+    }
+    out
+}

@@ -1,0 +1,297 @@
+//! `chunkah pack` end to end: a synthetic tree holding every kind of entry and
+//! real Debian trees go through the real binary, come back out with umoci, and
+//! must match entry by entry; skopeo must accept every image.
+
+mod common;
+
+use std::fs;
+use std::os::unix::fs::{symlink, PermissionsExt};
+use std::path::Path;
+use std::process::Command;
+
+use common::*;
+
+const EPOCH: &str = "1700000000";
+
+fn chunkah() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_chunkah"))
+}
+
+/// A tree with every case `pack` must keep.
+fn synthetic_tree(root: &Path) {
+    let p = |s: &str| root.join(s);
+    fs::create_dir_all(p("usr/bin")).unwrap();
+    fs::create_dir_all(p("etc/empty.d")).unwrap();
+    fs::create_dir_all(p("dev")).unwrap();
+    fs::create_dir_all(p("tmp")).unwrap();
+    fs::write(p("usr/bin/tool"), b"#!/bin/sh\necho hi\n").unwrap();
+    fs::set_permissions(p("usr/bin/tool"), fs::Permissions::from_mode(0o4755)).unwrap();
+    fs::write(p("usr/bin/group-tool"), b"x").unwrap();
+    fs::set_permissions(p("usr/bin/group-tool"), fs::Permissions::from_mode(0o2711)).unwrap();
+    fs::set_permissions(p("tmp"), fs::Permissions::from_mode(0o1777)).unwrap();
+    fs::hard_link(p("usr/bin/tool"), p("usr/bin/tool-link")).unwrap();
+    symlink("tool", p("usr/bin/relative-link")).unwrap();
+    symlink("/etc/nonexistent/target", p("usr/bin/dangling")).unwrap();
+    mknod(&p("dev/null"), libc::S_IFCHR | 0o666, 1, 3);
+    mknod(&p("dev/sda1"), libc::S_IFBLK | 0o660, 8, 1);
+    mknod(&p("dev/fifo"), libc::S_IFIFO | 0o644, 0, 0);
+    fs::write(p("etc/owned"), b"owned by 1234:5678").unwrap();
+    lchown(&p("etc/owned"), 1234, 5678);
+    lchown(&p("usr/bin/dangling"), 42, 43);
+    lchown(&p("etc/empty.d"), 3_000_000, 3_000_001);
+    set_xattr(
+        &p("usr/bin/tool"),
+        "security.capability",
+        &[
+            1, 0, 0, 2, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        ],
+    );
+    set_xattr(&p("etc/owned"), "user.note", b"binary \x00\xff value");
+    set_xattr(&p("etc/owned"), "user.component", b"custom-component");
+    let long_dir = "d".repeat(120);
+    fs::create_dir_all(p(&format!("opt/{long_dir}"))).unwrap();
+    fs::write(
+        p(&format!("opt/{long_dir}/{}", "f".repeat(200))),
+        b"long name",
+    )
+    .unwrap();
+    symlink("t".repeat(150), p("opt/long-target")).unwrap();
+    let odd = std::ffi::OsStr::from_bytes_compat(b"opt/\xff\xfe-not-utf8 \t name");
+    fs::write(root.join(odd), b"odd").unwrap();
+    // A sparse file: a hole, then data.
+    let sparse = fs::File::create(p("opt/sparse")).unwrap();
+    sparse.set_len(5 << 20).unwrap();
+    use std::os::unix::fs::FileExt;
+    sparse.write_at(b"end", (5 << 20) - 3).unwrap();
+    // Enough unowned files to make several groups.
+    fs::create_dir_all(p("srv/data")).unwrap();
+    for i in 0..300 {
+        fs::write(
+            p(&format!("srv/data/file{i:04}")),
+            format!("content {i}\n").repeat(i % 7 + 1),
+        )
+        .unwrap();
+    }
+    // A socket is skipped with a warning.
+    let _listener = std::os::unix::net::UnixListener::bind(p("tmp/socket")).unwrap();
+}
+
+trait FromBytesCompat {
+    fn from_bytes_compat(b: &[u8]) -> &Self;
+}
+impl FromBytesCompat for std::ffi::OsStr {
+    fn from_bytes_compat(b: &[u8]) -> &Self {
+        use std::os::unix::ffi::OsStrExt;
+        std::ffi::OsStr::from_bytes(b)
+    }
+}
+
+fn pack(src: &Path, dest: &str, extra: &[&str]) -> serde_json::Value {
+    let out = run(chunkah()
+        .args([
+            "pack",
+            src.to_str().unwrap(),
+            "-o",
+            dest,
+            "--json",
+            "--source-date-epoch",
+            EPOCH,
+        ])
+        .args(extra));
+    serde_json::from_slice(&out.stdout).expect("pack --json prints JSON")
+}
+
+fn umoci_unpack(layout: &Path, tag: &str, dest: &Path) {
+    let umoci = require_tool("umoci", "umoci");
+    run(Command::new(umoci)
+        .args(["unpack", "--image"])
+        .arg(format!("{}:{tag}", layout.display()))
+        .arg(dest));
+}
+
+#[test]
+fn synthetic_tree_survives_pack_and_umoci_unpack() {
+    require_root();
+    let tmp = TempDir::new("pack-synth");
+    let src = tmp.path().join("src");
+    fs::create_dir(&src).unwrap();
+    synthetic_tree(&src);
+    let layout = tmp.path().join("layout");
+    let dest = format!("oci:{}:synthetic", layout.display());
+    // umoci 0.4 reads gzip layers, not zstd.
+    let report = pack(&src, &dest, &["--compression", "gzip", "--max-layers", "8"]);
+    let layers = report["layers"].as_array().unwrap();
+    assert!(
+        layers.len() > 1 && layers.len() <= 8,
+        "{} layers",
+        layers.len()
+    );
+    assert!(layers.iter().any(|l| l["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c == "custom-component")));
+    let unpacked = tmp.path().join("bundle");
+    umoci_unpack(&layout, "synthetic", &unpacked);
+    let diffs = diff_trees(&src, &unpacked.join("rootfs"), Some(EPOCH.parse().unwrap()));
+    assert!(
+        diffs.is_empty(),
+        "{} differences:\n{}",
+        diffs.len(),
+        diffs.join("\n")
+    );
+    let skopeo = require_tool("skopeo", "skopeo");
+    run(Command::new(&skopeo)
+        .arg("inspect")
+        .arg(format!("oci:{}:synthetic", layout.display())));
+}
+
+#[test]
+fn packing_is_reproducible_whatever_the_threads() {
+    let tmp = TempDir::new("pack-repro");
+    let src = tmp.path().join("src");
+    fs::create_dir_all(src.join("a/b")).unwrap();
+    for i in 0..200 {
+        fs::write(src.join(format!("a/b/f{i}")), vec![i as u8; i * 1000]).unwrap();
+    }
+    let mut digests = Vec::new();
+    for (i, threads) in ["1", "2", "2"].iter().enumerate() {
+        let layout = tmp.path().join(format!("layout{i}"));
+        let r = pack(
+            &src,
+            &format!("oci:{}", layout.display()),
+            &["--threads", threads],
+        );
+        digests.push(r["manifest"].as_str().unwrap().to_string());
+    }
+    assert_eq!(digests[0], digests[1]);
+    assert_eq!(digests[1], digests[2]);
+}
+
+#[test]
+fn a_layout_keeps_its_other_tags_and_bad_input_fails_cleanly() {
+    let tmp = TempDir::new("pack-tags");
+    let src = tmp.path().join("src");
+    fs::create_dir_all(&src).unwrap();
+    fs::write(src.join("x"), b"1").unwrap();
+    let layout = tmp.path().join("layout");
+    let one = pack(&src, &format!("oci:{}:one", layout.display()), &[]);
+    fs::write(src.join("x"), b"2").unwrap();
+    let two = pack(&src, &format!("oci:{}:two", layout.display()), &[]);
+    assert_ne!(one["manifest"], two["manifest"]);
+    let index: serde_json::Value =
+        serde_json::from_slice(&fs::read(layout.join("index.json")).unwrap()).unwrap();
+    let tags: Vec<&str> = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            m["annotations"]["org.opencontainers.image.ref.name"]
+                .as_str()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(tags, ["one", "two"]);
+    let before = fs::read(layout.join("index.json")).unwrap();
+    for (args, needle) in [
+        (
+            vec!["pack", "/nonexistent/rootfs", "-o"],
+            "/nonexistent/rootfs",
+        ),
+        (
+            vec!["pack", src.to_str().unwrap(), "--max-layers", "0", "-o"],
+            "--max-layers",
+        ),
+        (
+            vec![
+                "pack",
+                src.to_str().unwrap(),
+                "--compression",
+                "zstd",
+                "--compression-level",
+                "40",
+                "-o",
+            ],
+            "level 40",
+        ),
+        (
+            vec!["pack", src.to_str().unwrap(), "--label", "novalue", "-o"],
+            "KEY=VALUE",
+        ),
+    ] {
+        let out = chunkah()
+            .args(&args)
+            .arg(format!("oci:{}:three", layout.display()))
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(needle), "{args:?}: {err}");
+    }
+    assert_eq!(
+        fs::read(layout.join("index.json")).unwrap(),
+        before,
+        "a failed run changed the index"
+    );
+    // A destination that is not a layout is refused.
+    let out = chunkah()
+        .args(["pack", src.to_str().unwrap(), "-o"])
+        .arg(format!("oci:{}", src.display()))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not an OCI image layout"));
+}
+
+/// Real Debian trees from ../shared/data/make-rootfs-series.sh. The directory
+/// comes from CHUNKAH_SERIES_DIR (scripts/test.sh builds it).
+#[test]
+fn debian_series_trees_survive_pack_and_umoci_unpack() {
+    require_root();
+    let Some(series) = std::env::var_os("CHUNKAH_SERIES_DIR") else {
+        panic!("set CHUNKAH_SERIES_DIR to the output of ../shared/data/make-rootfs-series.sh (scripts/test.sh does)");
+    };
+    let series = Path::new(&series);
+    let tmp = TempDir::new("pack-series");
+    let layout = tmp.path().join("layout");
+    for v in ["v1", "v3"] {
+        let src = series.join(v);
+        assert!(
+            src.join("etc/debian_version").is_file(),
+            "{} is not a Debian tree",
+            src.display()
+        );
+        let report = pack(
+            &src,
+            &format!("oci:{}:{v}", layout.display()),
+            &["--compression", "gzip"],
+        );
+        assert!(report["layers"].as_array().unwrap().len() <= 64);
+        assert!(report["components"].as_u64().unwrap() > 50);
+        let bundle = tmp.path().join(format!("bundle-{v}"));
+        umoci_unpack(&layout, v, &bundle);
+        let diffs = diff_trees(&src, &bundle.join("rootfs"), Some(EPOCH.parse().unwrap()));
+        assert!(
+            diffs.is_empty(),
+            "{v}: {} differences:\n{}",
+            diffs.len(),
+            diffs
+                .iter()
+                .take(40)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+        let skopeo = require_tool("skopeo", "skopeo");
+        run(Command::new(&skopeo)
+            .arg("inspect")
+            .arg(format!("oci:{}:{v}", layout.display())));
+        // skopeo copies the zstd image as it is.
+        let zstd_layout = tmp.path().join(format!("zstd-{v}"));
+        pack(&src, &format!("oci:{}:{v}", zstd_layout.display()), &[]);
+        run(Command::new(&skopeo)
+            .arg("copy")
+            .arg(format!("oci:{}:{v}", zstd_layout.display()))
+            .arg(format!("oci:{}:copy", tmp.path().join("copied").display())));
+    }
+}
