@@ -16,6 +16,8 @@
 //! symbolic links are resolved.
 
 use std::collections::{HashMap, HashSet};
+use std::fs;
+use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use super::{database_path, lines, malformed, utf8, OwnershipBuilder, RootFs};
@@ -49,9 +51,44 @@ pub(super) fn read(tree: &mut RootFs, out: &mut OwnershipBuilder) -> Result<()> 
         Some((path, data)) => parse_diversions(&path, &data)?,
         None => HashMap::new(),
     };
+    // dpkg's own files about a package (var/lib/dpkg/info/NAME.EXT: list,
+    // md5sums, postinst...) change with the package: they belong to it.
+    let (info_dir, _) = tree.resolve_dir(INFO)?;
+    let info_files: Vec<Vec<u8>> = match fs::read_dir(tree.host_path(&info_dir)) {
+        Ok(rd) => rd
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().as_bytes().to_vec())
+            .collect(),
+        Err(_) => Vec::new(),
+    };
     let mut seen = HashSet::new();
     for package in &installed {
         let id = out.component(package.component.clone());
+        for name in [
+            package
+                .architecture
+                .as_ref()
+                .map(|a| format!("{}:{a}", package.package)),
+            Some(package.package.clone()),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            for f in &info_files {
+                // NAME.EXT with an extension free of dots: python3's files are
+                // not python3.11's.
+                let is_its = f
+                    .strip_prefix(name.as_bytes())
+                    .and_then(|r| r.strip_prefix(b"."))
+                    .is_some_and(|ext| !ext.is_empty() && !ext.contains(&b'.'));
+                if is_its {
+                    let mut path = info_dir.clone();
+                    path.push(b'/');
+                    path.extend_from_slice(f);
+                    out.claim(path, id);
+                }
+            }
+        }
         let mut names = Vec::with_capacity(2);
         if let Some(arch) = &package.architecture {
             names.push(format!("{}:{arch}.list", package.package));
@@ -254,6 +291,28 @@ Architecture: amd64
     }
 
     #[test]
+    fn dpkg_metadata_files_belong_to_their_package() {
+        let root = usrmerged_root("dpkg-info");
+        root.write("var/lib/dpkg/info/bash.list", "/bin/bash\n");
+        root.write("var/lib/dpkg/info/bash.md5sums", "x");
+        root.write("var/lib/dpkg/info/libc6:amd64.postinst", "x");
+        root.write("var/lib/dpkg/info/bash.extra.list", "x");
+        let o = read_package_databases(root.path()).unwrap();
+        assert_eq!(owner(&o, "var/lib/dpkg/info/bash.list"), Some("deb:bash"));
+        assert_eq!(
+            owner(&o, "var/lib/dpkg/info/bash.md5sums"),
+            Some("deb:bash")
+        );
+        assert_eq!(
+            owner(&o, "var/lib/dpkg/info/libc6:amd64.postinst"),
+            Some("deb:glibc")
+        );
+        // Another package's file whose name starts with "bash.": not bash's.
+        assert_eq!(owner(&o, "var/lib/dpkg/info/bash.extra.list"), None);
+        assert_eq!(owner(&o, "var/lib/dpkg/status"), None);
+    }
+
+    #[test]
     fn status_lists_and_usrmerge() {
         let root = usrmerged_root("dpkg");
         root.write(
@@ -289,7 +348,8 @@ Architecture: amd64
             o.components().collect::<Vec<_>>(),
             ["deb:bash", "deb:coreutils", "deb:glibc"]
         );
-        assert_eq!(o.len(), 9);
+        // Nine listed paths and the three .list files of installed packages.
+        assert_eq!(o.len(), 12);
     }
 
     #[test]
