@@ -295,3 +295,77 @@ fn debian_series_trees_survive_pack_and_umoci_unpack() {
             .arg(format!("oci:{}:copy", tmp.path().join("copied").display())));
     }
 }
+
+#[test]
+fn prior_keeps_unchanged_components_in_identical_layers() {
+    let tmp = TempDir::new("pack-prior");
+    let src = tmp.path().join("src");
+    fs::create_dir_all(&src).unwrap();
+    for c in 0..6 {
+        for f in 0..5 {
+            let p = src.join(format!("c{c}-f{f}"));
+            fs::write(
+                &p,
+                format!("component {c} file {f}\n").repeat(100 * (c + 1)),
+            )
+            .unwrap();
+            set_xattr(&p, "user.component", format!("comp{c}").as_bytes());
+        }
+    }
+    let layout = tmp.path().join("layout");
+    let digests = |r: &serde_json::Value| -> Vec<String> {
+        r["layers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["digest"].as_str().unwrap().to_string())
+            .collect()
+    };
+    // Three layers for six components: they share.
+    let v1 = pack(
+        &src,
+        &format!("oci:{}:v1", layout.display()),
+        &["--max-layers", "3"],
+    );
+    // comp0 changes, comp6 is new.
+    fs::write(src.join("c0-f0"), b"changed").unwrap();
+    let new = src.join("c6-f0");
+    fs::write(&new, b"new component").unwrap();
+    set_xattr(&new, "user.component", b"comp6");
+    let prior = format!("oci:{}:v1", layout.display());
+    let v2 = pack(
+        &src,
+        &format!("oci:{}:v2", layout.display()),
+        &["--max-layers", "3", "--prior", &prior],
+    );
+    let (d1, d2) = (digests(&v1), digests(&v2));
+    assert_eq!(d2.len(), 3);
+    let reused = d2.iter().filter(|d| d1.contains(d)).count();
+    // Only the layer of comp0 and the one comp6 joins may change.
+    assert!(reused >= 1, "no layer reused: {d1:?} {d2:?}");
+    for (l1, l2) in v1["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(v2["layers"].as_array().unwrap())
+    {
+        let comps = |l: &serde_json::Value| l["components"].as_array().unwrap().clone();
+        let unchanged =
+            !comps(l1).iter().any(|c| c == "comp0") && !comps(l2).iter().any(|c| c == "comp6");
+        if unchanged {
+            assert_eq!(
+                l1["digest"], l2["digest"],
+                "a layer of unchanged components changed"
+            );
+        }
+    }
+    // A prior image that chunkah did not make is refused with a clear error.
+    let out = chunkah()
+        .args(["pack", src.to_str().unwrap(), "-o"])
+        .arg(format!("oci:{}:v3", layout.display()))
+        .args(["--prior", &format!("oci:{}:missing", layout.display())])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no image tagged \"missing\""));
+}

@@ -8,9 +8,9 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use anyhow::{bail, Context, Result};
 use chunkah::component::read_package_databases;
 use chunkah::layer::Compression;
-use chunkah::oci::layout::LayoutWriter;
+use chunkah::oci::layout::{read_manifest, LayoutWriter};
 use chunkah::oci::ImageRef;
-use chunkah::pack::{pack_dir, PackOptions, Progress};
+use chunkah::pack::{pack_dir, prior_components, PackOptions, Progress};
 use clap::{Args, ValueEnum};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -40,6 +40,10 @@ pub struct PackArgs {
     /// At most this many layers (1..=500).
     #[arg(long, default_value_t = 64)]
     max_layers: usize,
+    /// The previous version (`oci:DIR[:TAG]`): keep its grouping of components
+    /// into layers, so unchanged components land in byte-identical layers.
+    #[arg(long, value_name = "IMAGE")]
+    prior: Option<String>,
     /// Clamp mtimes to this time (seconds since the epoch) and use it as the
     /// creation time [env: SOURCE_DATE_EPOCH].
     #[arg(long)]
@@ -110,7 +114,22 @@ pub fn run(args: PackArgs) -> Result<()> {
             Err(_) => None,
         },
     };
+    let prior = match &args.prior {
+        None => None,
+        Some(r) => {
+            let ImageRef::Layout {
+                dir: pdir,
+                tag: ptag,
+            } = ImageRef::parse(r)?;
+            let manifest = read_manifest(&pdir, &ptag)
+                .with_context(|| format!("reading the prior image {r}"))?;
+            Some(prior_components(&manifest).with_context(|| {
+                format!("the prior image {r} was not made by chunkah pack (its layers lack component annotations)")
+            })?)
+        }
+    };
     let options = PackOptions {
+        prior,
         max_layers: args.max_layers,
         compression,
         source_date_epoch,

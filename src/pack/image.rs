@@ -35,6 +35,8 @@ pub struct PackOptions {
     pub annotations: BTreeMap<String, String>,
     /// Config architecture (GOARCH name).
     pub architecture: String,
+    /// The components of each layer of the previous version, to keep its grouping.
+    pub prior: Option<Vec<Vec<String>>>,
 }
 
 impl Default for PackOptions {
@@ -46,6 +48,7 @@ impl Default for PackOptions {
             labels: BTreeMap::new(),
             annotations: BTreeMap::new(),
             architecture: crate::oci::types::host_architecture().to_string(),
+            prior: None,
         }
     }
 }
@@ -108,6 +111,23 @@ pub struct PackReport {
     pub warnings: Vec<String>,
 }
 
+/// The components of each layer of a manifest written by [`pack_dir`], or
+/// `None` if a layer lacks the [`COMPONENTS_ANNOTATION`].
+pub fn prior_components(manifest: &Manifest) -> Option<Vec<Vec<String>>> {
+    manifest
+        .layers
+        .iter()
+        .map(|l| {
+            l.annotations.get(COMPONENTS_ANNOTATION).map(|c| {
+                c.split('\n')
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string)
+                    .collect()
+            })
+        })
+        .collect()
+}
+
 /// Packs the tree at `root` into `layout` under `tag`. `owner` names the
 /// package owning a path (see `component::read_package_databases`).
 pub fn pack_dir(
@@ -132,7 +152,12 @@ pub fn pack_dir(
         bytes,
     });
     let components = assign_components(&tree, owner);
-    let plan = plan_layers(&tree, &components, options.max_layers);
+    let plan = plan_layers(
+        &tree,
+        &components,
+        options.max_layers,
+        options.prior.as_deref(),
+    );
     progress(Progress::Planned {
         layers: plan.layers.len(),
     });

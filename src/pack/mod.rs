@@ -24,7 +24,10 @@ use std::path::Path;
 
 mod image;
 
-pub use image::{pack_dir, LayerReport, PackOptions, PackReport, Progress, COMPONENTS_ANNOTATION};
+pub use image::{
+    pack_dir, prior_components, LayerReport, PackOptions, PackReport, Progress,
+    COMPONENTS_ANNOTATION,
+};
 
 use crate::walk::{Entry, EntryKind, Tree};
 
@@ -102,7 +105,19 @@ fn entry_bytes(e: &Entry) -> u64 {
 
 /// Packs the components of `tree` (from [`assign_components`]) into at most
 /// `max_layers` layers (at least 1).
-pub fn plan_layers(tree: &Tree, components: &[String], max_layers: usize) -> LayerPlan {
+///
+/// With `prior`, the components of each layer of a previous version (bottom
+/// first), the previous grouping is kept: every component present in both
+/// versions lands in the layer that held it, so a layer whose components are
+/// all unchanged is byte-identical to the previous one. New components get
+/// layers of their own while the limit allows, then share one; layers keep
+/// their previous order, new ones come last.
+pub fn plan_layers(
+    tree: &Tree,
+    components: &[String],
+    max_layers: usize,
+    prior: Option<&[Vec<String>]>,
+) -> LayerPlan {
     assert_eq!(tree.entries.len(), components.len());
     let max_layers = max_layers.max(1);
     let mut sizes: BTreeMap<&str, u64> = BTreeMap::new();
@@ -112,7 +127,51 @@ pub fn plan_layers(tree: &Tree, components: &[String], max_layers: usize) -> Lay
     // Which layer slot each component goes to.
     let mut slot_of: HashMap<&str, usize> = HashMap::new();
     let mut slots: Vec<Vec<&str>> = Vec::new();
-    if sizes.len() <= max_layers {
+    if let Some(prior) = prior {
+        for layer in prior {
+            let present: Vec<&str> = layer
+                .iter()
+                .filter_map(|c| sizes.get_key_value(c.as_str()).map(|(&k, _)| k))
+                .filter(|c| !slot_of.contains_key(c))
+                .collect();
+            if present.is_empty() {
+                continue;
+            }
+            // Fewer layers allowed than before: the rest join the last one.
+            let s = slots.len().min(max_layers - 1);
+            if s == slots.len() {
+                slots.push(Vec::new());
+            }
+            for c in present {
+                slot_of.insert(c, s);
+                slots[s].push(c);
+            }
+        }
+        let mut new: Vec<(&str, u64)> = sizes
+            .iter()
+            .filter(|(c, _)| !slot_of.contains_key(*c))
+            .map(|(&c, &n)| (c, n))
+            .collect();
+        new.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+        let mut shared: Option<usize> = None;
+        for (k, &(c, _)) in new.iter().enumerate() {
+            let free = max_layers - slots.len().min(max_layers);
+            let remaining = new.len() - k;
+            let s = if shared.is_none() && (free > 1 || (free == 1 && remaining == 1)) {
+                slots.push(Vec::new());
+                slots.len() - 1
+            } else {
+                *shared.get_or_insert_with(|| {
+                    if free > 0 {
+                        slots.push(Vec::new());
+                    }
+                    slots.len() - 1
+                })
+            };
+            slot_of.insert(c, s);
+            slots[s].push(c);
+        }
+    } else if sizes.len() <= max_layers {
         for &c in sizes.keys() {
             slot_of.insert(c, slots.len());
             slots.push(vec![c]);
@@ -174,6 +233,9 @@ pub fn plan_layers(tree: &Tree, components: &[String], max_layers: usize) -> Lay
             entries,
             content_bytes,
         });
+    }
+    if prior.is_some() {
+        return LayerPlan { layers };
     }
     // Package layers before layers holding unowned groups; then by first component.
     layers.sort_by_key(|l| {
@@ -273,7 +335,7 @@ mod tests {
         }
         let t = tree(entries);
         for max in [1, 2, 7, 40, 41, 64, 500] {
-            let plan = plan_layers(&t, &comps, max);
+            let plan = plan_layers(&t, &comps, max, None);
             assert!(
                 plan.layers.len() <= max,
                 "{} layers for max {max}",
@@ -292,8 +354,48 @@ mod tests {
                 seen.iter().all(|&n| n >= 1),
                 "an entry is missing for max {max}"
             );
-            assert_eq!(plan, plan_layers(&t, &comps, max), "not deterministic");
+            assert_eq!(
+                plan,
+                plan_layers(&t, &comps, max, None),
+                "not deterministic"
+            );
         }
-        assert_eq!(plan_layers(&t, &comps, 64).layers.len(), 41);
+        assert_eq!(plan_layers(&t, &comps, 64, None).layers.len(), 41);
+    }
+
+    #[test]
+    fn a_prior_grouping_is_kept_and_new_components_get_layers() {
+        let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let entries: Vec<Entry> = (0..6).map(|i| file(&format!("f{i}"), 100)).collect();
+        let comps = names(&["a", "b", "c", "d", "new1", "new2"]);
+        let t = tree(entries);
+        let prior = vec![names(&["b", "gone"]), names(&["a", "c"]), names(&["d"])];
+        let plan = plan_layers(&t, &comps, 5, Some(&prior));
+        let got: Vec<Vec<String>> = plan.layers.iter().map(|l| l.components.clone()).collect();
+        assert_eq!(
+            got,
+            vec![
+                names(&["b"]),
+                names(&["a", "c"]),
+                names(&["d"]),
+                names(&["new1"]),
+                names(&["new2"])
+            ]
+        );
+        // At the limit, new components share the last layer.
+        let plan = plan_layers(&t, &comps, 4, Some(&prior));
+        let got: Vec<Vec<String>> = plan.layers.iter().map(|l| l.components.clone()).collect();
+        assert_eq!(
+            got,
+            vec![
+                names(&["b"]),
+                names(&["a", "c"]),
+                names(&["d"]),
+                names(&["new1", "new2"])
+            ]
+        );
+        // Fewer layers than before: the overflow joins the last allowed layer.
+        let plan = plan_layers(&t, &comps, 2, Some(&prior));
+        assert_eq!(plan.layers.len(), 2);
     }
 }
