@@ -190,6 +190,31 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// Reads the manifest tagged `tag` in the layout at `root`.
+pub fn read_manifest(root: &Path, tag: &str) -> Result<super::types::Manifest> {
+    let invalid = |p: &Path, why: String| {
+        Error::io(p, std::io::Error::new(std::io::ErrorKind::InvalidData, why))
+    };
+    let index_path = root.join("index.json");
+    let bytes = fs::read(&index_path).map_err(|e| Error::io(&index_path, e))?;
+    let index: Index =
+        serde_json::from_slice(&bytes).map_err(|e| invalid(&index_path, e.to_string()))?;
+    let desc = index
+        .manifests
+        .iter()
+        .find(|m| m.annotations.get(REF_NAME).map(String::as_str) == Some(tag))
+        .ok_or_else(|| invalid(&index_path, format!("no image tagged {tag:?}")))?;
+    let blob = root.join("blobs").join("sha256").join(desc.digest.hex());
+    let bytes = fs::read(&blob).map_err(|e| Error::io(&blob, e))?;
+    if Digest::of(&bytes) != desc.digest || bytes.len() as u64 != desc.size {
+        return Err(invalid(
+            &blob,
+            format!("does not match its descriptor {}", desc.digest),
+        ));
+    }
+    serde_json::from_slice(&bytes).map_err(|e| invalid(&blob, e.to_string()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -238,29 +263,4 @@ mod tests {
             .contains("not an OCI image layout"));
         fs::remove_dir_all(&dir).unwrap();
     }
-}
-
-/// Reads the manifest tagged `tag` in the layout at `root`.
-pub fn read_manifest(root: &Path, tag: &str) -> Result<super::types::Manifest> {
-    let invalid = |p: &Path, why: String| {
-        Error::io(p, std::io::Error::new(std::io::ErrorKind::InvalidData, why))
-    };
-    let index_path = root.join("index.json");
-    let bytes = fs::read(&index_path).map_err(|e| Error::io(&index_path, e))?;
-    let index: Index =
-        serde_json::from_slice(&bytes).map_err(|e| invalid(&index_path, e.to_string()))?;
-    let desc = index
-        .manifests
-        .iter()
-        .find(|m| m.annotations.get(REF_NAME).map(String::as_str) == Some(tag))
-        .ok_or_else(|| invalid(&index_path, format!("no image tagged {tag:?}")))?;
-    let blob = root.join("blobs").join("sha256").join(desc.digest.hex());
-    let bytes = fs::read(&blob).map_err(|e| Error::io(&blob, e))?;
-    if Digest::of(&bytes) != desc.digest || bytes.len() as u64 != desc.size {
-        return Err(invalid(
-            &blob,
-            format!("does not match its descriptor {}", desc.digest),
-        ));
-    }
-    serde_json::from_slice(&bytes).map_err(|e| invalid(&blob, e.to_string()))
 }
