@@ -47,6 +47,10 @@ pub enum Error {
     #[error("reading stream: {0}")]
     Stream(#[source] std::io::Error),
 
+    /// The caller asked the work to stop (Ctrl-C in the CLI).
+    #[error("interrupted")]
+    Cancelled,
+
     /// A package database (dpkg, apk, pacman) has content that does not parse.
     #[error("{}:{line}: {message}", path.display())]
     PackageDb {

@@ -369,3 +369,101 @@ fn prior_keeps_unchanged_components_in_identical_layers() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no image tagged \"missing\""));
 }
+
+fn random_file(path: &Path, len: usize) {
+    let mut x = 0x9e37_79b9_7f4a_7c15u64 ^ len as u64;
+    let data: Vec<u8> = (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect();
+    fs::write(path, data).unwrap();
+}
+
+fn leftovers(layout: &Path) -> Vec<String> {
+    let blobs = layout.join("blobs/sha256");
+    fs::read_dir(&blobs)
+        .map(|rd| {
+            rd.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with(".tmp"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn ctrl_c_stops_cleanly_and_publishes_nothing() {
+    let tmp = TempDir::new("pack-sigint");
+    let src = tmp.path().join("src");
+    fs::create_dir_all(&src).unwrap();
+    // Random data at gzip level 9 takes seconds: time to interrupt.
+    for i in 0..4 {
+        random_file(&src.join(format!("big{i}")), 50 << 20);
+    }
+    let layout = tmp.path().join("layout");
+    let child = chunkah()
+        .args([
+            "pack",
+            src.to_str().unwrap(),
+            "--compression",
+            "gzip",
+            "--compression-level",
+            "9",
+            "-o",
+        ])
+        .arg(format!("oci:{}:t", layout.display()))
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    // SAFETY: kill has no memory-safety preconditions.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    assert!(err.contains("interrupted"), "{err}");
+    assert!(
+        !layout.join("index.json").exists(),
+        "an interrupted run published an image"
+    );
+    assert_eq!(leftovers(&layout), Vec::<String>::new());
+}
+
+#[test]
+fn a_full_disk_is_a_clear_error_and_leaves_nothing_behind() {
+    require_root();
+    let tmp = TempDir::new("pack-full");
+    let src = tmp.path().join("src");
+    fs::create_dir_all(&src).unwrap();
+    random_file(&src.join("big"), 8 << 20);
+    let small = tmp.path().join("small");
+    fs::create_dir_all(&small).unwrap();
+    run(Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=2m", "tmpfs"])
+        .arg(&small));
+    struct Unmount<'a>(&'a Path);
+    impl Drop for Unmount<'_> {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(self.0).status();
+        }
+    }
+    let _guard = Unmount(&small);
+    let layout = small.join("layout");
+    let out = chunkah()
+        .args(["pack", src.to_str().unwrap(), "--compression", "none", "-o"])
+        .arg(format!("oci:{}", layout.display()))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("No space left on device"), "{err}");
+    assert!(
+        err.contains(layout.to_str().unwrap()),
+        "the error does not name the destination: {err}"
+    );
+    assert!(!layout.join("index.json").exists());
+    assert_eq!(leftovers(&layout), Vec::<String>::new());
+}

@@ -1,7 +1,8 @@
 //! clap front end: parsing, output formats and exit codes.
 //!
 //! Exit codes: 0 success, 1 an error (printed once, with its causes, to
-//! stderr), 2 a usage error, 130 interrupted (the default SIGINT action).
+//! stderr), 2 a usage error, 130 interrupted (Ctrl-C or SIGTERM: `pack`
+//! stops cleanly and publishes nothing; other commands take the default action).
 //! A closed stdout pipe ends the program quietly with 0.
 
 mod chunk;
@@ -39,11 +40,47 @@ pub fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e)
+            if e.chain()
+                .any(|c| matches!(c.downcast_ref(), Some(chunkah::Error::Cancelled))) =>
+        {
+            let _ = writeln!(io::stderr(), "chunkah: interrupted; nothing was published");
+            ExitCode::from(130)
+        }
         Err(e) => {
             let _ = writeln!(io::stderr(), "chunkah: error: {e:#}");
             ExitCode::from(1)
         }
     }
+}
+
+/// The flag Ctrl-C (SIGINT) and SIGTERM set, once [`cancel_on_signals`] ran.
+static CANCEL: std::sync::OnceLock<std::sync::Arc<std::sync::atomic::AtomicBool>> =
+    std::sync::OnceLock::new();
+
+extern "C" fn on_signal(_: libc::c_int) {
+    // Only an atomic load and store: async-signal-safe.
+    if let Some(flag) = CANCEL.get() {
+        flag.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// Makes the first SIGINT or SIGTERM set the returned flag instead of killing
+/// the process, so long work can stop cleanly; a second one kills it.
+pub fn cancel_on_signals() -> std::sync::Arc<std::sync::atomic::AtomicBool> {
+    let flag = CANCEL.get_or_init(Default::default).clone();
+    for sig in [libc::SIGINT, libc::SIGTERM] {
+        // SAFETY: a zeroed sigaction is valid; the handler only touches atomics,
+        // and SA_RESETHAND restores the default action after the first signal.
+        unsafe {
+            let mut action: libc::sigaction = std::mem::zeroed();
+            action.sa_sigaction = on_signal as extern "C" fn(libc::c_int) as usize;
+            action.sa_flags = libc::SA_RESETHAND | libc::SA_RESTART;
+            libc::sigemptyset(&mut action.sa_mask);
+            libc::sigaction(sig, &action, std::ptr::null_mut());
+        }
+    }
+    flag
 }
 
 fn is_broken_pipe(e: &anyhow::Error) -> bool {

@@ -130,6 +130,7 @@ pub fn run(args: PackArgs) -> Result<()> {
     };
     let options = PackOptions {
         prior,
+        cancel: super::cancel_on_signals(),
         max_layers: args.max_layers,
         compression,
         source_date_epoch,

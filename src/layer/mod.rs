@@ -6,6 +6,7 @@ use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::digest::{Digest, HashingWriter};
 use crate::error::{Error, Result};
@@ -108,30 +109,39 @@ impl<W: Write> Write for Encoder<W> {
 
 /// Writes the tar of `entries` (read from the tree at `root`) to `out`,
 /// compressed, and returns the sink and the layer's digests. mtimes above
-/// `clamp` are lowered to it.
+/// `clamp` are lowered to it. Errors name the source file when reading fails
+/// and `dest` (what `out` writes to) when writing fails. The work stops with
+/// [`Error::Cancelled`] once `cancel` is set.
+#[allow(clippy::too_many_arguments)]
 pub fn write_layer<W: Write>(
     out: W,
+    dest: &Path,
     compression: Compression,
     root: &Path,
     entries: &[&Entry],
     clamp: Option<i64>,
+    cancel: &AtomicBool,
 ) -> Result<(W, LayerInfo)> {
+    let write_err = |e| Error::io(dest, e);
     let blob = HashingWriter::new(out);
-    let encoder = Encoder::new(blob, compression).map_err(Error::Stream)?;
+    let encoder = Encoder::new(blob, compression).map_err(write_err)?;
     let mut tar = TarWriter::new(HashingWriter::new(encoder));
     let mut buf = vec![0u8; 256 << 10];
     for entry in entries {
+        if cancel.load(Ordering::Relaxed) {
+            return Err(Error::Cancelled);
+        }
         let mtime = clamp.map_or(entry.mtime, |c| entry.mtime.min(c));
         let abs = root.join(&entry.path);
-        tar.header(entry, mtime).map_err(|e| Error::io(&abs, e))?;
+        tar.header(entry, mtime).map_err(write_err)?;
         if let EntryKind::Regular { size } = entry.kind {
-            copy_exact(&abs, size, &mut tar, &mut buf)?;
-            tar.pad().map_err(|e| Error::io(&abs, e))?;
+            copy_exact(&abs, dest, size, &mut tar, &mut buf)?;
+            tar.pad().map_err(write_err)?;
         }
     }
-    let tar_hash = tar.finish().map_err(Error::Stream)?;
+    let tar_hash = tar.finish().map_err(write_err)?;
     let (encoder, diff_id, tar_size) = tar_hash.finish();
-    let blob = encoder.finish().map_err(Error::Stream)?;
+    let blob = encoder.finish().map_err(write_err)?;
     let (out, digest, size) = blob.finish();
     Ok((
         out,
@@ -145,11 +155,13 @@ pub fn write_layer<W: Write>(
     ))
 }
 
-/// Copies exactly `size` bytes of the regular file at `path`; a file that is
+/// Copies exactly `size` bytes of the regular file at `path` into the layer
+/// written to `dest` (named by write errors); a file that is
 /// no longer that size, or no longer a regular file, changed while the tree
 /// was being read.
 fn copy_exact<W: Write>(
     path: &Path,
+    dest: &Path,
     size: u64,
     tar: &mut TarWriter<W>,
     buf: &mut [u8],
@@ -177,7 +189,7 @@ fn copy_exact<W: Write>(
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(Error::io(path, e)),
         };
-        tar.content(&buf[..n]).map_err(|e| Error::io(path, e))?;
+        tar.content(&buf[..n]).map_err(|e| Error::io(dest, e))?;
         left -= n as u64;
     }
     if file.read(&mut buf[..1]).map_err(|e| Error::io(path, e))? != 0 {
@@ -198,14 +210,39 @@ mod tests {
         std::fs::write(dir.join("etc/hostname"), b"chunkah\n").unwrap();
         let tree = crate::walk::walk_dir(&dir).unwrap();
         let entries: Vec<&Entry> = tree.entries.iter().collect();
-        let (plain, plain_info) =
-            write_layer(Vec::new(), Compression::None, &dir, &entries, Some(0)).unwrap();
+        let (plain, plain_info) = write_layer(
+            Vec::new(),
+            Path::new("mem"),
+            Compression::None,
+            &dir,
+            &entries,
+            Some(0),
+            &AtomicBool::new(false),
+        )
+        .unwrap();
         assert_eq!(plain_info.digest, plain_info.diff_id);
         assert_eq!(plain_info.digest, Digest::of(&plain));
         for compression in [Compression::Zstd(3), Compression::Gzip(6)] {
-            let (blob, info) =
-                write_layer(Vec::new(), compression, &dir, &entries, Some(0)).unwrap();
-            let (again, _) = write_layer(Vec::new(), compression, &dir, &entries, Some(0)).unwrap();
+            let (blob, info) = write_layer(
+                Vec::new(),
+                Path::new("mem"),
+                compression,
+                &dir,
+                &entries,
+                Some(0),
+                &AtomicBool::new(false),
+            )
+            .unwrap();
+            let (again, _) = write_layer(
+                Vec::new(),
+                Path::new("mem"),
+                compression,
+                &dir,
+                &entries,
+                Some(0),
+                &AtomicBool::new(false),
+            )
+            .unwrap();
             assert_eq!(blob, again, "{compression:?} is not reproducible");
             assert_eq!(info.digest, Digest::of(&blob));
             assert_eq!(info.diff_id, plain_info.diff_id);
@@ -222,9 +259,17 @@ mod tests {
             assert_eq!(tar, plain);
         }
         std::fs::write(dir.join("etc/hostname"), b"longer now\n").unwrap();
-        let err = write_layer(Vec::new(), Compression::None, &dir, &entries, None)
-            .unwrap_err()
-            .to_string();
+        let err = write_layer(
+            Vec::new(),
+            Path::new("mem"),
+            Compression::None,
+            &dir,
+            &entries,
+            None,
+            &AtomicBool::new(false),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(
             err.contains("etc/hostname") && err.contains("changed while being read"),
             "{err}"

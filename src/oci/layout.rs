@@ -31,6 +31,11 @@ pub struct TempBlob {
 }
 
 impl TempBlob {
+    /// Where the blob is being written.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
     /// The sink for the blob's bytes.
     pub fn writer(&mut self) -> &mut HashingWriter<BufWriter<File>> {
         self.writer

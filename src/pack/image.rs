@@ -2,6 +2,8 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use rayon::prelude::*;
 use serde::Serialize;
@@ -37,6 +39,9 @@ pub struct PackOptions {
     pub architecture: String,
     /// The components of each layer of the previous version, to keep its grouping.
     pub prior: Option<Vec<Vec<String>>>,
+    /// Set it to stop packing: [`pack_dir`] then fails with `Error::Cancelled`,
+    /// leaving no image and no partial blob behind.
+    pub cancel: Arc<AtomicBool>,
 }
 
 impl Default for PackOptions {
@@ -49,6 +54,7 @@ impl Default for PackOptions {
             annotations: BTreeMap::new(),
             architecture: crate::oci::types::host_architecture().to_string(),
             prior: None,
+            cancel: Arc::new(AtomicBool::new(false)),
         }
     }
 }
@@ -168,7 +174,16 @@ pub fn pack_dir(
         .map(|layer| {
             let entries: Vec<&Entry> = layer.entries.iter().map(|&i| &tree.entries[i]).collect();
             let mut blob = layout.temp_blob()?;
-            let (_, info) = write_layer(blob.writer(), options.compression, root, &entries, clamp)?;
+            let dest = blob.path().to_path_buf();
+            let (_, info) = write_layer(
+                blob.writer(),
+                &dest,
+                options.compression,
+                root,
+                &entries,
+                clamp,
+                &options.cancel,
+            )?;
             let (digest, size) = layout.commit(blob)?;
             debug_assert_eq!((digest, size), (info.digest, info.size));
             progress(Progress::LayerWritten {
@@ -207,6 +222,9 @@ pub fn pack_dir(
         },
         history,
     };
+    if options.cancel.load(Ordering::Relaxed) {
+        return Err(crate::Error::Cancelled);
+    }
     let config_json = serde_json::to_vec(&config).expect("a config serialises");
     let config_desc = layout.put_blob(CONFIG_MEDIA_TYPE, &config_json)?;
     let layers: Vec<Descriptor> = infos

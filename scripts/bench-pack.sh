@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# pack wall time beside `tar | zstd` on the same tree, and pack's peak RSS.
+# Usage: scripts/bench-pack.sh TREE...   (e.g. /work/series/v3 /usr)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+command -v hyperfine >/dev/null || { apt-get update -qq && apt-get install -y -qq hyperfine >/dev/null; }
+command -v zstd >/dev/null || { apt-get update -qq && apt-get install -y -qq zstd >/dev/null; }
+cargo build --release --locked --bin chunkah
+work="${BENCH_DIR:-/tmp/chunkah-bench}"
+mkdir -p "$work"
+for tree in "$@"; do
+    echo "## $tree"
+    tar -cf - -C "$tree" . > /dev/null 2>&1 || true   # page cache
+    hyperfine -w 1 -r "${RUNS:-5}" \
+        -n "tar | zstd -3 -T2" "tar -cf - -C $tree . 2>/dev/null | zstd -q -3 -T2 > /dev/null" \
+        -n "chunkah pack --threads 2" --prepare "rm -rf $work/pack-layout" \
+        "target/release/chunkah pack $tree -o oci:$work/pack-layout --compression zstd --compression-level 3 --threads 2 --quiet"
+    rm -rf "$work/pack-layout"
+    /usr/bin/time -f "chunkah pack peak RSS: %M KiB, %e s" \
+        target/release/chunkah pack "$tree" -o "oci:$work/pack-layout" --threads 2 --quiet
+    rm -rf "$work/pack-layout"
+done
