@@ -168,10 +168,14 @@ pub fn pack_dir(
         layers: plan.layers.len(),
     });
     let clamp = options.source_date_epoch;
-    let infos: Vec<LayerInfo> = plan
-        .layers
+    // Largest layers first, so no big one is left running alone at the end.
+    let mut order: Vec<usize> = (0..plan.layers.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(plan.layers[i].content_bytes));
+    let written: Vec<(usize, LayerInfo)> = order
         .par_iter()
-        .map(|layer| {
+        .with_max_len(1)
+        .map(|&i| {
+            let layer = &plan.layers[i];
             let entries: Vec<&Entry> = layer.entries.iter().map(|&i| &tree.entries[i]).collect();
             let mut blob = layout.temp_blob()?;
             let dest = blob.path().to_path_buf();
@@ -189,9 +193,17 @@ pub fn pack_dir(
             progress(Progress::LayerWritten {
                 bytes: layer.content_bytes,
             });
-            Ok(info)
+            Ok((i, info))
         })
         .collect::<Result<_>>()?;
+    let mut infos: Vec<Option<LayerInfo>> = vec![None; plan.layers.len()];
+    for (i, info) in written {
+        infos[i] = Some(info);
+    }
+    let infos: Vec<LayerInfo> = infos
+        .into_iter()
+        .map(|i| i.expect("every layer written"))
+        .collect();
 
     let created = rfc3339(
         options
