@@ -467,3 +467,91 @@ fn a_full_disk_is_a_clear_error_and_leaves_nothing_behind() {
     assert!(!layout.join("index.json").exists());
     assert_eq!(leftovers(&layout), Vec::<String>::new());
 }
+
+#[test]
+fn a_tarball_gives_the_same_image_as_the_directory() {
+    require_root();
+    let tmp = TempDir::new("pack-tar");
+    let src = tmp.path().join("src");
+    fs::create_dir(&src).unwrap();
+    synthetic_tree(&src);
+    let tarball = tmp.path().join("rootfs.tar");
+    let gnu_tar = require_tool("tar", "tar");
+    run(Command::new(gnu_tar)
+        .args(["--xattrs", "--xattrs-include=*", "--numeric-owner", "-cpf"])
+        .arg(&tarball)
+        .arg("-C")
+        .arg(&src)
+        .arg("."));
+    let layout = tmp.path().join("layout");
+    let from_dir = pack(
+        &src,
+        &format!("oci:{}:dir", layout.display()),
+        &["--compression", "gzip"],
+    );
+    let out = run(chunkah()
+        .args([
+            "pack",
+            &format!("tar:{}", tarball.display()),
+            "--json",
+            "--compression",
+            "gzip",
+        ])
+        .args(["--source-date-epoch", EPOCH, "-o"])
+        .arg(format!("oci:{}:tar", layout.display())));
+    let from_tar: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let bundle = tmp.path().join("bundle");
+    umoci_unpack(&layout, "tar", &bundle);
+    let diffs = diff_trees(&src, &bundle.join("rootfs"), Some(EPOCH.parse().unwrap()));
+    assert!(
+        diffs.is_empty(),
+        "{} differences:\n{}",
+        diffs.len(),
+        diffs.join("\n")
+    );
+    assert_eq!(
+        from_dir["manifest"], from_tar["manifest"],
+        "tar: and dir: sources differ"
+    );
+}
+
+#[test]
+fn hostile_or_compressed_tarballs_are_refused() {
+    let tmp = TempDir::new("pack-badtar");
+    let layout = tmp.path().join("layout");
+    // An entry that climbs out of the root.
+    let mut evil = Vec::new();
+    {
+        let mut b = tar::Builder::new(&mut evil);
+        let mut h = tar::Header::new_gnu();
+        h.set_size(4);
+        h.set_mode(0o644);
+        h.set_entry_type(tar::EntryType::Regular);
+        h.as_gnu_mut().unwrap().name[..10].copy_from_slice(b"../escaped");
+        h.set_cksum();
+        b.append(&h, &b"evil"[..]).unwrap();
+        b.finish().unwrap();
+    }
+    let evil_path = tmp.path().join("evil.tar");
+    fs::write(&evil_path, &evil).unwrap();
+    let gz_path = tmp.path().join("rootfs.tar.gz");
+    fs::write(&gz_path, [0x1f, 0x8b, 8, 0, 0, 0, 0, 0]).unwrap();
+    let truncated = tmp.path().join("truncated.tar");
+    fs::write(&truncated, &evil[..700]).unwrap();
+    for (file, needle) in [
+        (&evil_path, "leaves the root"),
+        (&gz_path, "is compressed"),
+        (&truncated, "truncated.tar"),
+    ] {
+        let out = chunkah()
+            .args(["pack", &format!("tar:{}", file.display()), "-o"])
+            .arg(format!("oci:{}", layout.display()))
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(err.contains(needle), "{file:?}: {err}");
+    }
+    assert!(!tmp.path().join("escaped").exists());
+    assert!(!layout.join("index.json").exists());
+}

@@ -6,11 +6,13 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use anyhow::{bail, Context, Result};
-use chunkah::component::read_package_databases;
+use chunkah::component::{read_package_databases, read_package_databases_in_tar};
 use chunkah::layer::Compression;
+use chunkah::layer::Source;
 use chunkah::oci::layout::{read_manifest, LayoutWriter};
 use chunkah::oci::ImageRef;
-use chunkah::pack::{pack_dir, prior_components, PackOptions, Progress};
+use chunkah::pack::{pack_dir, pack_tree, prior_components, PackOptions, Progress};
+use chunkah::walk::walk_tar;
 use clap::{Args, ValueEnum};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -25,7 +27,8 @@ enum CompressionArg {
 
 #[derive(Debug, Args)]
 pub struct PackArgs {
-    /// The root file system: `dir:PATH` or a bare directory path.
+    /// The root file system: `dir:PATH` (or a bare directory path), or
+    /// `tar:FILE`, an uncompressed tarball as `podman export` writes.
     #[arg(value_name = "SOURCE")]
     source: String,
     /// Where the image goes: `oci:DIR[:TAG]` (tag `latest` by default).
@@ -75,16 +78,23 @@ fn key_values(what: &str, items: &[String]) -> Result<BTreeMap<String, String>> 
         .collect()
 }
 
+enum SourceArg {
+    Dir(PathBuf),
+    Tar(PathBuf),
+}
+
 pub fn run(args: PackArgs) -> Result<()> {
-    let root = PathBuf::from(args.source.strip_prefix("dir:").unwrap_or(&args.source));
-    if let Some((scheme, _)) = args.source.split_once(':') {
-        if ["tar", "oci", "oci-archive", "docker"].contains(&scheme) {
+    let source = match args.source.split_once(':') {
+        Some(("tar", file)) => SourceArg::Tar(PathBuf::from(file)),
+        Some(("dir", dir)) => SourceArg::Dir(PathBuf::from(dir)),
+        Some((scheme @ ("oci" | "oci-archive" | "docker"), _)) => {
             bail!(
-                "source {:?}: {scheme}: sources are not supported yet (use dir:PATH)",
+                "source {:?}: {scheme}: sources are not supported yet (use dir:PATH or tar:FILE)",
                 args.source
-            );
+            )
         }
-    }
+        _ => SourceArg::Dir(PathBuf::from(&args.source)),
+    };
     let ImageRef::Layout { dir, tag } = ImageRef::parse(&args.dest)?;
     if !(1..=500).contains(&args.max_layers) {
         bail!(
@@ -147,13 +157,6 @@ pub fn run(args: PackArgs) -> Result<()> {
         .num_threads(threads)
         .build()?;
 
-    let meta =
-        std::fs::metadata(&root).with_context(|| format!("reading source {}", root.display()))?;
-    if !meta.is_dir() {
-        bail!("source {} is not a directory", root.display());
-    }
-    let ownership = read_package_databases(&root)
-        .with_context(|| format!("reading the package databases of {}", root.display()))?;
     let layout = LayoutWriter::open(&dir).with_context(|| format!("opening {}", dir.display()))?;
 
     let show = !args.quiet && io::stderr().is_terminal();
@@ -179,18 +182,46 @@ pub fn run(args: PackArgs) -> Result<()> {
             }
         }
     };
-    let report = pool
-        .install(|| {
-            pack_dir(
-                &root,
-                |p| ownership.owner(p).map(str::to_string),
-                &layout,
-                &tag,
-                &options,
-                &progress,
-            )
-        })
-        .with_context(|| format!("packing {}", root.display()))?;
+    let report = match &source {
+        SourceArg::Dir(root) => {
+            let meta = std::fs::metadata(root)
+                .with_context(|| format!("reading source {}", root.display()))?;
+            if !meta.is_dir() {
+                bail!("source {} is not a directory", root.display());
+            }
+            let ownership = read_package_databases(root)
+                .with_context(|| format!("reading the package databases of {}", root.display()))?;
+            pool.install(|| {
+                pack_dir(
+                    root,
+                    |p| ownership.owner(p).map(str::to_string),
+                    &layout,
+                    &tag,
+                    &options,
+                    &progress,
+                )
+            })
+            .with_context(|| format!("packing {}", root.display()))?
+        }
+        SourceArg::Tar(file) => {
+            let (tree, content) = walk_tar(file)
+                .with_context(|| format!("reading source tarball {}", file.display()))?;
+            let ownership = read_package_databases_in_tar(&tree, &content)
+                .with_context(|| format!("reading the package databases in {}", file.display()))?;
+            pool.install(|| {
+                pack_tree(
+                    tree,
+                    Source::Tar(&content),
+                    |p| ownership.owner(p).map(str::to_string),
+                    &layout,
+                    &tag,
+                    &options,
+                    &progress,
+                )
+            })
+            .with_context(|| format!("packing {}", file.display()))?
+        }
+    };
     if show {
         eprintln!();
     }

@@ -646,3 +646,70 @@ mod tests {
         assert_eq!(ownership.owner(Path::new(raw)), Some("apk:x"));
     }
 }
+
+/// Package databases live under these directories.
+const DATABASE_DIRS: [&str; 4] = [
+    "var/lib/dpkg",
+    "lib/apk/db",
+    "usr/lib/apk/db",
+    "var/lib/pacman/local",
+];
+
+/// [`read_package_databases`] for a root file system held in a tarball: the
+/// directories, symbolic links and package database files are laid out in a
+/// scratch directory (no other content), read there, and removed.
+pub fn read_package_databases_in_tar(
+    tree: &crate::walk::Tree,
+    content: &crate::walk::TarContent,
+) -> Result<Ownership> {
+    use crate::walk::EntryKind;
+    use std::os::unix::fs::FileExt;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let scratch = std::env::temp_dir().join(format!(
+        "chunkah-pkgdb-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    struct Remove(PathBuf);
+    impl Drop for Remove {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+    let _cleanup = Remove(scratch.clone());
+    fs::create_dir_all(&scratch).map_err(|e| Error::io(&scratch, e))?;
+    let is_db = |p: &Path| DATABASE_DIRS.iter().any(|d| p.starts_with(d));
+    for e in &tree.entries {
+        let dest = scratch.join(&e.path);
+        let made = match &e.kind {
+            EntryKind::Directory => fs::create_dir_all(&dest),
+            EntryKind::Symlink { target } => std::os::unix::fs::symlink(target, &dest),
+            EntryKind::Regular { size } if is_db(&e.path) && *size > 1 << 30 => {
+                return Err(Error::io(
+                    &content.path,
+                    std::io::Error::other(format!(
+                        "{} is too large for a package database",
+                        e.path.display()
+                    )),
+                ));
+            }
+            EntryKind::Regular { size } if is_db(&e.path) => (|| {
+                let off = content.offsets.get(&e.path).copied().unwrap_or(0);
+                let mut buf = vec![0u8; *size as usize];
+                content.file.read_exact_at(&mut buf, off)?;
+                fs::write(&dest, buf)
+            })(),
+            _ => Ok(()),
+        };
+        // A parent that is a symlink or missing in the tarball: skip what cannot be laid out.
+        if let Err(err) = made {
+            if err.kind() != std::io::ErrorKind::NotFound
+                && err.kind() != std::io::ErrorKind::AlreadyExists
+            {
+                return Err(Error::io(&dest, err));
+            }
+        }
+    }
+    read_package_databases(&scratch)
+}

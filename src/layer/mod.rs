@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::digest::{Digest, HashingWriter};
 use crate::error::{Error, Result};
-use crate::walk::{Entry, EntryKind};
+use crate::walk::{Entry, EntryKind, TarContent};
 use tar::TarWriter;
 
 /// How a layer blob is compressed.
@@ -39,6 +39,15 @@ impl Compression {
             Compression::None => "application/vnd.oci.image.layer.v1.tar",
         }
     }
+}
+
+/// Where the content of regular files comes from.
+#[derive(Clone, Copy, Debug)]
+pub enum Source<'a> {
+    /// A directory tree: `root.join(entry.path)`.
+    Dir(&'a Path),
+    /// A tarball: content at recorded offsets.
+    Tar(&'a TarContent),
 }
 
 /// What a written layer is: the blob's digest and size, and the digest of the
@@ -117,7 +126,7 @@ pub fn write_layer<W: Write>(
     out: W,
     dest: &Path,
     compression: Compression,
-    root: &Path,
+    source: Source<'_>,
     entries: &[&Entry],
     clamp: Option<i64>,
     cancel: &AtomicBool,
@@ -132,10 +141,16 @@ pub fn write_layer<W: Write>(
             return Err(Error::Cancelled);
         }
         let mtime = clamp.map_or(entry.mtime, |c| entry.mtime.min(c));
-        let abs = root.join(&entry.path);
         tar.header(entry, mtime).map_err(write_err)?;
         if let EntryKind::Regular { size } = entry.kind {
-            copy_exact(&abs, dest, size, &mut tar, &mut buf)?;
+            match source {
+                Source::Dir(root) => {
+                    copy_exact(&root.join(&entry.path), dest, size, &mut tar, &mut buf)?
+                }
+                Source::Tar(content) => {
+                    copy_from_tar(content, entry, dest, size, &mut tar, &mut buf)?
+                }
+            }
             tar.pad().map_err(write_err)?;
         }
     }
@@ -153,6 +168,46 @@ pub fn write_layer<W: Write>(
             media_type: compression.media_type(),
         },
     ))
+}
+
+/// Copies the content of `entry` out of a tarball.
+fn copy_from_tar<W: Write>(
+    content: &TarContent,
+    entry: &Entry,
+    dest: &Path,
+    size: u64,
+    tar: &mut TarWriter<W>,
+    buf: &mut [u8],
+) -> Result<()> {
+    use std::os::unix::fs::FileExt;
+    let mut offset = *content.offsets.get(&entry.path).ok_or_else(|| {
+        Error::io(
+            &content.path,
+            io::Error::other(format!("no content recorded for {}", entry.path.display())),
+        )
+    })?;
+    let mut left = size;
+    while left > 0 {
+        let want = buf.len().min(left as usize);
+        let n = match content.file.read_at(&mut buf[..want], offset) {
+            Ok(0) => {
+                return Err(Error::io(
+                    &content.path,
+                    io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        format!("truncated in {}", entry.path.display()),
+                    ),
+                ))
+            }
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(Error::io(&content.path, e)),
+        };
+        tar.content(&buf[..n]).map_err(|e| Error::io(dest, e))?;
+        left -= n as u64;
+        offset += n as u64;
+    }
+    Ok(())
 }
 
 /// Copies exactly `size` bytes of the regular file at `path` into the layer
@@ -214,7 +269,7 @@ mod tests {
             Vec::new(),
             Path::new("mem"),
             Compression::None,
-            &dir,
+            Source::Dir(&dir),
             &entries,
             Some(0),
             &AtomicBool::new(false),
@@ -227,7 +282,7 @@ mod tests {
                 Vec::new(),
                 Path::new("mem"),
                 compression,
-                &dir,
+                Source::Dir(&dir),
                 &entries,
                 Some(0),
                 &AtomicBool::new(false),
@@ -237,7 +292,7 @@ mod tests {
                 Vec::new(),
                 Path::new("mem"),
                 compression,
-                &dir,
+                Source::Dir(&dir),
                 &entries,
                 Some(0),
                 &AtomicBool::new(false),
@@ -263,7 +318,7 @@ mod tests {
             Vec::new(),
             Path::new("mem"),
             Compression::None,
-            &dir,
+            Source::Dir(&dir),
             &entries,
             None,
             &AtomicBool::new(false),

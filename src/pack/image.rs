@@ -11,13 +11,13 @@ use serde::Serialize;
 use super::{assign_components, plan_layers};
 use crate::digest::Digest;
 use crate::error::Result;
-use crate::layer::{write_layer, Compression, LayerInfo};
+use crate::layer::{write_layer, Compression, LayerInfo, Source};
 use crate::oci::layout::LayoutWriter;
 use crate::oci::types::{
     rfc3339, Descriptor, History, ImageConfig, Manifest, RootFs, RuntimeConfig, CONFIG_MEDIA_TYPE,
     MANIFEST_MEDIA_TYPE,
 };
-use crate::walk::{walk_dir, Entry};
+use crate::walk::{walk_dir, Entry, Tree};
 
 /// Layer annotation listing a layer's components, one per line.
 pub const COMPONENTS_ANNOTATION: &str = "dev.chunkah.components";
@@ -134,8 +134,8 @@ pub fn prior_components(manifest: &Manifest) -> Option<Vec<Vec<String>>> {
         .collect()
 }
 
-/// Packs the tree at `root` into `layout` under `tag`. `owner` names the
-/// package owning a path (see `component::read_package_databases`).
+/// Packs the directory tree at `root` into `layout` under `tag`. `owner`
+/// names the package owning a path (see `component::read_package_databases`).
 pub fn pack_dir(
     root: &Path,
     owner: impl Fn(&Path) -> Option<String>,
@@ -145,6 +145,27 @@ pub fn pack_dir(
     progress: &(dyn Fn(Progress) + Sync),
 ) -> Result<PackReport> {
     let tree = walk_dir(root)?;
+    pack_tree(
+        tree,
+        Source::Dir(root),
+        owner,
+        layout,
+        tag,
+        options,
+        progress,
+    )
+}
+
+/// Packs a walked tree whose file content comes from `source`.
+pub fn pack_tree(
+    tree: Tree,
+    source: Source<'_>,
+    owner: impl Fn(&Path) -> Option<String>,
+    layout: &LayoutWriter,
+    tag: &str,
+    options: &PackOptions,
+    progress: &(dyn Fn(Progress) + Sync),
+) -> Result<PackReport> {
     let bytes = tree
         .entries
         .iter()
@@ -183,7 +204,7 @@ pub fn pack_dir(
                 blob.writer(),
                 &dest,
                 options.compression,
-                root,
+                source,
                 &entries,
                 clamp,
                 &options.cancel,

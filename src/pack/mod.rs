@@ -25,7 +25,7 @@ use std::path::Path;
 mod image;
 
 pub use image::{
-    pack_dir, prior_components, LayerReport, PackOptions, PackReport, Progress,
+    pack_dir, pack_tree, prior_components, LayerReport, PackOptions, PackReport, Progress,
     COMPONENTS_ANNOTATION,
 };
 

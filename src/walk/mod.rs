@@ -7,7 +7,10 @@
 //! with children sorted by name bytes: parents come before children, and the
 //! same tree always gives the same list.
 
+mod tar;
 mod xattr;
+
+pub use self::tar::{walk_tar, TarContent};
 
 use std::collections::HashMap;
 use std::ffi::OsString;
