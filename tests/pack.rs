@@ -555,3 +555,35 @@ fn hostile_or_compressed_tarballs_are_refused() {
     assert!(!tmp.path().join("escaped").exists());
     assert!(!layout.join("index.json").exists());
 }
+
+#[test]
+fn the_readme_sample_packs_into_its_packages() {
+    let tmp = TempDir::new("pack-sample");
+    let sample = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/sample-rootfs.tar");
+    let out = run(chunkah()
+        .args(["pack", &format!("tar:{sample}"), "--json", "-o"])
+        .arg(format!("oci:{}", tmp.path().join("image").display())));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let comps: Vec<&str> = report["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|l| {
+            l["components"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c.as_str().unwrap())
+        })
+        .collect();
+    assert!(
+        comps.contains(&"deb:hello") && comps.contains(&"deb:greetings"),
+        "{comps:?}"
+    );
+    assert_eq!(report["components"], 4);
+    let again = run(chunkah()
+        .args(["pack", &format!("tar:{sample}"), "--json", "-o"])
+        .arg(format!("oci:{}", tmp.path().join("again").display())));
+    let again: serde_json::Value = serde_json::from_slice(&again.stdout).unwrap();
+    assert_eq!(report["manifest"], again["manifest"]);
+}
