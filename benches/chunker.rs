@@ -6,22 +6,10 @@
 
 use std::path::{Path, PathBuf};
 
-use chunkah::chunker::{Algorithm, Backend, Chunker, ChunkerConfig};
+use chunkah::chunker::{golden_input, Algorithm, Backend, Chunker, ChunkerConfig};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 
 const SIZE: usize = 64 << 20;
-
-fn random(n: usize) -> Vec<u8> {
-    let mut x = 0x9e37_79b9_7f4a_7c15u64;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
-}
 
 fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) {
     let Ok(rd) = std::fs::read_dir(dir) else {
@@ -81,7 +69,7 @@ fn bench_input(c: &mut Criterion, name: &str, data: &[u8]) {
 }
 
 fn chunking(c: &mut Criterion) {
-    bench_input(c, "random", &random(SIZE));
+    bench_input(c, "random", &golden_input(0x9e37_79b9_7f4a_7c15, SIZE));
     bench_input(c, "file-mix", &file_mix(SIZE));
 }
 

@@ -6,23 +6,10 @@
 //!
 //! Run: `cargo run --example golden > testdata/golden/chunker.json`
 
-use chunkah::chunker::{Algorithm, Backend, Chunker, ChunkerConfig};
+use chunkah::chunker::{golden_input, Algorithm, Backend, Chunker, ChunkerConfig};
 use chunkah::ChunkId;
 use fastcdc::v2020::{FastCDC, Normalization};
 use serde_json::json;
-
-/// xorshift64 from `seed | 1`, one byte per step: bits 24..32 of the state.
-fn golden_input(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
-}
 
 fn main() {
     let configs = [

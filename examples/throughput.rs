@@ -6,7 +6,7 @@
 
 use std::time::Instant;
 
-use chunkah::chunker::{Algorithm, Backend, Chunker, ChunkerConfig};
+use chunkah::chunker::{golden_input, Algorithm, Backend, Chunker, ChunkerConfig};
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
@@ -28,17 +28,7 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let data = match args.next() {
         Some(path) if path != "-" => std::fs::read(&path).expect("reading the input file"),
-        _ => {
-            let mut x = 0x9e37_79b9_7f4a_7c15u64;
-            (0..256 << 20)
-                .map(|_| {
-                    x ^= x << 13;
-                    x ^= x >> 7;
-                    x ^= x << 17;
-                    (x >> 24) as u8
-                })
-                .collect()
-        }
+        _ => golden_input(0x9e37_79b9_7f4a_7c15, 256 << 20),
     };
     let runs: usize = args
         .next()

@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
 
-use chunkah::chunker::{Algorithm, Chunker, ChunkerConfig};
+use chunkah::chunker::{golden_input, Algorithm, Chunker, ChunkerConfig};
 use chunkah::ChunkId;
 use serde_json::Value;
 
@@ -49,15 +49,7 @@ fn lines(out: &Output) -> Vec<Value> {
 fn sample() -> (tempdir::TempDir, std::path::PathBuf, Vec<u8>) {
     let dir = tempdir::TempDir::new();
     let path = dir.0.join("sample.bin");
-    let mut x = 77u64;
-    let data: Vec<u8> = (0..3_000_000)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect();
+    let data = golden_input(77, 3_000_000);
     std::fs::write(&path, &data).unwrap();
     (dir, path, data)
 }

@@ -1,6 +1,8 @@
 //! Every backend against the scalar reference and the `fastcdc` crate (the oracle).
 
-use chunkah::chunker::{Algorithm, Backend, Chunk, Chunker, ChunkerConfig, StreamChunker};
+use chunkah::chunker::{
+    golden_input, Algorithm, Backend, Chunk, Chunker, ChunkerConfig, StreamChunker,
+};
 use fastcdc::v2020::{FastCDC, Normalization};
 use proptest::prelude::*;
 
@@ -111,21 +113,9 @@ fn check_all(data: &[u8], config: ChunkerConfig) {
     }
 }
 
-fn xorshift_bytes(seed: u64, n: usize) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
-}
-
 /// Inputs: random bytes, long runs of one byte, and random data broken by runs.
 fn input() -> impl Strategy<Value = Vec<u8>> {
-    let random = (any::<u64>(), 0usize..200_000).prop_map(|(s, n)| xorshift_bytes(s, n));
+    let random = (any::<u64>(), 0usize..200_000).prop_map(|(s, n)| golden_input(s, n));
     let short = proptest::collection::vec(any::<u8>(), 0..2_000);
     let run = (any::<u8>(), 0usize..100_000).prop_map(|(b, n)| vec![b; n]);
     let mixed = (
@@ -135,7 +125,7 @@ fn input() -> impl Strategy<Value = Vec<u8>> {
         .prop_map(|(s, parts)| {
             let mut v = Vec::new();
             for (i, (rn, b, bn)) in parts.into_iter().enumerate() {
-                v.extend(xorshift_bytes(s.wrapping_add(i as u64), rn));
+                v.extend(golden_input(s.wrapping_add(i as u64), rn));
                 v.extend(std::iter::repeat_n(b, bn));
             }
             v
@@ -170,14 +160,14 @@ proptest! {
 
     #[test]
     fn unaligned_slices_equal_the_oracle(seed in any::<u64>(), skip in 1usize..64, n in 0usize..100_000, config in config()) {
-        let buf = xorshift_bytes(seed, n + 64);
+        let buf = golden_input(seed, n + 64);
         check_all(&buf[skip..skip + n], config);
     }
 }
 
 #[test]
 fn default_config_on_a_large_input() {
-    let data = xorshift_bytes(42, 8 << 20);
+    let data = golden_input(42, 8 << 20);
     check_all(&data, ChunkerConfig::default());
     check_all(&data[..(8 << 20) - 1], ChunkerConfig::default());
 }
@@ -186,7 +176,7 @@ fn default_config_on_a_large_input() {
 fn inputs_no_longer_than_min_are_one_chunk() {
     let config = ChunkerConfig::default();
     for n in [0, 1, 100, config.min() - 1, config.min()] {
-        let data = xorshift_bytes(n as u64, n);
+        let data = golden_input(n as u64, n);
         check_all(&data, config);
         let chunks = Chunker::auto(config).chunks(&data);
         assert_eq!(chunks.len(), usize::from(n > 0));
@@ -212,7 +202,7 @@ fn cuts_in_the_first_window_after_min_are_found() {
     let config = ChunkerConfig::new(64, 256, 1024, 0)
         .unwrap()
         .with_algorithm(Algorithm::FastCdc);
-    let data = xorshift_bytes(9, 1 << 20);
+    let data = golden_input(9, 1 << 20);
     let chunks = oracle(&data, &config);
     let early = chunks
         .iter()
@@ -227,7 +217,7 @@ fn cuts_in_the_first_window_after_min_are_found() {
 
 #[test]
 fn stream_equals_slice() {
-    let data = xorshift_bytes(5, 3 << 20);
+    let data = golden_input(5, 3 << 20);
     for algorithm in [Algorithm::FastCdc, Algorithm::Vector] {
         for config in [
             ChunkerConfig::default(),
@@ -258,7 +248,7 @@ fn stream_equals_slice() {
 
 #[test]
 fn parallel_equals_sequential() {
-    let mut data = xorshift_bytes(11, 40 << 20);
+    let mut data = golden_input(11, 40 << 20);
     // A long constant run straddling segment bounds makes resynchronisation work harder.
     data[(10 << 20) - 300_000..(10 << 20) + 700_000].fill(0);
     for algorithm in [Algorithm::FastCdc, Algorithm::Vector] {

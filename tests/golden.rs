@@ -1,20 +1,8 @@
 //! Golden vectors (testdata/golden/chunker.json): every backend reproduces them.
 
-use chunkah::chunker::{Algorithm, Backend, Chunker, ChunkerConfig};
+use chunkah::chunker::{golden_input, Algorithm, Backend, Chunker, ChunkerConfig};
 use chunkah::ChunkId;
 use serde_json::Value;
-
-fn golden_input(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
-}
 
 #[test]
 fn every_backend_reproduces_the_golden_vectors() {

@@ -371,15 +371,7 @@ fn prior_keeps_unchanged_components_in_identical_layers() {
 }
 
 fn random_file(path: &Path, len: usize) {
-    let mut x = 0x9e37_79b9_7f4a_7c15u64 ^ len as u64;
-    let data: Vec<u8> = (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect();
+    let data = chunkah::chunker::golden_input(0x9e37_79b9_7f4a_7c15 ^ len as u64, len);
     fs::write(path, data).unwrap();
 }
 

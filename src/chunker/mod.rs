@@ -348,6 +348,21 @@ impl Chunker {
     }
 }
 
+/// The input generator of the golden vectors (`testdata/golden/chunker.json`),
+/// also used by tests and benchmarks for reproducible pseudo-random bytes:
+/// xorshift64 (13, 7, 17) from `seed | 1`, one byte per step, bits 24..32.
+pub fn golden_input(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
 /// Turns a list of chunk ends into chunks.
 fn chunks_from_cuts(cuts: &[usize]) -> Vec<Chunk> {
     let mut prev = 0;
