@@ -144,9 +144,14 @@ pub fn write_layer<W: Write>(
         tar.header(entry, mtime).map_err(write_err)?;
         if let EntryKind::Regular { size } = entry.kind {
             match source {
-                Source::Dir(root) => {
-                    copy_exact(&root.join(&entry.path), dest, size, &mut tar, &mut buf)?
-                }
+                Source::Dir(root) => copy_exact(
+                    &root.join(&entry.path),
+                    dest,
+                    size,
+                    entry.mtime,
+                    &mut tar,
+                    &mut buf,
+                )?,
                 Source::Tar(content) => {
                     copy_from_tar(content, entry, dest, size, &mut tar, &mut buf)?
                 }
@@ -218,9 +223,11 @@ fn copy_exact<W: Write>(
     path: &Path,
     dest: &Path,
     size: u64,
+    mtime: i64,
     tar: &mut TarWriter<W>,
     buf: &mut [u8],
 ) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
     let changed = |what: &str| {
         Error::io(
             path,
@@ -232,8 +239,12 @@ fn copy_exact<W: Write>(
         .custom_flags(libc::O_NOFOLLOW)
         .open(path)
         .map_err(|e| Error::io(path, e))?;
-    if !file.metadata().map_err(|e| Error::io(path, e))?.is_file() {
+    let before = file.metadata().map_err(|e| Error::io(path, e))?;
+    if !before.is_file() {
         return Err(changed("no longer a regular file"));
+    }
+    if before.mtime() != mtime {
+        return Err(changed("modified after it was walked"));
     }
     let mut left = size;
     while left > 0 {
@@ -249,6 +260,19 @@ fn copy_exact<W: Write>(
     }
     if file.read(&mut buf[..1]).map_err(|e| Error::io(path, e))? != 0 {
         return Err(changed("longer than when walked"));
+    }
+    let after = file.metadata().map_err(|e| Error::io(path, e))?;
+    let stamp = |m: &std::fs::Metadata| {
+        (
+            m.mtime(),
+            m.mtime_nsec(),
+            m.ctime(),
+            m.ctime_nsec(),
+            m.len(),
+        )
+    };
+    if stamp(&before) != stamp(&after) {
+        return Err(changed("modified while being read"));
     }
     Ok(())
 }
@@ -313,6 +337,26 @@ mod tests {
             };
             assert_eq!(tar, plain);
         }
+        // Same size, new content: caught by the modification time.
+        std::fs::write(dir.join("etc/hostname"), b"chunkaH\n").unwrap();
+        let t = std::fs::File::options()
+            .write(true)
+            .open(dir.join("etc/hostname"))
+            .unwrap();
+        t.set_modified(std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000))
+            .unwrap();
+        let err = write_layer(
+            Vec::new(),
+            Path::new("mem"),
+            Compression::None,
+            Source::Dir(&dir),
+            &entries,
+            None,
+            &AtomicBool::new(false),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("modified after it was walked"), "{err}");
         std::fs::write(dir.join("etc/hostname"), b"longer now\n").unwrap();
         let err = write_layer(
             Vec::new(),
