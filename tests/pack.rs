@@ -579,3 +579,61 @@ fn the_readme_sample_packs_into_its_packages() {
     let again: serde_json::Value = serde_json::from_slice(&again.stdout).unwrap();
     assert_eq!(report["manifest"], again["manifest"]);
 }
+
+#[test]
+fn a_tarball_cannot_write_through_its_symlinks() {
+    let tmp = TempDir::new("pack-tarlink");
+    let outside = tmp.path().join("outside");
+    fs::create_dir_all(&outside).unwrap();
+    let mut bytes = Vec::new();
+    {
+        let mut b = tar::Builder::new(&mut bytes);
+        // var -> an absolute directory outside any root, then a database file below it.
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Symlink);
+        h.set_size(0);
+        h.set_mode(0o777);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(1);
+        b.append_link(&mut h, "var", &outside).unwrap();
+        for dir in ["var/lib", "var/lib/dpkg"] {
+            let mut h = tar::Header::new_gnu();
+            h.set_entry_type(tar::EntryType::Directory);
+            h.set_size(0);
+            h.set_mode(0o755);
+            h.set_uid(0);
+            h.set_gid(0);
+            h.set_mtime(1);
+            b.append_data(&mut h, dir, &[][..]).unwrap();
+        }
+        let status = b"Package: x\nStatus: install ok installed\n";
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Regular);
+        h.set_size(status.len() as u64);
+        h.set_mode(0o644);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(1);
+        b.append_data(&mut h, "var/lib/dpkg/status", &status[..])
+            .unwrap();
+        b.finish().unwrap();
+    }
+    let tarball = tmp.path().join("links.tar");
+    fs::write(&tarball, bytes).unwrap();
+    let out = chunkah()
+        .args(["pack", &format!("tar:{}", tarball.display()), "-o"])
+        .arg(format!("oci:{}", tmp.path().join("layout").display()))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        fs::read_dir(&outside).unwrap().count(),
+        0,
+        "pack wrote through a symlink of the tarball"
+    );
+}

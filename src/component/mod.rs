@@ -680,9 +680,19 @@ pub fn read_package_databases_in_tar(
     let _cleanup = Remove(scratch.clone());
     fs::create_dir_all(&scratch).map_err(|e| Error::io(&scratch, e))?;
     let is_db = |p: &Path| DATABASE_DIRS.iter().any(|d| p.starts_with(d));
+    // Symbolic links are laid out as they are, so nothing may be created
+    // below one: that could write outside the scratch directory.
+    let mut links: std::collections::HashSet<&Path> = std::collections::HashSet::new();
     for e in &tree.entries {
+        if e.path.ancestors().skip(1).any(|a| links.contains(a)) {
+            continue;
+        }
+        if let EntryKind::Symlink { .. } = e.kind {
+            links.insert(&e.path);
+        }
         let dest = scratch.join(&e.path);
         let made = match &e.kind {
+            // Safe: no ancestor of `dest` is a symbolic link (checked above).
             EntryKind::Directory => fs::create_dir_all(&dest),
             EntryKind::Symlink { target } => std::os::unix::fs::symlink(target, &dest),
             EntryKind::Regular { size } if is_db(&e.path) && *size > 1 << 30 => {
@@ -698,6 +708,9 @@ pub fn read_package_databases_in_tar(
                 let off = content.offsets.get(&e.path).copied().unwrap_or(0);
                 let mut buf = vec![0u8; *size as usize];
                 content.file.read_exact_at(&mut buf, off)?;
+                if let Some(parent) = dest.parent() {
+                    fs::create_dir_all(parent)?;
+                }
                 fs::write(&dest, buf)
             })(),
             _ => Ok(()),
