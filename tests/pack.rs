@@ -637,3 +637,68 @@ fn a_tarball_cannot_write_through_its_symlinks() {
         "pack wrote through a symlink of the tarball"
     );
 }
+
+#[test]
+fn config_file_and_labels_reach_the_image_config() {
+    let tmp = TempDir::new("pack-config");
+    let sample = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/sample-rootfs.tar");
+    let config = tmp.path().join("config.json");
+    fs::write(
+        &config,
+        r#"{"config":{"Env":["PATH=/usr/bin"],"Entrypoint":["/usr/bin/hello"],"User":"1000:1000",
+            "WorkingDir":"/home/user","ExposedPorts":{"8080/tcp":{}},"Volumes":{"/data":{}},
+            "StopSignal":"SIGTERM","Labels":{"a":"file","b":"file"}}}"#,
+    )
+    .unwrap();
+    let layout = tmp.path().join("layout");
+    run(chunkah()
+        .args([
+            "pack",
+            &format!("tar:{sample}"),
+            "--config",
+            config.to_str().unwrap(),
+        ])
+        .args([
+            "--label",
+            "b=flag",
+            "--annotation",
+            "org.example=yes",
+            "-q",
+            "-o",
+        ])
+        .arg(format!("oci:{}", layout.display())));
+    let skopeo = require_tool("skopeo", "skopeo");
+    let out = run(Command::new(&skopeo)
+        .args(["inspect", "--config"])
+        .arg(format!("oci:{}", layout.display())));
+    let cfg: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let c = &cfg["config"];
+    assert_eq!(c["Env"], serde_json::json!(["PATH=/usr/bin"]));
+    assert_eq!(c["Entrypoint"], serde_json::json!(["/usr/bin/hello"]));
+    assert_eq!(c["User"], "1000:1000");
+    assert_eq!(c["WorkingDir"], "/home/user");
+    assert!(c["ExposedPorts"]["8080/tcp"].is_object());
+    assert!(c["Volumes"]["/data"].is_object());
+    assert_eq!(c["StopSignal"], "SIGTERM");
+    assert_eq!(c["Labels"], serde_json::json!({"a": "file", "b": "flag"}));
+    let out = run(Command::new(&skopeo)
+        .args(["inspect", "--raw"])
+        .arg(format!("oci:{}", layout.display())));
+    let manifest: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(manifest["annotations"]["org.example"], "yes");
+    // A config file that is not JSON is an error naming it.
+    fs::write(&config, b"not json").unwrap();
+    let out = chunkah()
+        .args([
+            "pack",
+            &format!("tar:{sample}"),
+            "--config",
+            config.to_str().unwrap(),
+            "-o",
+        ])
+        .arg(format!("oci:{}", layout.display()))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("config.json is not JSON"));
+}

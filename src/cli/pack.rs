@@ -10,6 +10,7 @@ use chunkah::component::{read_package_databases, read_package_databases_in_tar};
 use chunkah::layer::Compression;
 use chunkah::layer::Source;
 use chunkah::oci::layout::{read_manifest, LayoutWriter};
+use chunkah::oci::types::RuntimeConfig;
 use chunkah::oci::ImageRef;
 use chunkah::pack::{pack_dir, pack_tree, prior_components, PackOptions, Progress};
 use chunkah::walk::walk_tar;
@@ -51,6 +52,11 @@ pub struct PackArgs {
     /// creation time [env: SOURCE_DATE_EPOCH].
     #[arg(long)]
     source_date_epoch: Option<i64>,
+    /// A JSON file with the image's runtime configuration (Env, Entrypoint,
+    /// Cmd, User, WorkingDir, ExposedPorts, Volumes, StopSignal, Labels): either
+    /// that object itself or an OCI image config holding it under "config".
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
     /// A config label, KEY=VALUE (repeatable).
     #[arg(long = "label", value_name = "KEY=VALUE")]
     labels: Vec<String>,
@@ -138,7 +144,27 @@ pub fn run(args: PackArgs) -> Result<()> {
             })?)
         }
     };
+    let runtime = match &args.config {
+        None => RuntimeConfig::default(),
+        Some(file) => {
+            let text = std::fs::read(file)
+                .with_context(|| format!("reading --config {}", file.display()))?;
+            let value: serde_json::Value = serde_json::from_slice(&text)
+                .with_context(|| format!("--config {} is not JSON", file.display()))?;
+            let runtime = match value.get("config") {
+                Some(inner) if inner.is_object() => inner.clone(),
+                _ => value,
+            };
+            serde_json::from_value(runtime).with_context(|| {
+                format!(
+                    "--config {} is not an image runtime configuration",
+                    file.display()
+                )
+            })?
+        }
+    };
     let options = PackOptions {
+        runtime,
         prior,
         cancel: super::cancel_on_signals(),
         max_layers: args.max_layers,

@@ -31,7 +31,10 @@ pub struct PackOptions {
     pub compression: Compression,
     /// Clamp mtimes to this time and use it as the creation time.
     pub source_date_epoch: Option<i64>,
-    /// Config labels.
+    /// The image's runtime configuration (Env, Entrypoint, Cmd, User,
+    /// WorkingDir, ExposedPorts, Volumes, StopSignal, Labels...).
+    pub runtime: RuntimeConfig,
+    /// Config labels, added to (and overriding) those of `runtime`.
     pub labels: BTreeMap<String, String>,
     /// Manifest annotations.
     pub annotations: BTreeMap<String, String>,
@@ -50,6 +53,7 @@ impl Default for PackOptions {
             max_layers: 64,
             compression: Compression::default(),
             source_date_epoch: None,
+            runtime: RuntimeConfig::default(),
             labels: BTreeMap::new(),
             annotations: BTreeMap::new(),
             architecture: crate::oci::types::host_architecture().to_string(),
@@ -245,9 +249,10 @@ pub fn pack_tree(
         created: Some(created),
         architecture: options.architecture.clone(),
         os: "linux".to_string(),
-        config: RuntimeConfig {
-            labels: options.labels.clone(),
-            other: BTreeMap::new(),
+        config: {
+            let mut runtime = options.runtime.clone();
+            runtime.labels.extend(options.labels.clone());
+            runtime
         },
         rootfs: RootFs {
             kind: "layers".to_string(),
