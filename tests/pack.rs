@@ -72,6 +72,10 @@ fn synthetic_tree(root: &Path) {
         )
         .unwrap();
     }
+    // The root directory's own metadata.
+    fs::set_permissions(root, fs::Permissions::from_mode(0o751)).unwrap();
+    lchown(root, 123, 456);
+    set_xattr(root, "user.root", b"kept");
     // A socket is skipped with a warning.
     let _listener = std::os::unix::net::UnixListener::bind(p("tmp/socket")).unwrap();
 }

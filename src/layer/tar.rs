@@ -52,6 +52,10 @@ impl<W: Write> TarWriter<W> {
     /// [`TarWriter::content`].
     pub fn header(&mut self, entry: &Entry, mtime: i64) -> io::Result<()> {
         let mut name = entry.path.as_os_str().as_bytes().to_vec();
+        if name.is_empty() {
+            // The root directory itself.
+            name.push(b'.');
+        }
         if entry.is_dir() {
             name.push(b'/');
         }

@@ -201,7 +201,13 @@ pub fn pack_tree(
         .with_max_len(1)
         .map(|&i| {
             let layer = &plan.layers[i];
-            let entries: Vec<&Entry> = layer.entries.iter().map(|&i| &tree.entries[i]).collect();
+            // Every layer starts with the root directory, so its owner, mode and
+            // xattrs are kept too.
+            let entries: Vec<&Entry> = tree
+                .root
+                .iter()
+                .chain(layer.entries.iter().map(|&i| &tree.entries[i]))
+                .collect();
             let mut blob = layout.temp_blob()?;
             let dest = blob.path().to_path_buf();
             let (_, info) = write_layer(

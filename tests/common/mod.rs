@@ -140,6 +140,12 @@ pub fn diff_trees(a: &Path, b: &Path, clamp: Option<i64>) -> Vec<String> {
             .collect()
     };
     let (ma, mb) = (map(&ta), map(&tb));
+    match (&ta.root, &tb.root) {
+        (Some(x), Some(y)) if &norm(x) != y => {
+            out.push(format!("the root: {:?} != {y:?}", norm(x)))
+        }
+        _ => {}
+    }
     for (k, x) in &ma {
         let Some(y) = mb.get(k) else {
             out.push(format!("only in {}: {}", a.display(), x.path.display()));
