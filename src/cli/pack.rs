@@ -3,7 +3,6 @@
 use std::collections::BTreeMap;
 use std::io::{self, IsTerminal, Write};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use anyhow::{bail, Context, Result};
 use chunkah::component::{read_package_databases, read_package_databases_in_tar};
@@ -15,6 +14,7 @@ use chunkah::oci::ImageRef;
 use chunkah::pack::{pack_dir, pack_tree, prior_components, PackOptions, Progress};
 use chunkah::walk::walk_tar;
 use clap::{Args, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum CompressionArg {
@@ -185,28 +185,26 @@ pub fn run(args: PackArgs) -> Result<()> {
 
     let layout = LayoutWriter::open(&dir).with_context(|| format!("opening {}", dir.display()))?;
 
-    let show = !args.quiet && io::stderr().is_terminal();
-    let total = AtomicU64::new(0);
-    let done = AtomicU64::new(0);
-    let layers = AtomicUsize::new(0);
-    let progress = |p: Progress| {
-        if !show {
-            return;
-        }
-        match p {
-            Progress::Walked { bytes, .. } => total.store(bytes, Ordering::Relaxed),
-            Progress::Planned { layers: n } => layers.store(n, Ordering::Relaxed),
-            Progress::LayerWritten { bytes } => {
-                let d = done.fetch_add(bytes, Ordering::Relaxed) + bytes;
-                let t = total.load(Ordering::Relaxed).max(1);
-                eprint!(
-                    "\rchunkah: packing {:>3}% of {} MB in {} layers",
-                    d * 100 / t,
-                    t / 1_000_000,
-                    layers.load(Ordering::Relaxed)
-                );
-            }
-        }
+    // A progress bar on a terminal, in content bytes written.
+    let bar = if !args.quiet && io::stderr().is_terminal() {
+        let bar = ProgressBar::new(0);
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+            )
+            .expect("a valid template")
+            .progress_chars("=> "),
+        );
+        bar.set_message("walking");
+        bar.enable_steady_tick(std::time::Duration::from_millis(200));
+        bar
+    } else {
+        ProgressBar::hidden()
+    };
+    let progress = |p: Progress| match p {
+        Progress::Walked { bytes, .. } => bar.set_length(bytes),
+        Progress::Planned { layers } => bar.set_message(format!("packing {layers} layers")),
+        Progress::LayerWritten { bytes } => bar.inc(bytes),
     };
     let report = match &source {
         SourceArg::Dir(root) => {
@@ -248,9 +246,7 @@ pub fn run(args: PackArgs) -> Result<()> {
             .with_context(|| format!("packing {}", file.display()))?
         }
     };
-    if show {
-        eprintln!();
-    }
+    bar.finish_and_clear();
     if !args.quiet {
         for w in &report.warnings {
             eprintln!("chunkah: warning: {w}");
