@@ -137,11 +137,6 @@ impl<W: std::io::Write> HashingWriter<W> {
             self.count,
         )
     }
-
-    /// The inner writer.
-    pub fn get_mut(&mut self) -> &mut W {
-        &mut self.inner
-    }
 }
 
 impl<W: std::io::Write> std::io::Write for HashingWriter<W> {

@@ -705,7 +705,9 @@ pub fn read_package_databases_in_tar(
                 ));
             }
             EntryKind::Regular { size } if is_db(&e.path) => (|| {
-                let off = content.offsets.get(&e.path).copied().unwrap_or(0);
+                let off = content.offsets.get(&e.path).copied().ok_or_else(|| {
+                    io::Error::other(format!("no content recorded for {}", e.path.display()))
+                })?;
                 let mut buf = vec![0u8; *size as usize];
                 content.file.read_exact_at(&mut buf, off)?;
                 if let Some(parent) = dest.parent() {

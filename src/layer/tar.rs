@@ -35,11 +35,6 @@ impl<W: Write> TarWriter<W> {
         self.position
     }
 
-    /// The sink, to write entry content directly; call [`TarWriter::pad`] after.
-    pub fn sink(&mut self) -> &mut W {
-        &mut self.out
-    }
-
     fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
         self.out.write_all(bytes)?;
         self.position += bytes.len() as u64;
