@@ -289,39 +289,23 @@ mod tests {
         std::fs::write(dir.join("etc/hostname"), b"chunkah\n").unwrap();
         let tree = crate::walk::walk_dir(&dir).unwrap();
         let entries: Vec<&Entry> = tree.entries.iter().collect();
-        let (plain, plain_info) = write_layer(
-            Vec::new(),
-            Path::new("mem"),
-            Compression::None,
-            Source::Dir(&dir),
-            &entries,
-            Some(0),
-            &AtomicBool::new(false),
-        )
-        .unwrap();
+        let write = |compression, clamp| {
+            write_layer(
+                Vec::new(),
+                Path::new("mem"),
+                compression,
+                Source::Dir(&dir),
+                &entries,
+                clamp,
+                &AtomicBool::new(false),
+            )
+        };
+        let (plain, plain_info) = write(Compression::None, Some(0)).unwrap();
         assert_eq!(plain_info.digest, plain_info.diff_id);
         assert_eq!(plain_info.digest, Digest::of(&plain));
         for compression in [Compression::Zstd(3), Compression::Gzip(6)] {
-            let (blob, info) = write_layer(
-                Vec::new(),
-                Path::new("mem"),
-                compression,
-                Source::Dir(&dir),
-                &entries,
-                Some(0),
-                &AtomicBool::new(false),
-            )
-            .unwrap();
-            let (again, _) = write_layer(
-                Vec::new(),
-                Path::new("mem"),
-                compression,
-                Source::Dir(&dir),
-                &entries,
-                Some(0),
-                &AtomicBool::new(false),
-            )
-            .unwrap();
+            let (blob, info) = write(compression, Some(0)).unwrap();
+            let (again, _) = write(compression, Some(0)).unwrap();
             assert_eq!(blob, again, "{compression:?} is not reproducible");
             assert_eq!(info.digest, Digest::of(&blob));
             assert_eq!(info.diff_id, plain_info.diff_id);
@@ -345,30 +329,10 @@ mod tests {
             .unwrap();
         t.set_modified(std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000))
             .unwrap();
-        let err = write_layer(
-            Vec::new(),
-            Path::new("mem"),
-            Compression::None,
-            Source::Dir(&dir),
-            &entries,
-            None,
-            &AtomicBool::new(false),
-        )
-        .unwrap_err()
-        .to_string();
+        let err = write(Compression::None, None).unwrap_err().to_string();
         assert!(err.contains("modified after it was walked"), "{err}");
         std::fs::write(dir.join("etc/hostname"), b"longer now\n").unwrap();
-        let err = write_layer(
-            Vec::new(),
-            Path::new("mem"),
-            Compression::None,
-            Source::Dir(&dir),
-            &entries,
-            None,
-            &AtomicBool::new(false),
-        )
-        .unwrap_err()
-        .to_string();
+        let err = write(Compression::None, None).unwrap_err().to_string();
         assert!(
             err.contains("etc/hostname") && err.contains("changed while being read"),
             "{err}"
