@@ -152,6 +152,51 @@ impl<W: std::io::Write> std::io::Write for HashingWriter<W> {
     }
 }
 
+/// A `Read` that passes bytes on while computing their sha256 and count.
+pub struct HashingReader<R> {
+    inner: R,
+    hasher: sha2::Sha256,
+    count: u64,
+}
+
+impl<R: std::io::Read> HashingReader<R> {
+    /// Wraps `inner`.
+    pub fn new(inner: R) -> Self {
+        use sha2::Digest as _;
+        HashingReader {
+            inner,
+            hasher: sha2::Sha256::new(),
+            count: 0,
+        }
+    }
+
+    /// The digest and the byte count of what was read so far.
+    pub fn finish(self) -> (Digest, u64) {
+        let (_, digest, count) = self.into_parts();
+        (digest, count)
+    }
+
+    /// The inner reader, the digest and the byte count of what was read so far.
+    pub fn into_parts(self) -> (R, Digest, u64) {
+        use sha2::Digest as _;
+        (
+            self.inner,
+            Digest(self.hasher.finalize().into()),
+            self.count,
+        )
+    }
+}
+
+impl<R: std::io::Read> std::io::Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        use sha2::Digest as _;
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.count += n as u64;
+        Ok(n)
+    }
+}
+
 #[cfg(test)]
 mod oci_digest_tests {
     use super::*;
@@ -171,5 +216,8 @@ mod oci_digest_tests {
         std::io::Write::write_all(&mut w, b"abc").unwrap();
         let (inner, digest, n) = w.finish();
         assert_eq!((inner.as_slice(), digest, n), (&b"abc"[..], d, 3));
+        let mut r = HashingReader::new(&b"abc"[..]);
+        std::io::copy(&mut r, &mut std::io::sink()).unwrap();
+        assert_eq!(r.finish(), (d, 3));
     }
 }

@@ -48,10 +48,27 @@ pub fn main() -> ExitCode {
             ExitCode::from(130)
         }
         Err(e) => {
-            let _ = writeln!(io::stderr(), "chunkah: error: {e:#}");
+            let _ = writeln!(io::stderr(), "chunkah: error: {}", render(&e));
             ExitCode::from(1)
         }
     }
+}
+
+/// The error and its causes on one line, each said once: a library error's
+/// message already ends with its source's, which is then not repeated.
+fn render(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.ends_with(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
 }
 
 /// The flag Ctrl-C (SIGINT) and SIGTERM set, once [`cancel_on_signals`] ran.

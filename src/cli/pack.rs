@@ -8,8 +8,11 @@ use anyhow::{bail, Context, Result};
 use chunkah::component::{read_package_databases, read_package_databases_in_tar};
 use chunkah::layer::Compression;
 use chunkah::layer::Source;
-use chunkah::oci::layout::{read_manifest, LayoutWriter};
-use chunkah::oci::types::RuntimeConfig;
+use chunkah::oci::archive::{import_archive, write_archive};
+use chunkah::oci::flatten::flatten;
+use chunkah::oci::layout::LayoutWriter;
+use chunkah::oci::read::ImageReader;
+use chunkah::oci::types::{host_architecture, RuntimeConfig};
 use chunkah::oci::ImageRef;
 use chunkah::pack::{pack_dir, pack_tree, prior_components, PackOptions, Progress};
 use chunkah::walk::walk_tar;
@@ -28,11 +31,14 @@ enum CompressionArg {
 
 #[derive(Debug, Args)]
 pub struct PackArgs {
-    /// The root file system: `dir:PATH` (or a bare directory path), or
-    /// `tar:FILE`, an uncompressed tarball as `podman export` writes.
+    /// The root file system: `dir:PATH` (or a bare directory path),
+    /// `tar:FILE` (a tarball as `podman export` writes, plain, gzip or zstd),
+    /// or an image to rechunk, `oci:DIR[:TAG]` or `oci-archive:FILE[:TAG]`
+    /// (its layers applied in order, its config kept).
     #[arg(value_name = "SOURCE")]
     source: String,
-    /// Where the image goes: `oci:DIR[:TAG]` (tag `latest` by default).
+    /// Where the image goes: `oci:DIR[:TAG]` (a layout; its other images are
+    /// kept) or `oci-archive:FILE[:TAG]` (tag `latest` by default).
     #[arg(short = 'o', long = "output", value_name = "DEST")]
     dest: String,
     /// Layer compression.
@@ -44,7 +50,8 @@ pub struct PackArgs {
     /// At most this many layers (1..=500).
     #[arg(long, default_value_t = 64)]
     max_layers: usize,
-    /// The previous version (`oci:DIR[:TAG]`): keep its grouping of components
+    /// The previous version (`oci:DIR[:TAG]` or `oci-archive:FILE[:TAG]`):
+    /// keep its grouping of components
     /// into layers, so unchanged components land in byte-identical layers.
     #[arg(long, value_name = "IMAGE")]
     prior: Option<String>,
@@ -87,21 +94,32 @@ fn key_values(what: &str, items: &[String]) -> Result<BTreeMap<String, String>> 
 enum SourceArg {
     Dir(PathBuf),
     Tar(PathBuf),
+    Image(ImageRef),
+}
+
+/// A directory removed when dropped.
+struct ScratchDir(PathBuf);
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 pub fn run(args: PackArgs) -> Result<()> {
     let source = match args.source.split_once(':') {
         Some(("tar", file)) => SourceArg::Tar(PathBuf::from(file)),
         Some(("dir", dir)) => SourceArg::Dir(PathBuf::from(dir)),
-        Some((scheme @ ("oci" | "oci-archive" | "docker"), _)) => {
+        Some(("oci" | "oci-archive", _)) => SourceArg::Image(ImageRef::parse(&args.source)?),
+        Some(("docker", _)) => {
             bail!(
-                "source {:?}: {scheme}: sources are not supported yet (use dir:PATH or tar:FILE)",
+                "source {:?}: docker: sources are not supported yet (use dir:, tar:, oci: or oci-archive:)",
                 args.source
             )
         }
         _ => SourceArg::Dir(PathBuf::from(&args.source)),
     };
-    let ImageRef::Layout { dir, tag } = ImageRef::parse(&args.dest)?;
+    let dest = ImageRef::parse(&args.dest)?;
     if !(1..=500).contains(&args.max_layers) {
         bail!(
             "--max-layers must be within 1..=500 (got {})",
@@ -133,19 +151,16 @@ pub fn run(args: PackArgs) -> Result<()> {
     let prior = match &args.prior {
         None => None,
         Some(r) => {
-            let ImageRef::Layout {
-                dir: pdir,
-                tag: ptag,
-            } = ImageRef::parse(r)?;
-            let manifest = read_manifest(&pdir, &ptag)
+            let image = ImageReader::open(&ImageRef::parse(r)?)
+                .and_then(|reader| reader.image(host_architecture()))
                 .with_context(|| format!("reading the prior image {r}"))?;
-            Some(prior_components(&manifest).with_context(|| {
+            Some(prior_components(&image.manifest).with_context(|| {
                 format!("the prior image {r} was not made by chunkah pack (its layers lack component annotations)")
             })?)
         }
     };
     let runtime = match &args.config {
-        None => RuntimeConfig::default(),
+        None => None,
         Some(file) => {
             let text = std::fs::read(file)
                 .with_context(|| format!("reading --config {}", file.display()))?;
@@ -155,16 +170,18 @@ pub fn run(args: PackArgs) -> Result<()> {
                 Some(inner) if inner.is_object() => inner.clone(),
                 _ => value,
             };
-            serde_json::from_value(runtime).with_context(|| {
-                format!(
-                    "--config {} is not an image runtime configuration",
-                    file.display()
-                )
-            })?
+            Some(
+                serde_json::from_value::<RuntimeConfig>(runtime).with_context(|| {
+                    format!(
+                        "--config {} is not an image runtime configuration",
+                        file.display()
+                    )
+                })?,
+            )
         }
     };
-    let options = PackOptions {
-        runtime,
+    let mut options = PackOptions {
+        runtime: runtime.clone().unwrap_or_default(),
         prior,
         cancel: super::cancel_on_signals(),
         max_layers: args.max_layers,
@@ -183,7 +200,36 @@ pub fn run(args: PackArgs) -> Result<()> {
         .num_threads(threads)
         .build()?;
 
-    let layout = LayoutWriter::open(&dir).with_context(|| format!("opening {}", dir.display()))?;
+    // An archive is packed into a scratch layout beside it (holding the
+    // archive's other images), then written out whole.
+    let (layout_dir, scratch) = match &dest {
+        ImageRef::Layout { dir, .. } => (dir.clone(), None),
+        ImageRef::Archive { file, .. } => {
+            let parent = match file.parent() {
+                Some(p) if !p.as_os_str().is_empty() => p,
+                _ => std::path::Path::new("."),
+            };
+            let name = file
+                .file_name()
+                .with_context(|| format!("{} is not a file name", file.display()))?;
+            let dir = parent.join(format!(
+                ".{}.chunkah-layout-{}",
+                name.to_string_lossy(),
+                std::process::id()
+            ));
+            (dir.clone(), Some(ScratchDir(dir)))
+        }
+    };
+    let tag = dest.tag_or_default().to_string();
+    let layout = LayoutWriter::open(&layout_dir)
+        .with_context(|| format!("opening {}", layout_dir.display()))?;
+    if let ImageRef::Archive { file, .. } = &dest {
+        if file.exists() {
+            import_archive(file, &layout, &tag)
+                .with_context(|| format!("reading the images already in {}", file.display()))?;
+        }
+    }
+    let scratch_dir = std::env::temp_dir();
 
     // A progress bar on a terminal, in content bytes written.
     let bar = if !args.quiet && io::stderr().is_terminal() {
@@ -227,8 +273,38 @@ pub fn run(args: PackArgs) -> Result<()> {
             })
             .with_context(|| format!("packing {}", root.display()))?
         }
+        SourceArg::Image(r) => {
+            bar.set_message("reading layers");
+            let reader = ImageReader::open(r).with_context(|| format!("opening {r}"))?;
+            let image = reader
+                .image(host_architecture())
+                .with_context(|| format!("reading {r}"))?;
+            let (tree, content) = flatten(&reader, &image, &scratch_dir, &options.cancel)
+                .with_context(|| format!("reading the layers of {r}"))?;
+            let ownership = read_package_databases_in_tar(&tree, &content)
+                .with_context(|| format!("reading the package databases in {r}"))?;
+            if runtime.is_none() {
+                options.runtime = image.config.config.clone();
+            }
+            let mut annotations = image.manifest.annotations.clone();
+            annotations.append(&mut options.annotations);
+            options.annotations = annotations;
+            options.base_config = Some(image.config);
+            pool.install(|| {
+                pack_tree(
+                    tree,
+                    Source::Tar(&content),
+                    |p| ownership.owner(p).map(str::to_string),
+                    &layout,
+                    &tag,
+                    &options,
+                    &progress,
+                )
+            })
+            .with_context(|| format!("packing {r}"))?
+        }
         SourceArg::Tar(file) => {
-            let (tree, content) = walk_tar(file)
+            let (tree, content) = walk_tar(file, &scratch_dir)
                 .with_context(|| format!("reading source tarball {}", file.display()))?;
             let ownership = read_package_databases_in_tar(&tree, &content)
                 .with_context(|| format!("reading the package databases in {}", file.display()))?;
@@ -246,6 +322,11 @@ pub fn run(args: PackArgs) -> Result<()> {
             .with_context(|| format!("packing {}", file.display()))?
         }
     };
+    if let ImageRef::Archive { file, .. } = &dest {
+        bar.set_message("writing the archive");
+        write_archive(&layout_dir, file).with_context(|| format!("writing {}", file.display()))?;
+        drop(scratch);
+    }
     bar.finish_and_clear();
     if !args.quiet {
         for w in &report.warnings {
@@ -259,9 +340,17 @@ pub fn run(args: PackArgs) -> Result<()> {
     } else if !args.quiet {
         writeln!(
             out,
-            "{}:{} {} ({} layers, {} components, {} bytes)",
-            dir.display(),
-            tag,
+            "{} {} ({} layers, {} components, {} bytes)",
+            match &dest {
+                ImageRef::Layout { dir, .. } => ImageRef::Layout {
+                    dir: dir.clone(),
+                    tag: Some(tag.clone()),
+                },
+                ImageRef::Archive { file, .. } => ImageRef::Archive {
+                    file: file.clone(),
+                    tag: Some(tag.clone()),
+                },
+            },
             report.manifest,
             report.layers.len(),
             report.components,

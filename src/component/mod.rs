@@ -697,7 +697,7 @@ pub fn read_package_databases_in_tar(
             EntryKind::Symlink { target } => std::os::unix::fs::symlink(target, &dest),
             EntryKind::Regular { size } if is_db(&e.path) && *size > 1 << 30 => {
                 return Err(Error::io(
-                    &content.path,
+                    &e.path,
                     std::io::Error::other(format!(
                         "{} is too large for a package database",
                         e.path.display()
@@ -705,11 +705,11 @@ pub fn read_package_databases_in_tar(
                 ));
             }
             EntryKind::Regular { size } if is_db(&e.path) => (|| {
-                let off = content.offsets.get(&e.path).copied().ok_or_else(|| {
-                    io::Error::other(format!("no content recorded for {}", e.path.display()))
-                })?;
+                let (file, off) = content
+                    .locate(&e.path)
+                    .map_err(|e| io::Error::other(e.to_string()))?;
                 let mut buf = vec![0u8; *size as usize];
-                content.file.read_exact_at(&mut buf, off)?;
+                file.file.read_exact_at(&mut buf, off)?;
                 if let Some(parent) = dest.parent() {
                     fs::create_dir_all(parent)?;
                 }

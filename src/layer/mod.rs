@@ -185,12 +185,7 @@ fn copy_from_tar<W: Write>(
     buf: &mut [u8],
 ) -> Result<()> {
     use std::os::unix::fs::FileExt;
-    let mut offset = *content.offsets.get(&entry.path).ok_or_else(|| {
-        Error::io(
-            &content.path,
-            io::Error::other(format!("no content recorded for {}", entry.path.display())),
-        )
-    })?;
+    let (content, mut offset) = content.locate(&entry.path)?;
     let mut left = size;
     while left > 0 {
         let want = buf.len().min(left as usize);

@@ -136,11 +136,35 @@ impl LayoutWriter {
             digest,
             size,
             annotations: Default::default(),
+            platform: None,
         })
     }
 
     /// Points `tag` at `manifest` in `index.json`, keeping every other entry.
     pub fn set_tag(&self, tag: &str, mut manifest: Descriptor) -> Result<()> {
+        self.update_index(|index| {
+            index
+                .manifests
+                .retain(|m| m.annotations.get(REF_NAME).map(String::as_str) != Some(tag));
+            manifest
+                .annotations
+                .insert(REF_NAME.to_string(), tag.to_string());
+            index.manifests.push(manifest);
+        })
+    }
+
+    /// Lists `manifest` in `index.json` without a tag (unless it is there).
+    pub fn add_untagged(&self, manifest: Descriptor) -> Result<()> {
+        self.update_index(|index| {
+            if !index.manifests.contains(&manifest) {
+                index.manifests.push(manifest);
+            }
+        })
+    }
+
+    /// Reads `index.json` (an empty index if there is none), changes it and
+    /// replaces it atomically.
+    fn update_index(&self, change: impl FnOnce(&mut Index)) -> Result<()> {
         let path = self.root.join("index.json");
         let mut index = match fs::read(&path) {
             Ok(bytes) => serde_json::from_slice::<Index>(&bytes).map_err(|e| {
@@ -157,13 +181,7 @@ impl LayoutWriter {
             },
             Err(e) => return Err(Error::io(&path, e)),
         };
-        index
-            .manifests
-            .retain(|m| m.annotations.get(REF_NAME).map(String::as_str) != Some(tag));
-        manifest
-            .annotations
-            .insert(REF_NAME.to_string(), tag.to_string());
-        index.manifests.push(manifest);
+        change(&mut index);
         let json = serde_json::to_vec(&index).expect("an index serialises");
         write_atomic(&path, &json)
     }
@@ -193,31 +211,6 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         return Err(Error::io(path, e));
     }
     Ok(())
-}
-
-/// Reads the manifest tagged `tag` in the layout at `root`.
-pub fn read_manifest(root: &Path, tag: &str) -> Result<super::types::Manifest> {
-    let invalid = |p: &Path, why: String| {
-        Error::io(p, std::io::Error::new(std::io::ErrorKind::InvalidData, why))
-    };
-    let index_path = root.join("index.json");
-    let bytes = fs::read(&index_path).map_err(|e| Error::io(&index_path, e))?;
-    let index: Index =
-        serde_json::from_slice(&bytes).map_err(|e| invalid(&index_path, e.to_string()))?;
-    let desc = index
-        .manifests
-        .iter()
-        .find(|m| m.annotations.get(REF_NAME).map(String::as_str) == Some(tag))
-        .ok_or_else(|| invalid(&index_path, format!("no image tagged {tag:?}")))?;
-    let blob = root.join("blobs").join("sha256").join(desc.digest.hex());
-    let bytes = fs::read(&blob).map_err(|e| Error::io(&blob, e))?;
-    if Digest::of(&bytes) != desc.digest || bytes.len() as u64 != desc.size {
-        return Err(invalid(
-            &blob,
-            format!("does not match its descriptor {}", desc.digest),
-        ));
-    }
-    serde_json::from_slice(&bytes).map_err(|e| invalid(&blob, e.to_string()))
 }
 
 #[cfg(test)]

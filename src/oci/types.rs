@@ -28,7 +28,28 @@ pub struct Descriptor {
     /// Annotations.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: BTreeMap<String, String>,
+    /// The platform of a manifest listed in an image index.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform: Option<Platform>,
 }
+
+/// Which machines an image of an index is for.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Platform {
+    /// CPU architecture (GOARCH names).
+    pub architecture: String,
+    /// Operating system.
+    pub os: String,
+    /// CPU variant (`v8`, `v7`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variant: Option<String>,
+}
+
+/// Media type of a Docker schema 2 manifest (read like an OCI manifest).
+pub const DOCKER_MANIFEST_MEDIA_TYPE: &str = "application/vnd.docker.distribution.manifest.v2+json";
+/// Media type of a Docker manifest list (read like an OCI index).
+pub const DOCKER_INDEX_MEDIA_TYPE: &str =
+    "application/vnd.docker.distribution.manifest.list.v2+json";
 
 /// An image manifest.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -36,7 +57,8 @@ pub struct Descriptor {
 pub struct Manifest {
     /// Always 2.
     pub schema_version: u32,
-    /// [`MANIFEST_MEDIA_TYPE`].
+    /// [`MANIFEST_MEDIA_TYPE`] (optional when read).
+    #[serde(default)]
     pub media_type: String,
     /// The config blob.
     pub config: Descriptor,
@@ -97,6 +119,9 @@ pub struct History {
     /// A comment.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub comment: Option<String>,
+    /// Who made it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub author: Option<String>,
     /// True for entries without a layer.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub empty_layer: bool,
@@ -108,8 +133,14 @@ pub struct ImageConfig {
     /// When the image was made, RFC 3339.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub created: Option<String>,
+    /// Who made the image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub author: Option<String>,
     /// CPU architecture (GOARCH names: amd64, arm64, ...).
     pub architecture: String,
+    /// CPU variant (`v8`, `v7`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variant: Option<String>,
     /// Operating system.
     pub os: String,
     /// Runtime configuration.
@@ -120,6 +151,10 @@ pub struct ImageConfig {
     /// History.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub history: Vec<History>,
+    /// Fields chunkah does not interpret (`os.version`, `os.features`...),
+    /// kept as they were read.
+    #[serde(flatten)]
+    pub other: BTreeMap<String, serde_json::Value>,
 }
 
 /// `seconds` since the epoch as RFC 3339 UTC (`1970-01-01T00:00:00Z`).

@@ -42,6 +42,11 @@ pub struct PackOptions {
     pub architecture: String,
     /// The components of each layer of the previous version, to keep its grouping.
     pub prior: Option<Vec<Vec<String>>>,
+    /// The config of the image being rechunked, if the tree comes from one:
+    /// its author, architecture, variant, os, unknown fields and creation
+    /// time are kept, and its history entries come first (as entries without
+    /// a layer). The runtime configuration is taken from `runtime`.
+    pub base_config: Option<ImageConfig>,
     /// Set it to stop packing: [`pack_dir`] then fails with `Error::Cancelled`,
     /// leaving no image and no partial blob behind.
     pub cancel: Arc<AtomicBool>,
@@ -58,6 +63,7 @@ impl Default for PackOptions {
             annotations: BTreeMap::new(),
             architecture: crate::oci::types::host_architecture().to_string(),
             prior: None,
+            base_config: None,
             cancel: Arc::new(AtomicBool::new(false)),
         }
     }
@@ -236,25 +242,38 @@ pub fn pack_tree(
         .map(|i| i.expect("every layer written"))
         .collect();
 
-    let created = rfc3339(
-        options
-            .source_date_epoch
-            .unwrap_or_else(|| tree.entries.iter().map(|e| e.mtime).max().unwrap_or(0)),
-    );
-    let history = plan
-        .layers
-        .iter()
-        .map(|l| History {
-            created: Some(created.clone()),
-            created_by: Some("chunkah pack".to_string()),
-            comment: Some(summarise(&l.components)),
-            empty_layer: false,
+    let base = options.base_config.as_ref();
+    let created = match (
+        options.source_date_epoch,
+        base.and_then(|b| b.created.clone()),
+    ) {
+        (Some(epoch), _) => rfc3339(epoch),
+        (None, Some(created)) => created,
+        (None, None) => rfc3339(tree.entries.iter().map(|e| e.mtime).max().unwrap_or(0)),
+    };
+    // The source image's history stays, without its layers.
+    let mut history: Vec<History> = base
+        .map(|b| b.history.clone())
+        .unwrap_or_default()
+        .into_iter()
+        .map(|h| History {
+            empty_layer: true,
+            ..h
         })
         .collect();
+    history.extend(plan.layers.iter().map(|l| History {
+        created: Some(created.clone()),
+        created_by: Some("chunkah pack".to_string()),
+        comment: Some(summarise(&l.components)),
+        author: None,
+        empty_layer: false,
+    }));
     let config = ImageConfig {
         created: Some(created),
-        architecture: options.architecture.clone(),
-        os: "linux".to_string(),
+        author: base.and_then(|b| b.author.clone()),
+        architecture: base.map_or_else(|| options.architecture.clone(), |b| b.architecture.clone()),
+        variant: base.and_then(|b| b.variant.clone()),
+        os: base.map_or_else(|| "linux".to_string(), |b| b.os.clone()),
         config: {
             let mut runtime = options.runtime.clone();
             runtime.labels.extend(options.labels.clone());
@@ -265,6 +284,7 @@ pub fn pack_tree(
             diff_ids: infos.iter().map(|i| i.diff_id).collect(),
         },
         history,
+        other: base.map(|b| b.other.clone()).unwrap_or_default(),
     };
     if options.cancel.load(Ordering::Relaxed) {
         return Err(crate::Error::Cancelled);
@@ -279,6 +299,7 @@ pub fn pack_tree(
             digest: info.digest,
             size: info.size,
             annotations: [(COMPONENTS_ANNOTATION.to_string(), l.components.join("\n"))].into(),
+            platform: None,
         })
         .collect();
     let manifest = Manifest {

@@ -10,7 +10,9 @@
 mod tar;
 mod xattr;
 
-pub use self::tar::{walk_tar, TarContent};
+pub use self::tar::{
+    anonymous_file, walk_tar, ContentFile, Decoder, StreamCompression, TarContent, TarMerger, Tee,
+};
 
 use std::collections::HashMap;
 use std::ffi::OsString;

@@ -1,0 +1,163 @@
+//! OCI archives: an image layout in one tar file (`oci-archive:FILE`).
+//!
+//! An archive is written from a layout directory with only the blobs its
+//! `index.json` reaches, in a fixed order with fixed metadata, so the same
+//! layout always gives the same bytes. It is written beside its destination
+//! and renamed over it once complete.
+
+use std::collections::BTreeSet;
+use std::fs::{self, File};
+use std::io::{BufWriter, Write};
+use std::path::Path;
+
+use super::layout::LayoutWriter;
+use super::read::ImageReader;
+use super::types::{Descriptor, Index, Manifest, REF_NAME};
+use crate::digest::Digest;
+use crate::error::{Error, Result};
+
+const INDEX_TYPES: [&str; 2] = [
+    super::types::INDEX_MEDIA_TYPE,
+    super::types::DOCKER_INDEX_MEDIA_TYPE,
+];
+const MANIFEST_TYPES: [&str; 2] = [
+    super::types::MANIFEST_MEDIA_TYPE,
+    super::types::DOCKER_MANIFEST_MEDIA_TYPE,
+];
+
+/// The blobs `index` reaches (manifests, their configs and layers, nested
+/// indexes), read through `reader`.
+fn reachable(reader: &ImageReader, index: &Index) -> Result<BTreeSet<(Digest, u64)>> {
+    let mut out = BTreeSet::new();
+    let mut todo: Vec<Descriptor> = index.manifests.clone();
+    while let Some(desc) = todo.pop() {
+        if !out.insert((desc.digest, desc.size)) {
+            continue;
+        }
+        if INDEX_TYPES.contains(&desc.media_type.as_str()) {
+            let nested: Index = reader.json_blob(&desc)?;
+            todo.extend(nested.manifests);
+        } else if MANIFEST_TYPES.contains(&desc.media_type.as_str()) {
+            let m: Manifest = reader.json_blob(&desc)?;
+            out.insert((m.config.digest, m.config.size));
+            for l in m.layers {
+                out.insert((l.digest, l.size));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Copies every image of the archive at `file` except the one tagged
+/// `except` into `layout` (blobs and tags), so that writing the archive back
+/// keeps them.
+pub fn import_archive(file: &Path, layout: &LayoutWriter, except: &str) -> Result<()> {
+    let reader = ImageReader::open(&super::ImageRef::Archive {
+        file: file.to_path_buf(),
+        tag: None,
+    })?;
+    let mut index = reader.index()?;
+    index
+        .manifests
+        .retain(|m| m.annotations.get(REF_NAME).map(String::as_str) != Some(except));
+    for (digest, size) in reachable(&reader, &index)? {
+        if layout.has_blob(&digest) {
+            continue;
+        }
+        let blob = reader.blob(&digest, size)?;
+        let mut temp = layout.temp_blob()?;
+        let dest = temp.path().to_path_buf();
+        std::io::copy(&mut blob.reader(), temp.writer()).map_err(|e| Error::io(&dest, e))?;
+        let (got, _) = layout.commit(temp)?;
+        if got != digest {
+            return Err(Error::io(
+                &blob.path,
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("does not match its digest {digest}"),
+                ),
+            ));
+        }
+    }
+    for m in index.manifests {
+        match m.annotations.get(REF_NAME).cloned() {
+            Some(tag) => layout.set_tag(&tag, m)?,
+            None => layout.add_untagged(m)?,
+        }
+    }
+    Ok(())
+}
+
+/// Writes the layout at `dir` as an OCI archive at `dest`: beside it first,
+/// then renamed over it.
+pub fn write_archive(dir: &Path, dest: &Path) -> Result<()> {
+    let reader = ImageReader::open(&super::ImageRef::Layout {
+        dir: dir.to_path_buf(),
+        tag: None,
+    })?;
+    let index_path = dir.join("index.json");
+    let index_bytes = fs::read(&index_path).map_err(|e| Error::io(&index_path, e))?;
+    let index = reader.index()?;
+    let blobs = reachable(&reader, &index)?;
+    let parent = match dest.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let name = dest
+        .file_name()
+        .ok_or_else(|| Error::Config(format!("{} is not a file name", dest.display())))?;
+    let temp = parent.join(format!(
+        ".{}.chunkah-{}",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
+    let result = (|| -> Result<()> {
+        let io = |e| Error::io(&temp, e);
+        let file = File::options()
+            .write(true)
+            .create_new(true)
+            .open(&temp)
+            .map_err(io)?;
+        let mut tar = tar::Builder::new(BufWriter::with_capacity(1 << 20, file));
+        let entry = |path: &str, size: u64, dir: bool| {
+            let mut h = tar::Header::new_ustar();
+            h.set_entry_type(if dir {
+                tar::EntryType::Directory
+            } else {
+                tar::EntryType::Regular
+            });
+            h.set_size(size);
+            h.set_mode(if dir { 0o755 } else { 0o644 });
+            h.set_uid(0);
+            h.set_gid(0);
+            h.set_mtime(0);
+            h.set_path(path).map(|_| {
+                h.set_cksum();
+                h
+            })
+        };
+        let oci_layout = br#"{"imageLayoutVersion":"1.0.0"}"#;
+        let h = entry("oci-layout", oci_layout.len() as u64, false).map_err(io)?;
+        tar.append(&h, &oci_layout[..]).map_err(io)?;
+        let h = entry("index.json", index_bytes.len() as u64, false).map_err(io)?;
+        tar.append(&h, index_bytes.as_slice()).map_err(io)?;
+        for d in ["blobs/", "blobs/sha256/"] {
+            let h = entry(d, 0, true).map_err(io)?;
+            tar.append(&h, std::io::empty()).map_err(io)?;
+        }
+        for (digest, size) in &blobs {
+            let blob = reader.blob(digest, *size)?;
+            let h = entry(&format!("blobs/sha256/{}", digest.hex()), *size, false).map_err(io)?;
+            tar.append(&h, blob.reader()).map_err(io)?;
+        }
+        let mut out = tar.into_inner().map_err(io)?;
+        out.flush().map_err(io)?;
+        let file = out.into_inner().map_err(|e| io(e.into_error()))?;
+        file.sync_all().map_err(io)?;
+        fs::rename(&temp, dest).map_err(|e| Error::io(dest, e))
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&temp);
+    }
+    result
+}

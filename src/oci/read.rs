@@ -1,0 +1,389 @@
+//! Reading images from an OCI image layout or an OCI archive.
+//!
+//! Every JSON document is checked against the digest and size its
+//! descriptor gives before it is parsed, and is refused above
+//! [`MAX_JSON_BYTES`]. Blobs are handed out as regions of a file (a layout's
+//! blob file, or a member of the archive read in place), so layers are never
+//! copied to be read.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{BufReader, Read};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use serde::de::DeserializeOwned;
+
+use super::types::{
+    Descriptor, ImageConfig, Index, Manifest, DOCKER_INDEX_MEDIA_TYPE, DOCKER_MANIFEST_MEDIA_TYPE,
+    INDEX_MEDIA_TYPE, MANIFEST_MEDIA_TYPE, REF_NAME,
+};
+use super::{ImageRef, DEFAULT_TAG};
+use crate::digest::Digest;
+use crate::error::{Error, Result};
+
+/// The largest manifest, index or config read, in bytes.
+pub const MAX_JSON_BYTES: u64 = 64 << 20;
+
+/// An image source opened for reading.
+#[derive(Debug)]
+pub struct ImageReader {
+    reference: ImageRef,
+    store: Store,
+}
+
+#[derive(Debug)]
+enum Store {
+    Layout(PathBuf),
+    Archive {
+        file: File,
+        path: PathBuf,
+        /// Member name (`index.json`, `blobs/sha256/HEX`) -> (offset, size).
+        members: HashMap<String, (u64, u64)>,
+    },
+}
+
+/// A blob's bytes: `size` bytes at `offset` in `file`.
+#[derive(Debug)]
+pub struct Blob {
+    /// The file holding the blob.
+    pub file: File,
+    /// Its name, for error messages.
+    pub path: PathBuf,
+    /// Where the blob starts in it.
+    pub offset: u64,
+    /// The blob's size.
+    pub size: u64,
+}
+
+impl Blob {
+    /// A reader over the blob's bytes.
+    pub fn reader(&self) -> RegionReader<'_> {
+        RegionReader {
+            file: &self.file,
+            pos: self.offset,
+            end: self.offset + self.size,
+        }
+    }
+}
+
+/// Reads a region of a file with positioned reads.
+#[derive(Debug)]
+pub struct RegionReader<'a> {
+    file: &'a File,
+    pos: u64,
+    end: u64,
+}
+
+impl Read for RegionReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let want = buf.len().min((self.end - self.pos) as usize);
+        if want == 0 {
+            return Ok(0);
+        }
+        let n = self.file.read_at(&mut buf[..want], self.pos)?;
+        if n == 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "the file ends inside the blob",
+            ));
+        }
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+/// An image: its manifest and config.
+#[derive(Clone, Debug)]
+pub struct Image {
+    /// The manifest's descriptor.
+    pub descriptor: Descriptor,
+    /// The manifest.
+    pub manifest: Manifest,
+    /// The config.
+    pub config: ImageConfig,
+}
+
+fn invalid(path: impl Into<PathBuf>, why: String) -> Error {
+    Error::io(
+        path,
+        std::io::Error::new(std::io::ErrorKind::InvalidData, why),
+    )
+}
+
+impl ImageReader {
+    /// Opens the layout or archive `reference` names.
+    pub fn open(reference: &ImageRef) -> Result<Self> {
+        let store = match reference {
+            ImageRef::Layout { dir, .. } => {
+                let marker = dir.join("oci-layout");
+                match std::fs::metadata(&marker) {
+                    Ok(_) => Store::Layout(dir.clone()),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                        std::fs::metadata(dir).map_err(|e| Error::io(dir, e))?;
+                        return Err(invalid(
+                            dir,
+                            "is not an OCI image layout (no oci-layout file)".into(),
+                        ));
+                    }
+                    Err(e) => return Err(Error::io(marker, e)),
+                }
+            }
+            ImageRef::Archive { file, .. } => open_archive(file)?,
+        };
+        Ok(ImageReader {
+            reference: reference.clone(),
+            store,
+        })
+    }
+
+    /// The reference this reader was opened with.
+    pub fn reference(&self) -> &ImageRef {
+        &self.reference
+    }
+
+    /// The name of a member (`index.json`, `blobs/sha256/HEX`), for errors.
+    fn member_path(&self, member: &str) -> PathBuf {
+        match &self.store {
+            Store::Layout(dir) => dir.join(member),
+            Store::Archive { path, .. } => PathBuf::from(format!("{}:{member}", path.display())),
+        }
+    }
+
+    /// A member's bytes as a region of a file.
+    fn member(&self, member: &str) -> Result<Blob> {
+        match &self.store {
+            Store::Layout(dir) => {
+                let path = dir.join(member);
+                let file = File::open(&path).map_err(|e| Error::io(&path, e))?;
+                let meta = file.metadata().map_err(|e| Error::io(&path, e))?;
+                if !meta.is_file() {
+                    return Err(invalid(&path, "is not a regular file".into()));
+                }
+                Ok(Blob {
+                    file,
+                    path,
+                    offset: 0,
+                    size: meta.len(),
+                })
+            }
+            Store::Archive {
+                file,
+                path,
+                members,
+            } => {
+                let &(offset, size) = members.get(member).ok_or_else(|| {
+                    Error::io(
+                        self.member_path(member),
+                        std::io::Error::new(std::io::ErrorKind::NotFound, "not in the archive"),
+                    )
+                })?;
+                Ok(Blob {
+                    file: file.try_clone().map_err(|e| Error::io(path, e))?,
+                    path: self.member_path(member),
+                    offset,
+                    size,
+                })
+            }
+        }
+    }
+
+    /// The blob `digest`, checked to be `size` bytes long (its content is
+    /// checked by whoever reads it).
+    pub fn blob(&self, digest: &Digest, size: u64) -> Result<Blob> {
+        let blob = self.member(&format!("blobs/sha256/{}", digest.hex()))?;
+        if blob.size != size {
+            return Err(invalid(
+                &blob.path,
+                format!("is {} bytes long, its descriptor says {size}", blob.size),
+            ));
+        }
+        Ok(blob)
+    }
+
+    /// Reads a small member whole, at most [`MAX_JSON_BYTES`].
+    fn read_small(&self, blob: &Blob) -> Result<Vec<u8>> {
+        if blob.size > MAX_JSON_BYTES {
+            return Err(invalid(
+                &blob.path,
+                format!(
+                    "is {} bytes long, more than a JSON document may be",
+                    blob.size
+                ),
+            ));
+        }
+        let mut bytes = Vec::with_capacity(blob.size as usize);
+        blob.reader()
+            .read_to_end(&mut bytes)
+            .map_err(|e| Error::io(&blob.path, e))?;
+        Ok(bytes)
+    }
+
+    /// Reads and parses the JSON blob `desc` names, checking its digest.
+    pub fn json_blob<T: DeserializeOwned>(&self, desc: &Descriptor) -> Result<T> {
+        let blob = self.blob(&desc.digest, desc.size)?;
+        let bytes = self.read_small(&blob)?;
+        if Digest::of(&bytes) != desc.digest {
+            return Err(invalid(
+                &blob.path,
+                format!("does not match its digest {}", desc.digest),
+            ));
+        }
+        serde_json::from_slice(&bytes).map_err(|e| invalid(&blob.path, format!("bad JSON: {e}")))
+    }
+
+    /// The layout's `index.json`.
+    pub fn index(&self) -> Result<Index> {
+        let blob = self.member("index.json")?;
+        let bytes = self.read_small(&blob)?;
+        serde_json::from_slice(&bytes).map_err(|e| invalid(&blob.path, format!("bad JSON: {e}")))
+    }
+
+    /// The image the reference's tag names: that tag, or without one
+    /// `latest`, or the only image there is. An image index in between is
+    /// resolved to the manifest for `architecture` on linux.
+    pub fn image(&self, architecture: &str) -> Result<Image> {
+        let index = self.index()?;
+        let index_path = self.member_path("index.json");
+        let tag_of = |m: &Descriptor| m.annotations.get(REF_NAME).cloned();
+        let tags: Vec<String> = index.manifests.iter().filter_map(tag_of).collect();
+        let wanted = self.reference.tag();
+        let found = match wanted {
+            Some(t) => index
+                .manifests
+                .iter()
+                .find(|m| tag_of(m).as_deref() == Some(t)),
+            None => index
+                .manifests
+                .iter()
+                .find(|m| tag_of(m).as_deref() == Some(DEFAULT_TAG))
+                .or(match index.manifests.as_slice() {
+                    [only] => Some(only),
+                    _ => None,
+                }),
+        };
+        let desc = found.ok_or_else(|| {
+            let which = wanted.map_or_else(
+                || {
+                    format!(
+                        "no image tagged {DEFAULT_TAG:?} and {} images",
+                        index.manifests.len()
+                    )
+                },
+                |t| format!("no image tagged {t:?}"),
+            );
+            invalid(&index_path, format!("{which} (tags: {})", tags.join(", ")))
+        })?;
+        let desc = self.resolve_index(desc.clone(), architecture)?;
+        let manifest: Manifest = self.json_blob(&desc)?;
+        let path = self.member_path(&format!("blobs/sha256/{}", desc.digest.hex()));
+        if !manifest.media_type.is_empty()
+            && manifest.media_type != MANIFEST_MEDIA_TYPE
+            && manifest.media_type != DOCKER_MANIFEST_MEDIA_TYPE
+        {
+            return Err(invalid(
+                path,
+                format!(
+                    "has media type {:?}: not an image manifest",
+                    manifest.media_type
+                ),
+            ));
+        }
+        let config: ImageConfig = self.json_blob(&manifest.config)?;
+        if config.rootfs.diff_ids.len() != manifest.layers.len() {
+            return Err(invalid(
+                path,
+                format!(
+                    "lists {} layers and its config {} diff_ids",
+                    manifest.layers.len(),
+                    config.rootfs.diff_ids.len()
+                ),
+            ));
+        }
+        Ok(Image {
+            descriptor: desc,
+            manifest,
+            config,
+        })
+    }
+
+    /// Follows image indexes (at most a few deep) to a manifest for linux
+    /// on `architecture`.
+    fn resolve_index(&self, mut desc: Descriptor, architecture: &str) -> Result<Descriptor> {
+        for _ in 0..4 {
+            if desc.media_type != INDEX_MEDIA_TYPE && desc.media_type != DOCKER_INDEX_MEDIA_TYPE {
+                return Ok(desc);
+            }
+            let index: Index = self.json_blob(&desc)?;
+            let fits = |m: &&Descriptor| {
+                m.platform
+                    .as_ref()
+                    .is_some_and(|p| p.os == "linux" && p.architecture == architecture)
+            };
+            let next = index
+                .manifests
+                .iter()
+                .find(fits)
+                .or(match index.manifests.as_slice() {
+                    [only] => Some(only),
+                    _ => None,
+                })
+                .ok_or_else(|| {
+                    invalid(
+                        self.member_path(&format!("blobs/sha256/{}", desc.digest.hex())),
+                        format!("an image index with no image for linux/{architecture}"),
+                    )
+                })?;
+            desc = next.clone();
+        }
+        Err(invalid(
+            self.member_path("index.json"),
+            "image indexes nested too deep".into(),
+        ))
+    }
+}
+
+/// Lists the members of an OCI archive (a tar of an image layout).
+fn open_archive(path: &Path) -> Result<Store> {
+    let file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut members = HashMap::new();
+    {
+        let mut archive = tar::Archive::new(BufReader::new(&file));
+        let bad = |e: std::io::Error| invalid(path, format!("not a tar archive: {e}"));
+        for entry in archive.entries_with_seek().map_err(bad)? {
+            let entry = entry.map_err(bad)?;
+            if !entry.header().entry_type().is_file() {
+                continue;
+            }
+            let raw = entry.path_bytes();
+            let name = String::from_utf8_lossy(&raw);
+            let name = name.trim_start_matches("./").trim_start_matches('/');
+            let wanted = name == "index.json"
+                || name == "oci-layout"
+                || name
+                    .strip_prefix("blobs/sha256/")
+                    .is_some_and(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()));
+            if wanted {
+                members.insert(name.to_string(), (entry.raw_file_position(), entry.size()));
+            }
+        }
+    }
+    if !members.contains_key("oci-layout") {
+        return Err(invalid(
+            path,
+            "is not an OCI archive (no oci-layout member)".into(),
+        ));
+    }
+    let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
+    if let Some((name, _)) = members
+        .iter()
+        .find(|(_, &(o, s))| o.checked_add(s).is_none_or(|end| end > len))
+    {
+        return Err(invalid(path, format!("is truncated inside {name}")));
+    }
+    Ok(Store::Archive {
+        file,
+        path: path.to_path_buf(),
+        members,
+    })
+}
