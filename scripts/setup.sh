@@ -9,6 +9,9 @@ command -v aarch64-linux-gnu-gcc >/dev/null || need+=(gcc-aarch64-linux-gnu libc
 command -v umoci >/dev/null || need+=(umoci)
 command -v skopeo >/dev/null || need+=(skopeo)
 command -v debootstrap >/dev/null || need+=(debootstrap)
+command -v rpmbuild >/dev/null || need+=(rpm)
+command -v sqlite3 >/dev/null || need+=(sqlite3)
+command -v zstd >/dev/null || need+=(zstd)
 if [ ${#need[@]} -gt 0 ]; then
     echo "setup: apt-get install ${need[*]}" >&2
     apt-get update -qq

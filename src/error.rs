@@ -51,7 +51,7 @@ pub enum Error {
     #[error("interrupted")]
     Cancelled,
 
-    /// A package database (dpkg, apk, pacman) has content that does not parse.
+    /// A package database (dpkg, apk, pacman, rpm) has content that does not parse.
     #[error("{}:{line}: {message}", path.display())]
     PackageDb {
         /// The database file.

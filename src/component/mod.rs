@@ -1,15 +1,16 @@
 //! Which package owns each path of a root file system.
 //!
 //! [`read_package_databases`] reads the package databases it finds under a
-//! root (dpkg, apk, pacman) and returns an [`Ownership`]: a map from a path
-//! relative to the root (`usr/bin/ls`, no leading `/`) to a component name.
-//! Component names say where they come from:
+//! root (dpkg, apk, pacman, rpm) and returns an [`Ownership`]: a map from a
+//! path relative to the root (`usr/bin/ls`, no leading `/`) to a component
+//! name. Component names say where they come from:
 //!
 //! | database | file(s) read | component |
 //! |---|---|---|
 //! | dpkg | `var/lib/dpkg/status`, `var/lib/dpkg/info/*.list`, `var/lib/dpkg/diversions` | `deb:<source package>` |
 //! | apk | `lib/apk/db/installed` (or `usr/lib/apk/db/installed`) | `apk:<origin>` |
 //! | pacman | `var/lib/pacman/local/*/{desc,files}` | `pacman:<base>` |
+//! | rpm | `usr/lib/sysimage/rpm/rpmdb.sqlite` (or `var/lib/rpm/rpmdb.sqlite`) | `rpm:<source rpm name>` |
 //!
 //! Databases name paths as the package manager sees them. On a "usrmerged"
 //! system `/bin` is a symbolic link to `usr/bin`, and dpkg still says
@@ -38,6 +39,8 @@
 mod apk;
 mod dpkg;
 mod pacman;
+mod rpm;
+mod sqlite;
 
 use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap};
@@ -115,16 +118,19 @@ impl<P: AsRef<Path>, S: Into<String>> FromIterator<(P, S)> for Ownership {
 /// Reads every package database found under `root` and says which component
 /// owns each path.
 ///
-/// Looks for dpkg (`var/lib/dpkg/status`), apk (`lib/apk/db/installed`) and
-/// pacman (`var/lib/pacman/local`); a root with none of them gives an empty
-/// [`Ownership`], not an error. Database files are found through the tree's
-/// own symbolic links, resolved inside `root`.
+/// Looks for dpkg (`var/lib/dpkg/status`), apk (`lib/apk/db/installed`),
+/// pacman (`var/lib/pacman/local`) and rpm
+/// (`usr/lib/sysimage/rpm/rpmdb.sqlite`, `var/lib/rpm/rpmdb.sqlite`); a root
+/// with none of them gives an empty [`Ownership`], not an error. Database
+/// files are found through the tree's own symbolic links, resolved inside
+/// `root`.
 ///
 /// # Errors
 ///
 /// [`Error::Io`] when `root` is not a readable directory or a database file
-/// cannot be read; [`Error::PackageDb`], naming the file and line, when a
-/// database does not parse.
+/// cannot be read, is not a readable SQLite file (rpm), or is an rpm database
+/// in a format other than sqlite; [`Error::PackageDb`], naming the file and
+/// line (for rpm, the package's row), when a database does not parse.
 pub fn read_package_databases(root: &Path) -> Result<Ownership> {
     // A root that is not there is a mistake, not a tree without databases.
     fs::read_dir(root).map_err(|e| Error::io(root, e))?;
@@ -133,6 +139,7 @@ pub fn read_package_databases(root: &Path) -> Result<Ownership> {
     dpkg::read(&mut tree, &mut builder)?;
     apk::read(&mut tree, &mut builder)?;
     pacman::read(&mut tree, &mut builder)?;
+    rpm::read(&mut tree, &mut builder)?;
     Ok(builder.finish())
 }
 
@@ -648,11 +655,13 @@ mod tests {
 }
 
 /// Package databases live under these directories.
-const DATABASE_DIRS: [&str; 4] = [
+const DATABASE_DIRS: [&str; 6] = [
     "var/lib/dpkg",
     "lib/apk/db",
     "usr/lib/apk/db",
     "var/lib/pacman/local",
+    "usr/lib/sysimage/rpm",
+    "var/lib/rpm",
 ];
 
 /// [`read_package_databases`] for a root file system held in a tarball: the
