@@ -128,6 +128,12 @@ impl<W: std::io::Write> HashingWriter<W> {
         }
     }
 
+    /// The inner writer, for calls that do not write to it: bytes written
+    /// through it would not be hashed.
+    pub fn inner_mut(&mut self) -> &mut W {
+        &mut self.inner
+    }
+
     /// The inner writer, the digest and the byte count of what was written.
     pub fn finish(self) -> (W, Digest, u64) {
         use sha2::Digest as _;

@@ -21,7 +21,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum CompressionArg {
-    /// zstd (default level 3).
+    /// zstd (default level 3): every content chunk a frame of its own, with
+    /// a chunk index, so clients can fetch chunks by byte range.
     Zstd,
     /// gzip (default level 6).
     Gzip,
@@ -130,8 +131,8 @@ pub fn run(args: PackArgs) -> Result<()> {
         eprintln!("chunkah: warning: more than 127 layers break some older clients");
     }
     let compression = match (args.compression, args.compression_level) {
-        (CompressionArg::Zstd, None) => Compression::Zstd(3),
-        (CompressionArg::Zstd, Some(l)) if (1..=22).contains(&l) => Compression::Zstd(l),
+        (CompressionArg::Zstd, None) => Compression::SeekableZstd(3),
+        (CompressionArg::Zstd, Some(l)) if (1..=22).contains(&l) => Compression::SeekableZstd(l),
         (CompressionArg::Gzip, None) => Compression::Gzip(6),
         (CompressionArg::Gzip, Some(l)) if (0..=9).contains(&l) => Compression::Gzip(l as u32),
         (CompressionArg::None, None) => Compression::None,

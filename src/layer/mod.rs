@@ -1,6 +1,10 @@
 //! Layers: tar archives of entries, compressed, with their digests.
 
+mod frames;
+pub mod index;
 pub mod tar;
+
+pub use frames::zstd_version;
 
 use std::fs::File;
 use std::io::{self, Read, Write};
@@ -8,16 +12,22 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use crate::chunker::{Chunker, ChunkerConfig, StreamChunker};
 use crate::digest::{Digest, HashingWriter};
 use crate::error::{Error, Result};
-use crate::walk::{Entry, EntryKind, TarContent};
+use crate::walk::{Entry, EntryKind, RegionReader, TarContent};
+use frames::Framer;
+use index::{FrameKind, IndexedFile};
 use tar::TarWriter;
 
 /// How a layer blob is compressed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Compression {
-    /// zstd at a level (1 to 22; 3 is zstd's default).
+    /// zstd at a level (1 to 22; 3 is zstd's default), one stream.
     Zstd(i32),
+    /// zstd at a level, every tar header run and every content chunk a
+    /// frame of its own, with a chunk index (see [`index`]).
+    SeekableZstd(i32),
     /// gzip at a level (0 to 9).
     Gzip(u32),
     /// A plain tar.
@@ -26,7 +36,7 @@ pub enum Compression {
 
 impl Default for Compression {
     fn default() -> Self {
-        Compression::Zstd(3)
+        Compression::SeekableZstd(3)
     }
 }
 
@@ -34,7 +44,9 @@ impl Compression {
     /// The OCI media type of a layer compressed this way.
     pub fn media_type(self) -> &'static str {
         match self {
-            Compression::Zstd(_) => "application/vnd.oci.image.layer.v1.tar+zstd",
+            Compression::Zstd(_) | Compression::SeekableZstd(_) => {
+                "application/vnd.oci.image.layer.v1.tar+zstd"
+            }
             Compression::Gzip(_) => "application/vnd.oci.image.layer.v1.tar+gzip",
             Compression::None => "application/vnd.oci.image.layer.v1.tar",
         }
@@ -64,10 +76,13 @@ pub struct LayerInfo {
     pub tar_size: u64,
     /// OCI media type.
     pub media_type: &'static str,
+    /// Where the chunk index is, for a seekable layer.
+    pub index: Option<IndexLocation>,
 }
 
 enum Encoder<W: Write> {
     Zstd(zstd::stream::Encoder<'static, W>),
+    Seekable(Box<Framer<W>>),
     Gzip(flate2::write::GzEncoder<W>),
     Plain(W),
 }
@@ -82,6 +97,9 @@ impl<W: Write> Encoder<W> {
                 e.include_checksum(false)?;
                 Encoder::Zstd(e)
             }
+            Compression::SeekableZstd(level) => {
+                Encoder::Seekable(Box::new(Framer::new(out, level)?))
+            }
             Compression::Gzip(level) => {
                 // GzBuilder writes mtime 0 and no file name: reproducible.
                 Encoder::Gzip(flate2::GzBuilder::new().write(out, flate2::Compression::new(level)))
@@ -90,11 +108,32 @@ impl<W: Write> Encoder<W> {
         })
     }
 
-    fn finish(self) -> io::Result<W> {
+    /// Ends the current frame of a seekable layer (nothing otherwise).
+    fn cut(&mut self, kind: FrameKind) -> io::Result<()> {
         match self {
-            Encoder::Zstd(e) => e.finish(),
-            Encoder::Gzip(e) => e.finish(),
-            Encoder::Plain(w) => Ok(w),
+            Encoder::Seekable(f) => f.cut(kind),
+            _ => Ok(()),
+        }
+    }
+
+    /// How many frames a seekable layer has so far.
+    fn frame_count(&self) -> usize {
+        match self {
+            Encoder::Seekable(f) => f.frames.len(),
+            _ => 0,
+        }
+    }
+
+    fn finish(
+        self,
+        files: Vec<IndexedFile>,
+        chunker: ChunkerConfig,
+    ) -> io::Result<(W, Option<IndexLocation>)> {
+        match self {
+            Encoder::Zstd(e) => Ok((e.finish()?, None)),
+            Encoder::Seekable(f) => f.finish(files, chunker).map(|(w, i)| (w, Some(i))),
+            Encoder::Gzip(e) => Ok((e.finish()?, None)),
+            Encoder::Plain(w) => Ok((w, None)),
         }
     }
 }
@@ -103,6 +142,7 @@ impl<W: Write> Write for Encoder<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         match self {
             Encoder::Zstd(e) => e.write(buf),
+            Encoder::Seekable(f) => f.write(buf),
             Encoder::Gzip(e) => e.write(buf),
             Encoder::Plain(w) => w.write(buf),
         }
@@ -110,22 +150,37 @@ impl<W: Write> Write for Encoder<W> {
     fn flush(&mut self) -> io::Result<()> {
         match self {
             Encoder::Zstd(e) => e.flush(),
+            Encoder::Seekable(f) => f.flush(),
             Encoder::Gzip(e) => e.flush(),
             Encoder::Plain(w) => w.flush(),
         }
     }
 }
 
-/// Writes the tar of `entries` (read from the tree at `root`) to `out`,
+/// Where a layer's chunk index is in its blob.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IndexLocation {
+    /// Offset of the index's skippable frame.
+    pub offset: u64,
+    /// Its length.
+    pub length: u64,
+    /// sha256 of its bytes.
+    pub digest: Digest,
+}
+
+/// Writes the tar of `entries` (content read from `source`) to `out`,
 /// compressed, and returns the sink and the layer's digests. mtimes above
-/// `clamp` are lowered to it. Errors name the source file when reading fails
-/// and `dest` (what `out` writes to) when writing fails. The work stops with
-/// [`Error::Cancelled`] once `cancel` is set.
+/// `clamp` are lowered to it. With [`Compression::SeekableZstd`], file
+/// content is cut by `chunker` and every chunk is a zstd frame of its own.
+/// Errors name the source file when reading fails and `dest` (what `out`
+/// writes to) when writing fails. The work stops with [`Error::Cancelled`]
+/// once `cancel` is set.
 #[allow(clippy::too_many_arguments)]
 pub fn write_layer<W: Write>(
     out: W,
     dest: &Path,
     compression: Compression,
+    chunker: &Chunker,
     source: Source<'_>,
     entries: &[&Entry],
     clamp: Option<i64>,
@@ -136,32 +191,87 @@ pub fn write_layer<W: Write>(
     let encoder = Encoder::new(blob, compression).map_err(write_err)?;
     let mut tar = TarWriter::new(HashingWriter::new(encoder));
     let mut buf = vec![0u8; 256 << 10];
+    let mut files = Vec::new();
+    let seekable = matches!(compression, Compression::SeekableZstd(_));
     for entry in entries {
         if cancel.load(Ordering::Relaxed) {
             return Err(Error::Cancelled);
         }
         let mtime = clamp.map_or(entry.mtime, |c| entry.mtime.min(c));
         tar.header(entry, mtime).map_err(write_err)?;
-        if let EntryKind::Regular { size } = entry.kind {
-            match source {
-                Source::Dir(root) => copy_exact(
-                    &root.join(&entry.path),
-                    dest,
-                    size,
-                    entry.mtime,
-                    &mut tar,
-                    &mut buf,
-                )?,
-                Source::Tar(content) => {
-                    copy_from_tar(content, entry, dest, size, &mut tar, &mut buf)?
+        let EntryKind::Regular { size } = entry.kind else {
+            end_group(&mut tar, entry, chunker).map_err(write_err)?;
+            continue;
+        };
+        let (path, mut reader) = open_content(source, entry, size)?;
+        if seekable && size >= chunker.config().min() as u64 {
+            // A large file: its header ends the entries frame, and each of
+            // its chunks is a frame.
+            tar.sink_mut()
+                .inner_mut()
+                .cut(FrameKind::Entries)
+                .map_err(write_err)?;
+            let first_frame = tar.sink_mut().inner_mut().frame_count();
+            let mut chunks = StreamChunker::new(*chunker, &mut reader);
+            loop {
+                let next = chunks.next_chunk().map_err(|e| match e {
+                    Error::Stream(e) => Error::io(&path, e),
+                    e => e,
+                })?;
+                let Some((_, bytes)) = next else { break };
+                tar.content(bytes).map_err(write_err)?;
+                tar.sink_mut()
+                    .inner_mut()
+                    .cut(FrameKind::Chunk)
+                    .map_err(write_err)?;
+            }
+            reader.check_unchanged()?;
+            files.push(IndexedFile {
+                path: entry.path.clone(),
+                size,
+                first_frame,
+                frame_count: tar.sink_mut().inner_mut().frame_count() - first_frame,
+                digest: None,
+            });
+            tar.pad().map_err(write_err)?;
+        } else {
+            // A small file stays in the entries frame being built.
+            let frame = tar.sink_mut().inner_mut().frame_count();
+            let mut hasher = seekable.then(blake3::Hasher::new);
+            loop {
+                let n = reader.read(&mut buf).map_err(|e| Error::io(&path, e))?;
+                if n == 0 {
+                    break;
                 }
+                if let Some(h) = hasher.as_mut() {
+                    h.update(&buf[..n]);
+                }
+                tar.content(&buf[..n]).map_err(write_err)?;
+            }
+            reader.check_unchanged()?;
+            if let (Some(h), true) = (hasher, size > 0) {
+                files.push(IndexedFile {
+                    path: entry.path.clone(),
+                    size,
+                    first_frame: frame,
+                    frame_count: 0,
+                    digest: Some(crate::ChunkId(*h.finalize().as_bytes())),
+                });
             }
             tar.pad().map_err(write_err)?;
+            end_group(&mut tar, entry, chunker).map_err(write_err)?;
         }
     }
+    // The last entries frame ends before the end-of-archive blocks.
+    tar.sink_mut()
+        .inner_mut()
+        .cut(FrameKind::Entries)
+        .map_err(write_err)?;
     let tar_hash = tar.finish().map_err(write_err)?;
     let (encoder, diff_id, tar_size) = tar_hash.finish();
-    let blob = encoder.finish().map_err(write_err)?;
+    let (blob, index) = encoder
+        .finish(files, *chunker.config())
+        .map_err(write_err)?;
     let (out, digest, size) = blob.finish();
     Ok((
         out,
@@ -171,105 +281,158 @@ pub fn write_layer<W: Write>(
             diff_id,
             tar_size,
             media_type: compression.media_type(),
+            index,
         },
     ))
 }
 
-/// Copies the content of `entry` out of a tarball.
-fn copy_from_tar<W: Write>(
-    content: &TarContent,
+/// After a small entry of a seekable layer: ends the entries frame when the
+/// entry's path says so (about one entry in [`GROUP_ENTRIES`], so frames
+/// stay put when entries come and go) or when the frame has grown to the
+/// chunker's maximum size.
+fn end_group<W: Write>(
+    tar: &mut TarWriter<HashingWriter<Encoder<W>>>,
     entry: &Entry,
-    dest: &Path,
-    size: u64,
-    tar: &mut TarWriter<W>,
-    buf: &mut [u8],
-) -> Result<()> {
-    use std::os::unix::fs::FileExt;
-    let (content, mut offset) = content.locate(&entry.path)?;
-    let mut left = size;
-    while left > 0 {
-        let want = buf.len().min(left as usize);
-        let n = match content.file.read_at(&mut buf[..want], offset) {
-            Ok(0) => {
-                return Err(Error::io(
-                    &content.path,
-                    io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        format!("truncated in {}", entry.path.display()),
-                    ),
-                ))
-            }
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(Error::io(&content.path, e)),
-        };
-        tar.content(&buf[..n]).map_err(|e| Error::io(dest, e))?;
-        left -= n as u64;
-        offset += n as u64;
+    chunker: &Chunker,
+) -> io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let encoder = tar.sink_mut().inner_mut();
+    let Encoder::Seekable(framer) = encoder else {
+        return Ok(());
+    };
+    let hash = blake3::hash(entry.path.as_os_str().as_bytes());
+    let h = u64::from_le_bytes(hash.as_bytes()[..8].try_into().expect("8 bytes"));
+    if h % GROUP_ENTRIES == 0 || framer.pending_len() >= chunker.config().max() {
+        framer.cut(FrameKind::Entries)?;
     }
     Ok(())
 }
 
-/// Copies exactly `size` bytes of the regular file at `path` into the layer
-/// written to `dest` (named by write errors); a file that is
-/// no longer that size, or no longer a regular file, changed while the tree
-/// was being read.
-fn copy_exact<W: Write>(
-    path: &Path,
-    dest: &Path,
+/// Entries per entries frame, on average (when small).
+const GROUP_ENTRIES: u64 = 16;
+
+/// The content of a regular file being copied: exactly `size` bytes, or
+/// an error saying how the source changed.
+struct ContentReader<'a> {
+    inner: ContentSource<'a>,
+    path: std::path::PathBuf,
+    left: u64,
+}
+
+enum ContentSource<'a> {
+    File {
+        file: File,
+        before: std::fs::Metadata,
+    },
+    Tar(RegionReader<'a>),
+}
+
+/// Opens the content of `entry` (`size` bytes) in `source`; also returns
+/// the path errors name.
+fn open_content<'a>(
+    source: Source<'a>,
+    entry: &Entry,
     size: u64,
-    mtime: i64,
-    tar: &mut TarWriter<W>,
-    buf: &mut [u8],
-) -> Result<()> {
+) -> Result<(std::path::PathBuf, ContentReader<'a>)> {
     use std::os::unix::fs::MetadataExt;
-    let changed = |what: &str| {
-        Error::io(
+    let (path, inner) = match source {
+        Source::Dir(root) => {
+            let path = root.join(&entry.path);
+            let changed = |what: &str| {
+                Error::io(
+                    &path,
+                    io::Error::other(format!("changed while being read ({what})")),
+                )
+            };
+            let file = File::options()
+                .read(true)
+                .custom_flags(libc::O_NOFOLLOW)
+                .open(&path)
+                .map_err(|e| Error::io(&path, e))?;
+            let before = file.metadata().map_err(|e| Error::io(&path, e))?;
+            if !before.is_file() {
+                return Err(changed("no longer a regular file"));
+            }
+            if before.mtime() != entry.mtime {
+                return Err(changed("modified after it was walked"));
+            }
+            (path, ContentSource::File { file, before })
+        }
+        Source::Tar(content) => {
+            let (file, offset) = content.locate(&entry.path)?;
+            let reader = RegionReader::new(&file.file, offset, size);
+            (file.path.clone(), ContentSource::Tar(reader))
+        }
+    };
+    Ok((
+        path.clone(),
+        ContentReader {
+            inner,
             path,
-            io::Error::other(format!("changed while being read ({what})")),
-        )
-    };
-    let mut file = File::options()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(path)
-        .map_err(|e| Error::io(path, e))?;
-    let before = file.metadata().map_err(|e| Error::io(path, e))?;
-    if !before.is_file() {
-        return Err(changed("no longer a regular file"));
-    }
-    if before.mtime() != mtime {
-        return Err(changed("modified after it was walked"));
-    }
-    let mut left = size;
-    while left > 0 {
-        let want = buf.len().min(left as usize);
-        let n = match file.read(&mut buf[..want]) {
-            Ok(0) => return Err(changed("shorter than when walked")),
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(Error::io(path, e)),
+            left: size,
+        },
+    ))
+}
+
+impl Read for ContentReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.left == 0 {
+            return Ok(0);
+        }
+        let want = buf.len().min(self.left.min(usize::MAX as u64) as usize);
+        let n = match &mut self.inner {
+            ContentSource::File { file, .. } => file.read(&mut buf[..want])?,
+            ContentSource::Tar(r) => r.read(&mut buf[..want])?,
         };
-        tar.content(&buf[..n]).map_err(|e| Error::io(dest, e))?;
-        left -= n as u64;
+        if n == 0 {
+            return Err(match self.inner {
+                ContentSource::File { .. } => {
+                    io::Error::other("changed while being read (shorter than when walked)")
+                }
+                ContentSource::Tar(_) => io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "truncated in a file's content",
+                ),
+            });
+        }
+        self.left -= n as u64;
+        Ok(n)
     }
-    if file.read(&mut buf[..1]).map_err(|e| Error::io(path, e))? != 0 {
-        return Err(changed("longer than when walked"));
+}
+
+impl ContentReader<'_> {
+    /// After the content was read: a file that grew or was modified while
+    /// it was read changed.
+    fn check_unchanged(self) -> Result<()> {
+        use std::os::unix::fs::MetadataExt;
+        let ContentSource::File { mut file, before } = self.inner else {
+            return Ok(());
+        };
+        let path = &self.path;
+        let changed = |what: &str| {
+            Error::io(
+                path,
+                io::Error::other(format!("changed while being read ({what})")),
+            )
+        };
+        if file.read(&mut [0u8; 1]).map_err(|e| Error::io(path, e))? != 0 {
+            return Err(changed("longer than when walked"));
+        }
+        let after = file.metadata().map_err(|e| Error::io(path, e))?;
+        let stamp = |m: &std::fs::Metadata| {
+            (
+                m.mtime(),
+                m.mtime_nsec(),
+                m.ctime(),
+                m.ctime_nsec(),
+                m.len(),
+            )
+        };
+        if stamp(&before) != stamp(&after) {
+            return Err(changed("modified while being read"));
+        }
+        Ok(())
     }
-    let after = file.metadata().map_err(|e| Error::io(path, e))?;
-    let stamp = |m: &std::fs::Metadata| {
-        (
-            m.mtime(),
-            m.mtime_nsec(),
-            m.ctime(),
-            m.ctime_nsec(),
-            m.len(),
-        )
-    };
-    if stamp(&before) != stamp(&after) {
-        return Err(changed("modified while being read"));
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -289,6 +452,7 @@ mod tests {
                 Vec::new(),
                 Path::new("mem"),
                 compression,
+                &Chunker::auto(ChunkerConfig::default()),
                 Source::Dir(&dir),
                 &entries,
                 clamp,
@@ -298,14 +462,20 @@ mod tests {
         let (plain, plain_info) = write(Compression::None, Some(0)).unwrap();
         assert_eq!(plain_info.digest, plain_info.diff_id);
         assert_eq!(plain_info.digest, Digest::of(&plain));
-        for compression in [Compression::Zstd(3), Compression::Gzip(6)] {
+        for compression in [
+            Compression::Zstd(3),
+            Compression::SeekableZstd(3),
+            Compression::Gzip(6),
+        ] {
             let (blob, info) = write(compression, Some(0)).unwrap();
             let (again, _) = write(compression, Some(0)).unwrap();
             assert_eq!(blob, again, "{compression:?} is not reproducible");
             assert_eq!(info.digest, Digest::of(&blob));
             assert_eq!(info.diff_id, plain_info.diff_id);
             let tar: Vec<u8> = match compression {
-                Compression::Zstd(_) => zstd::decode_all(&blob[..]).unwrap(),
+                Compression::Zstd(_) | Compression::SeekableZstd(_) => {
+                    zstd::decode_all(&blob[..]).unwrap()
+                }
                 _ => {
                     let mut v = Vec::new();
                     flate2::read::GzDecoder::new(&blob[..])
@@ -332,6 +502,64 @@ mod tests {
             err.contains("etc/hostname") && err.contains("changed while being read"),
             "{err}"
         );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn seekable_layers_have_one_frame_per_chunk_and_an_index() {
+        let dir = std::env::temp_dir().join(format!("chunkah-seekable-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("d")).unwrap();
+        let big = crate::chunker::golden_input(7, 3 << 20);
+        std::fs::write(dir.join("d/big"), &big).unwrap();
+        std::fs::write(dir.join("d/small"), b"small file").unwrap();
+        std::fs::write(dir.join("d/empty"), b"").unwrap();
+        let tree = crate::walk::walk_dir(&dir).unwrap();
+        let entries: Vec<&Entry> = tree.entries.iter().collect();
+        let chunker = Chunker::auto(ChunkerConfig::default());
+        let (blob, info) = write_layer(
+            Vec::new(),
+            Path::new("mem"),
+            Compression::SeekableZstd(3),
+            &chunker,
+            Source::Dir(&dir),
+            &entries,
+            Some(0),
+            &AtomicBool::new(false),
+        )
+        .unwrap();
+        let loc = info.index.clone().unwrap();
+        assert_eq!(loc.offset + loc.length, blob.len() as u64);
+        let raw = &blob[loc.offset as usize..];
+        assert_eq!(Digest::of(raw), loc.digest);
+        let index = index::ChunkIndex::decode(raw, Path::new("mem")).unwrap();
+        let tar = zstd::decode_all(&blob[..]).unwrap();
+        assert_eq!(index.tar_size(), tar.len() as u64);
+        assert_eq!(index.data_size(), loc.offset);
+        assert_eq!(Digest::of(&tar), info.diff_id);
+        // Every frame decompresses alone to its bytes of the tar.
+        for f in &index.frames {
+            let frame = &blob[f.blob_offset as usize..(f.blob_offset + f.blob_len) as usize];
+            let bytes = zstd::decode_all(frame).unwrap();
+            let want = &tar[f.tar_offset as usize..(f.tar_offset + f.tar_len) as usize];
+            assert_eq!(bytes, want);
+            assert_eq!(crate::ChunkId::of(&bytes), f.id);
+        }
+        // The big file's frames are its chunks, as the chunker cuts them.
+        let files: Vec<_> = index.files.iter().map(|f| f.path.clone()).collect();
+        assert_eq!(files, [Path::new("d/big"), Path::new("d/small")]);
+        let big_file = &index.files[0];
+        let ids: Vec<_> = index.frames[big_file.first_frame..][..big_file.frame_count]
+            .iter()
+            .map(|f| f.id)
+            .collect();
+        let want: Vec<_> = crate::chunker::digest_chunks(&big, &chunker.chunks(&big))
+            .iter()
+            .map(|c| c.id)
+            .collect();
+        assert!(want.len() > 10);
+        assert_eq!(ids, want);
+        assert_eq!(index.frames.last().unwrap().kind, index::FrameKind::Trailer);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -35,6 +35,12 @@ impl<W: Write> TarWriter<W> {
         self.position
     }
 
+    /// The sink, for calls that do not write to it (ending a zstd frame):
+    /// bytes written through it would not be counted.
+    pub fn sink_mut(&mut self) -> &mut W {
+        &mut self.out
+    }
+
     fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
         self.out.write_all(bytes)?;
         self.position += bytes.len() as u64;

@@ -9,7 +9,6 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufReader, Read};
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use serde::de::DeserializeOwned;
@@ -21,6 +20,7 @@ use super::types::{
 use super::{ImageRef, DEFAULT_TAG};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
+pub use crate::walk::RegionReader;
 
 /// The largest manifest, index or config read, in bytes.
 pub const MAX_JSON_BYTES: u64 = 64 << 20;
@@ -59,37 +59,7 @@ pub struct Blob {
 impl Blob {
     /// A reader over the blob's bytes.
     pub fn reader(&self) -> RegionReader<'_> {
-        RegionReader {
-            file: &self.file,
-            pos: self.offset,
-            end: self.offset + self.size,
-        }
-    }
-}
-
-/// Reads a region of a file with positioned reads.
-#[derive(Debug)]
-pub struct RegionReader<'a> {
-    file: &'a File,
-    pos: u64,
-    end: u64,
-}
-
-impl Read for RegionReader<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let want = buf.len().min((self.end - self.pos) as usize);
-        if want == 0 {
-            return Ok(0);
-        }
-        let n = self.file.read_at(&mut buf[..want], self.pos)?;
-        if n == 0 {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::UnexpectedEof,
-                "the file ends inside the blob",
-            ));
-        }
-        self.pos += n as u64;
-        Ok(n)
+        RegionReader::new(&self.file, self.offset, self.size)
     }
 }
 

@@ -9,8 +9,12 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use super::{assign_components, plan_layers};
+use crate::chunker::{Chunker, ChunkerConfig};
 use crate::digest::Digest;
 use crate::error::Result;
+use crate::layer::index::{
+    INDEX_DIGEST_ANNOTATION, INDEX_LENGTH_ANNOTATION, INDEX_OFFSET_ANNOTATION,
+};
 use crate::layer::{write_layer, Compression, LayerInfo, Source};
 use crate::oci::layout::LayoutWriter;
 use crate::oci::types::{
@@ -27,8 +31,11 @@ pub const COMPONENTS_ANNOTATION: &str = "dev.chunkah.components";
 pub struct PackOptions {
     /// At most this many layers (1 to 500).
     pub max_layers: usize,
-    /// Layer compression.
+    /// Layer compression ([`Compression::SeekableZstd`] gives each layer a
+    /// chunk index).
     pub compression: Compression,
+    /// How file content is cut into chunks in seekable layers.
+    pub chunker: ChunkerConfig,
     /// Clamp mtimes to this time and use it as the creation time.
     pub source_date_epoch: Option<i64>,
     /// The image's runtime configuration (Env, Entrypoint, Cmd, User,
@@ -57,6 +64,7 @@ impl Default for PackOptions {
         PackOptions {
             max_layers: 64,
             compression: Compression::default(),
+            chunker: ChunkerConfig::default(),
             source_date_epoch: None,
             runtime: RuntimeConfig::default(),
             labels: BTreeMap::new(),
@@ -199,6 +207,7 @@ pub fn pack_tree(
         layers: plan.layers.len(),
     });
     let clamp = options.source_date_epoch;
+    let chunker = Chunker::auto(options.chunker);
     // Largest layers first, so no big one is left running alone at the end.
     let mut order: Vec<usize> = (0..plan.layers.len()).collect();
     order.sort_by_key(|&i| std::cmp::Reverse(plan.layers[i].content_bytes));
@@ -220,6 +229,7 @@ pub fn pack_tree(
                 blob.writer(),
                 &dest,
                 options.compression,
+                &chunker,
                 source,
                 &entries,
                 clamp,
@@ -298,7 +308,16 @@ pub fn pack_tree(
             media_type: info.media_type.to_string(),
             digest: info.digest,
             size: info.size,
-            annotations: [(COMPONENTS_ANNOTATION.to_string(), l.components.join("\n"))].into(),
+            annotations: {
+                let mut a: BTreeMap<String, String> =
+                    [(COMPONENTS_ANNOTATION.to_string(), l.components.join("\n"))].into();
+                if let Some(index) = &info.index {
+                    a.insert(INDEX_OFFSET_ANNOTATION.into(), index.offset.to_string());
+                    a.insert(INDEX_LENGTH_ANNOTATION.into(), index.length.to_string());
+                    a.insert(INDEX_DIGEST_ANNOTATION.into(), index.digest.to_string());
+                }
+                a
+            },
             platform: None,
         })
         .collect();

@@ -11,7 +11,8 @@ mod tar;
 mod xattr;
 
 pub use self::tar::{
-    anonymous_file, walk_tar, ContentFile, Decoder, StreamCompression, TarContent, TarMerger, Tee,
+    anonymous_file, walk_tar, ContentFile, Decoder, RegionReader, StreamCompression, TarContent,
+    TarMerger, Tee,
 };
 
 use std::collections::HashMap;

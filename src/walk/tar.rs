@@ -587,6 +587,43 @@ impl<R: std::io::BufRead> Read for Decoder<R> {
     }
 }
 
+/// Reads a region of a file with positioned reads.
+#[derive(Debug)]
+pub struct RegionReader<'a> {
+    file: &'a File,
+    pos: u64,
+    end: u64,
+}
+
+impl<'a> RegionReader<'a> {
+    /// `size` bytes of `file` from `offset`.
+    pub fn new(file: &'a File, offset: u64, size: u64) -> Self {
+        RegionReader {
+            file,
+            pos: offset,
+            end: offset.saturating_add(size),
+        }
+    }
+}
+
+impl Read for RegionReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let want = buf.len().min((self.end - self.pos) as usize);
+        if want == 0 {
+            return Ok(0);
+        }
+        let n = std::os::unix::fs::FileExt::read_at(self.file, &mut buf[..want], self.pos)?;
+        if n == 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "the file ends inside the blob",
+            ));
+        }
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
 /// A file in `dir` with no name: it disappears when closed, even after a crash.
 pub fn anonymous_file(dir: &Path) -> Result<File> {
     use std::os::unix::fs::OpenOptionsExt;

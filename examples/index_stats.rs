@@ -1,0 +1,58 @@
+//! Prints what the frames of an image's seekable layers hold: bytes by frame
+//! kind, compressed and not, and the index sizes.
+//!
+//! `cargo run --release --example index_stats -- oci:DIR[:TAG]`
+
+use chunkah::layer::index::{
+    ChunkIndex, FrameKind, INDEX_LENGTH_ANNOTATION, INDEX_OFFSET_ANNOTATION,
+};
+use chunkah::oci::read::ImageReader;
+use chunkah::oci::ImageRef;
+use std::io::Read;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let arg = std::env::args()
+        .nth(1)
+        .ok_or("usage: index_stats oci:DIR[:TAG]")?;
+    let reader = ImageReader::open(&ImageRef::parse(&arg)?)?;
+    let image = reader.image(chunkah::oci::types::host_architecture())?;
+    let mut totals = std::collections::BTreeMap::<&str, (u64, u64, u64)>::new();
+    let (mut index_bytes, mut small_files, mut large_files) = (0u64, 0usize, 0usize);
+    for layer in &image.manifest.layers {
+        let (Some(off), Some(len)) = (
+            layer.annotations.get(INDEX_OFFSET_ANNOTATION),
+            layer.annotations.get(INDEX_LENGTH_ANNOTATION),
+        ) else {
+            continue;
+        };
+        let (off, len): (u64, u64) = (off.parse()?, len.parse()?);
+        let blob = reader.blob(&layer.digest, layer.size)?;
+        let mut bytes = vec![0; len as usize];
+        let mut r = blob.reader();
+        std::io::copy(&mut (&mut r).take(off), &mut std::io::sink())?;
+        r.read_exact(&mut bytes)?;
+        let index = ChunkIndex::decode(&bytes, std::path::Path::new(&arg))?;
+        index_bytes += len;
+        for f in &index.frames {
+            let k = match f.kind {
+                FrameKind::Entries => "entries",
+                FrameKind::Chunk => "chunk",
+                FrameKind::Trailer => "trailer",
+            };
+            let t = totals.entry(k).or_default();
+            t.0 += 1;
+            t.1 += f.tar_len;
+            t.2 += f.blob_len;
+        }
+        small_files += index.files.iter().filter(|f| f.frame_count == 0).count();
+        large_files += index.files.iter().filter(|f| f.frame_count > 0).count();
+    }
+    for (k, (n, tar, blob)) in totals {
+        println!(
+            "{k:8} {n:7} frames {tar:12} tar bytes {blob:11} blob bytes ({:.3})",
+            blob as f64 / tar as f64
+        );
+    }
+    println!("index    {index_bytes} bytes; files: {small_files} small, {large_files} large");
+    Ok(())
+}
