@@ -25,6 +25,7 @@
 
 pub mod chunker;
 pub mod component;
+pub mod delta;
 pub mod digest;
 pub mod error;
 pub mod layer;

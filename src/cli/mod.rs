@@ -6,6 +6,7 @@
 //! A closed stdout pipe ends the program quietly with 0.
 
 mod chunk;
+mod diff;
 mod pack;
 mod size;
 
@@ -28,17 +29,27 @@ enum Command {
     Chunk(chunk::ChunkArgs),
     /// Pack a root file system into an OCI image with layers that survive updates.
     Pack(pack::PackArgs),
+    /// What a client holding OLD downloads to get NEW, at four levels.
+    Diff(diff::DiffArgs),
 }
 
 /// Runs the command line and maps the outcome to an exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    // diff --exit-code reports errors with 2, as diff(1) does.
+    let mut error_code = 1;
     let result = match cli.command {
-        Command::Chunk(args) => chunk::run(args),
-        Command::Pack(args) => pack::run(args),
+        Command::Chunk(args) => chunk::run(args).map(|()| 0),
+        Command::Pack(args) => pack::run(args).map(|()| 0),
+        Command::Diff(args) => {
+            if args.exit_code() {
+                error_code = 2;
+            }
+            diff::run(args)
+        }
     };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => ExitCode::from(code),
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e)
             if e.chain()
@@ -49,7 +60,7 @@ pub fn main() -> ExitCode {
         }
         Err(e) => {
             let _ = writeln!(io::stderr(), "chunkah: error: {}", render(&e));
-            ExitCode::from(1)
+            ExitCode::from(error_code)
         }
     }
 }

@@ -30,6 +30,8 @@ pub const MAX_JSON_BYTES: u64 = 64 << 20;
 pub struct ImageReader {
     reference: ImageRef,
     store: Store,
+    /// Bytes read through [`ImageReader::read_range`] and the JSON readers.
+    bytes_read: std::sync::atomic::AtomicU64,
 }
 
 #[derive(Debug)]
@@ -104,7 +106,41 @@ impl ImageReader {
         Ok(ImageReader {
             reference: reference.clone(),
             store,
+            bytes_read: std::sync::atomic::AtomicU64::new(0),
         })
+    }
+
+    /// Bytes read so far by [`ImageReader::read_range`], the manifest, index
+    /// and config readers (not by readers of whole blobs).
+    pub fn bytes_read(&self) -> u64 {
+        self.bytes_read.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// `length` bytes at `offset` of the blob `digest` (`size` bytes long).
+    pub fn read_range(
+        &self,
+        digest: &Digest,
+        size: u64,
+        offset: u64,
+        length: u64,
+    ) -> Result<Vec<u8>> {
+        let blob = self.blob(digest, size)?;
+        if offset.checked_add(length).is_none_or(|end| end > size) {
+            return Err(invalid(
+                &blob.path,
+                format!(
+                    "has no bytes {offset}..{} (it is {size} long)",
+                    offset.saturating_add(length)
+                ),
+            ));
+        }
+        let mut bytes = Vec::with_capacity(length.min(MAX_JSON_BYTES) as usize);
+        RegionReader::new(&blob.file, blob.offset + offset, length)
+            .read_to_end(&mut bytes)
+            .map_err(|e| Error::io(&blob.path, e))?;
+        self.bytes_read
+            .fetch_add(length, std::sync::atomic::Ordering::Relaxed);
+        Ok(bytes)
     }
 
     /// The reference this reader was opened with.
@@ -186,6 +222,8 @@ impl ImageReader {
         blob.reader()
             .read_to_end(&mut bytes)
             .map_err(|e| Error::io(&blob.path, e))?;
+        self.bytes_read
+            .fetch_add(blob.size, std::sync::atomic::Ordering::Relaxed);
         Ok(bytes)
     }
 

@@ -1,0 +1,169 @@
+//! `chunkah diff OLD NEW`: what a client holding OLD downloads to get NEW.
+
+use std::io::{self, Write};
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use chunkah::delta::{self, DeltaOptions, DeltaPlan, ImageView};
+use chunkah::oci::read::ImageReader;
+use chunkah::oci::types::host_architecture;
+use chunkah::oci::ImageRef;
+use clap::Args;
+use serde::Serialize;
+
+use super::size::parse_size;
+
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// The image the client holds: `oci:DIR[:TAG]` or `oci-archive:FILE[:TAG]`.
+    #[arg(value_name = "OLD")]
+    old: String,
+    /// The image it wants.
+    #[arg(value_name = "NEW")]
+    new: String,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+    /// Write every blob and byte range to fetch (JSON) to FILE.
+    #[arg(long, value_name = "FILE")]
+    plan: Option<PathBuf>,
+    /// Exit 0 when NEW needs nothing OLD lacks, 1 when it does, 2 on error.
+    #[arg(long)]
+    exit_code: bool,
+    /// Fetch ranges at most this far apart as one (suffixes K, M).
+    #[arg(long, default_value = "4K", value_parser = parse_size)]
+    gap: usize,
+    /// At most this many requests (ranges are merged further to fit).
+    #[arg(long, value_name = "N")]
+    max_requests: Option<usize>,
+}
+
+impl DiffArgs {
+    /// Whether errors exit with 2 (as diff(1)).
+    pub fn exit_code(&self) -> bool {
+        self.exit_code
+    }
+}
+
+/// The report `--json` prints.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Report<'a> {
+    schema_version: u32,
+    old: &'a str,
+    new: &'a str,
+    same: bool,
+    levels: &'a delta::Levels,
+    /// Bytes this diff read from both images (manifests, configs, indexes).
+    bytes_read: u64,
+}
+
+/// The plan `--plan` writes.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct PlanFile<'a> {
+    schema_version: u32,
+    old: &'a str,
+    new: &'a str,
+    manifest: &'a chunkah::oci::types::Descriptor,
+    blobs: &'a [delta::BlobPlan],
+}
+
+/// Opens an image reference and reads what planning needs; also returns the
+/// bytes read.
+pub fn view(reference: &str) -> Result<(ImageView, u64)> {
+    let r = ImageRef::parse(reference)?;
+    let reader = ImageReader::open(&r).with_context(|| format!("opening {reference}"))?;
+    let image = reader
+        .image(host_architecture())
+        .with_context(|| format!("reading {reference}"))?;
+    let view = delta::load(&reader, &image)
+        .with_context(|| format!("reading the chunk indexes of {reference}"))?;
+    Ok((view, reader.bytes_read()))
+}
+
+/// The diff; returns the exit code.
+pub fn run(args: DiffArgs) -> Result<u8> {
+    if args.max_requests == Some(0) {
+        anyhow::bail!("--max-requests must be at least 1");
+    }
+    let (old, old_read) = view(&args.old)?;
+    let (new, new_read) = view(&args.new)?;
+    let plan = delta::plan(
+        &old,
+        &new,
+        DeltaOptions {
+            gap: args.gap as u64,
+            max_requests: args.max_requests,
+        },
+    );
+    if let Some(file) = &args.plan {
+        let json = serde_json::to_vec_pretty(&PlanFile {
+            schema_version: 1,
+            old: &args.old,
+            new: &args.new,
+            manifest: &new.manifest,
+            blobs: &plan.blobs,
+        })
+        .expect("a plan serialises");
+        chunkah::oci::layout::write_atomic(file, &json)
+            .with_context(|| format!("writing the plan to {}", file.display()))?;
+    }
+    let mut out = io::stdout().lock();
+    if args.json {
+        let json = serde_json::to_string_pretty(&Report {
+            schema_version: 1,
+            old: &args.old,
+            new: &args.new,
+            same: plan.same,
+            levels: &plan.levels,
+            bytes_read: old_read + new_read,
+        })
+        .expect("a report serialises");
+        writeln!(out, "{json}")?;
+    } else {
+        write_table(&mut out, &plan)?;
+    }
+    Ok(if args.exit_code && !plan.same { 1 } else { 0 })
+}
+
+/// A byte count for people: `52.7 MB`.
+pub fn human(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
+    let mut v = bytes as f64;
+    let mut u = 0;
+    while v >= 1000.0 && u < UNITS.len() - 1 {
+        v /= 1000.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+fn write_table(out: &mut impl Write, plan: &DeltaPlan) -> io::Result<()> {
+    let l = &plan.levels;
+    let image = l.image.bytes.max(1) as f64;
+    writeln!(out, "level        bytes  requests  of image")?;
+    for (name, level) in [
+        ("image", &l.image),
+        ("layer", &l.layer),
+        ("file", &l.file),
+        ("chunk", &l.chunk),
+    ] {
+        let requests = level.requests.map_or("-".to_string(), |r| r.to_string());
+        write!(
+            out,
+            "{name:6} {:>11} {requests:>9} {:>8.1}%",
+            human(level.bytes),
+            100.0 * level.bytes as f64 / image
+        )?;
+        if let Some(i) = level.index_bytes {
+            write!(out, "  (indexes {})", human(i))?;
+        }
+        writeln!(out)?;
+    }
+    Ok(())
+}

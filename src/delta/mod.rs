@@ -1,0 +1,435 @@
+//! What a client holding one image version must fetch to get the next.
+//!
+//! [`load`] reads what planning needs from an image — its manifest, config
+//! and the chunk index of every seekable layer — and nothing of the layer
+//! bodies. [`plan`] is a pure function of two such [`ImageView`]s: for the
+//! new image it says, at four levels, what a client holding the old one
+//! downloads:
+//!
+//! - **image**: manifest, config and every layer;
+//! - **layer**: manifest, the config and the layer blobs the old image lacks
+//!   (a plain registry pull);
+//! - **file**: manifest, a new config, and in each new layer the entries
+//!   frames (tar headers and small files) the old image lacks and every
+//!   chunk of each large file whose content the old image lacks (a per-file
+//!   fetcher);
+//! - **chunk**: manifest, a new config, the index of each new layer, and the
+//!   frames the old image lacks, as byte ranges merged across gaps of at
+//!   most [`DeltaOptions::gap`] bytes (the gap bytes are fetched too), at
+//!   most [`DeltaOptions::max_requests`] requests. A frame is reused when the
+//!   old image has a frame with the same uncompressed content compressed by
+//!   the same zstd version and level, so its bytes are identical.
+//!
+//! Layers without an index (gzip, plain zstd, other tools' images) are
+//! fetched whole at every level.
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use crate::digest::{ChunkId, Digest};
+use crate::error::{Error, Result};
+use crate::layer::index::{
+    ChunkIndex, FrameKind, INDEX_DIGEST_ANNOTATION, INDEX_LENGTH_ANNOTATION,
+    INDEX_OFFSET_ANNOTATION,
+};
+use crate::oci::read::{Image, ImageReader};
+use crate::oci::types::Descriptor;
+
+/// One layer as planning sees it.
+#[derive(Clone, Debug)]
+pub struct LayerView {
+    /// The layer's descriptor.
+    pub descriptor: Descriptor,
+    /// Its chunk index and where that is in the blob, if it has one.
+    pub index: Option<(IndexRange, ChunkIndex)>,
+}
+
+/// Where a layer's index is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct IndexRange {
+    /// Offset in the blob.
+    pub offset: u64,
+    /// Length.
+    pub length: u64,
+}
+
+/// An image as planning sees it.
+#[derive(Clone, Debug)]
+pub struct ImageView {
+    /// The manifest's descriptor.
+    pub manifest: Descriptor,
+    /// The config's descriptor.
+    pub config: Descriptor,
+    /// The layers.
+    pub layers: Vec<LayerView>,
+}
+
+/// Reads the image's manifest, config and chunk indexes (nothing else of the
+/// layers), checking every index against the digest its annotation gives.
+pub fn load(reader: &ImageReader, image: &Image) -> Result<ImageView> {
+    let layers = image
+        .manifest
+        .layers
+        .iter()
+        .map(|d| {
+            Ok(LayerView {
+                descriptor: d.clone(),
+                index: read_index(reader, d)?,
+            })
+        })
+        .collect::<Result<_>>()?;
+    Ok(ImageView {
+        manifest: image.descriptor.clone(),
+        config: image.manifest.config.clone(),
+        layers,
+    })
+}
+
+/// Where a layer's index is, from its annotations (`None` without them).
+pub fn index_range(d: &Descriptor) -> Result<Option<(IndexRange, Digest)>> {
+    let name = || PathBuf::from(format!("layer {}", d.digest));
+    let get = |key: &str| d.annotations.get(key);
+    let (Some(off), Some(len), Some(digest)) = (
+        get(INDEX_OFFSET_ANNOTATION),
+        get(INDEX_LENGTH_ANNOTATION),
+        get(INDEX_DIGEST_ANNOTATION),
+    ) else {
+        return Ok(None);
+    };
+    let bad = |why: &str| {
+        Error::io(
+            name(),
+            std::io::Error::new(std::io::ErrorKind::InvalidData, why.to_string()),
+        )
+    };
+    let offset: u64 = off
+        .parse()
+        .map_err(|_| bad("bad index offset annotation"))?;
+    let length: u64 = len
+        .parse()
+        .map_err(|_| bad("bad index length annotation"))?;
+    let digest = Digest::parse(digest).ok_or_else(|| bad("bad index digest annotation"))?;
+    if offset.checked_add(length).is_none_or(|end| end != d.size)
+        || length > crate::layer::index::MAX_INDEX_BODY as u64
+    {
+        return Err(bad("the index annotations do not fit the blob"));
+    }
+    Ok(Some((IndexRange { offset, length }, digest)))
+}
+
+fn read_index(reader: &ImageReader, d: &Descriptor) -> Result<Option<(IndexRange, ChunkIndex)>> {
+    let Some((range, digest)) = index_range(d)? else {
+        return Ok(None);
+    };
+    let bytes = reader.read_range(&d.digest, d.size, range.offset, range.length)?;
+    let got = Digest::of(&bytes);
+    let name = PathBuf::from(format!(
+        "{} (index of layer {})",
+        reader.reference(),
+        d.digest
+    ));
+    if got != digest {
+        return Err(Error::io(
+            &name,
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("the index is {got}, its annotation says {digest}"),
+            ),
+        ));
+    }
+    let index = ChunkIndex::decode(&bytes, &name)?;
+    if index.data_size() != range.offset {
+        return Err(Error::io(
+            &name,
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "the index's frames do not end where the index starts",
+            ),
+        ));
+    }
+    Ok(Some((range, index)))
+}
+
+/// How byte ranges become requests.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DeltaOptions {
+    /// Ranges of one blob at most this many bytes apart are fetched as one.
+    pub gap: u64,
+    /// At most this many requests in all (ranges are merged further, the
+    /// smallest gaps first, to stay under it); `None`: no limit.
+    pub max_requests: Option<usize>,
+}
+
+impl Default for DeltaOptions {
+    fn default() -> Self {
+        DeltaOptions {
+            gap: 4096,
+            max_requests: None,
+        }
+    }
+}
+
+/// Bytes (and requests) at one level.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Level {
+    /// Bytes downloaded.
+    pub bytes: u64,
+    /// Requests made.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub requests: Option<u64>,
+    /// Of `bytes`, those of chunk indexes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub index_bytes: Option<u64>,
+}
+
+/// The four levels.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Levels {
+    /// The whole new image.
+    pub image: Level,
+    /// New blobs.
+    pub layer: Level,
+    /// New files.
+    pub file: Level,
+    /// New chunks.
+    pub chunk: Level,
+}
+
+/// How a blob of the new image is obtained at the chunk level.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase", tag = "action")]
+pub enum BlobAction {
+    /// The old image has it.
+    Keep,
+    /// Fetched whole (a config, or a layer without an index).
+    Fetch,
+    /// Rebuilt from old frames and fetched ranges.
+    Rebuild {
+        /// Where the index is.
+        index: IndexRange,
+        /// Byte ranges `[start, end)` to fetch, merged, in order.
+        ranges: Vec<(u64, u64)>,
+        /// Frames taken from the old image.
+        reused_frames: usize,
+        /// Their compressed bytes.
+        reused_bytes: u64,
+    },
+}
+
+/// One blob of the new image and how it is obtained.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BlobPlan {
+    /// Its digest.
+    pub digest: Digest,
+    /// Its size.
+    pub size: u64,
+    /// How.
+    #[serde(flatten)]
+    pub action: BlobAction,
+}
+
+/// What getting the new image costs, and how.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeltaPlan {
+    /// Bytes and requests at each level.
+    pub levels: Levels,
+    /// Whether the old image already holds everything (config and layers).
+    pub same: bool,
+    /// The config and each layer, in manifest order (config first).
+    pub blobs: Vec<BlobPlan>,
+}
+
+/// A frame of the old image that can stand in for a new one.
+#[derive(Clone, Copy, Debug)]
+pub struct OldFrame {
+    /// The old blob holding it.
+    pub blob: usize,
+    /// Its offset there.
+    pub offset: u64,
+}
+
+/// Frames of `old` by (content, compressed length, zstd version, level):
+/// identical compressed bytes.
+pub type FrameKey = (ChunkId, u64, u32, i32);
+
+/// The frames of `old`'s indexed layers, by key.
+pub fn old_frames(old: &ImageView) -> HashMap<FrameKey, OldFrame> {
+    let mut map = HashMap::new();
+    for (b, l) in old.layers.iter().enumerate() {
+        if let Some((_, index)) = &l.index {
+            for f in &index.frames {
+                map.entry((f.id, f.blob_len, index.zstd_version, index.level))
+                    .or_insert(OldFrame {
+                        blob: b,
+                        offset: f.blob_offset,
+                    });
+            }
+        }
+    }
+    map
+}
+
+/// Plans the way from `old` to `new`.
+pub fn plan(old: &ImageView, new: &ImageView, options: DeltaOptions) -> DeltaPlan {
+    let old_blobs: HashSet<Digest> = old
+        .layers
+        .iter()
+        .map(|l| l.descriptor.digest)
+        .chain([old.config.digest])
+        .collect();
+    let frames = old_frames(old);
+    let old_files: HashSet<ChunkId> = old
+        .layers
+        .iter()
+        .filter_map(|l| l.index.as_ref())
+        .flat_map(|(_, i)| i.files.iter().map(|f| f.content_id(i)))
+        .collect();
+
+    let manifest = new.manifest.size;
+    let config_new = !old_blobs.contains(&new.config.digest);
+    let config = if config_new { new.config.size } else { 0 };
+    let mut levels = Levels {
+        image: Level {
+            bytes: manifest + new.config.size,
+            ..Level::default()
+        },
+        layer: Level {
+            bytes: manifest + config,
+            requests: Some(1 + u64::from(config_new)),
+            index_bytes: None,
+        },
+        file: Level {
+            bytes: manifest + config,
+            ..Level::default()
+        },
+        chunk: Level {
+            bytes: manifest + config,
+            requests: Some(1 + u64::from(config_new)),
+            index_bytes: Some(0),
+        },
+    };
+    let mut blobs = vec![BlobPlan {
+        digest: new.config.digest,
+        size: new.config.size,
+        action: if config_new {
+            BlobAction::Fetch
+        } else {
+            BlobAction::Keep
+        },
+    }];
+    // Per rebuilt blob: its fetch ranges before request-limit merging.
+    let mut rebuilt: Vec<(usize, Vec<(u64, u64)>)> = Vec::new();
+    for l in &new.layers {
+        let d = &l.descriptor;
+        levels.image.bytes += d.size;
+        if old_blobs.contains(&d.digest) {
+            blobs.push(BlobPlan {
+                digest: d.digest,
+                size: d.size,
+                action: BlobAction::Keep,
+            });
+            continue;
+        }
+        levels.layer.bytes += d.size;
+        *levels.layer.requests.as_mut().expect("set") += 1;
+        let Some((range, index)) = &l.index else {
+            levels.file.bytes += d.size;
+            levels.chunk.bytes += d.size;
+            *levels.chunk.requests.as_mut().expect("set") += 1;
+            blobs.push(BlobPlan {
+                digest: d.digest,
+                size: d.size,
+                action: BlobAction::Fetch,
+            });
+            continue;
+        };
+        let key =
+            |f: &crate::layer::index::Frame| (f.id, f.blob_len, index.zstd_version, index.level);
+        // File level: entries frames the old image lacks, large files whose
+        // content it lacks (all their chunks).
+        levels.file.bytes += range.length;
+        for f in &index.frames {
+            if f.kind != FrameKind::Chunk && !frames.contains_key(&key(f)) {
+                levels.file.bytes += f.blob_len;
+            }
+        }
+        for file in index.files.iter().filter(|f| f.frame_count > 0) {
+            if !old_files.contains(&file.content_id(index)) {
+                levels.file.bytes += index.frames[file.first_frame..][..file.frame_count]
+                    .iter()
+                    .map(|f| f.blob_len)
+                    .sum::<u64>();
+            }
+        }
+        // Chunk level: every frame the old image lacks.
+        let mut ranges: Vec<(u64, u64)> = Vec::new();
+        let (mut reused_frames, mut reused_bytes) = (0, 0);
+        for f in &index.frames {
+            if frames.contains_key(&key(f)) {
+                reused_frames += 1;
+                reused_bytes += f.blob_len;
+                continue;
+            }
+            let (start, end) = (f.blob_offset, f.blob_offset + f.blob_len);
+            match ranges.last_mut() {
+                Some(last) if start - last.1 <= options.gap => last.1 = end,
+                _ => ranges.push((start, end)),
+            }
+        }
+        rebuilt.push((blobs.len(), ranges.clone()));
+        blobs.push(BlobPlan {
+            digest: d.digest,
+            size: d.size,
+            action: BlobAction::Rebuild {
+                index: *range,
+                ranges,
+                reused_frames,
+                reused_bytes,
+            },
+        });
+        *levels.chunk.index_bytes.as_mut().expect("set") += range.length;
+        levels.chunk.bytes += range.length;
+        *levels.chunk.requests.as_mut().expect("set") += 1;
+    }
+    // The request limit: merge the smallest gaps first.
+    let fixed = levels.chunk.requests.expect("set") as usize;
+    if let Some(limit) = options.max_requests {
+        let mut count: usize = rebuilt.iter().map(|(_, r)| r.len()).sum();
+        while fixed + count > limit {
+            let smallest = rebuilt
+                .iter()
+                .enumerate()
+                .flat_map(|(b, (_, r))| {
+                    r.windows(2)
+                        .enumerate()
+                        .map(move |(i, w)| (w[1].0 - w[0].1, b, i))
+                })
+                .min();
+            let Some((_, b, i)) = smallest else { break };
+            let r = &mut rebuilt[b].1;
+            r[i].1 = r[i + 1].1;
+            r.remove(i + 1);
+            count -= 1;
+        }
+        for (at, merged) in &rebuilt {
+            if let BlobAction::Rebuild { ranges, .. } = &mut blobs[*at].action {
+                *ranges = merged.clone();
+            }
+        }
+    }
+    for (_, r) in &rebuilt {
+        levels.chunk.bytes += r.iter().map(|(s, e)| e - s).sum::<u64>();
+        *levels.chunk.requests.as_mut().expect("set") += r.len() as u64;
+    }
+    let same = blobs.iter().all(|b| b.action == BlobAction::Keep);
+    DeltaPlan {
+        levels,
+        same,
+        blobs,
+    }
+}
