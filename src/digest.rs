@@ -134,6 +134,12 @@ impl<W: std::io::Write> HashingWriter<W> {
         &mut self.inner
     }
 
+    /// The digest and byte count of what was written so far.
+    pub fn peek(&self) -> (Digest, u64) {
+        use sha2::Digest as _;
+        (Digest(self.hasher.clone().finalize().into()), self.count)
+    }
+
     /// The inner writer, the digest and the byte count of what was written.
     pub fn finish(self) -> (W, Digest, u64) {
         use sha2::Digest as _;

@@ -5,6 +5,7 @@
 //! stops cleanly and publishes nothing; other commands take the default action).
 //! A closed stdout pipe ends the program quietly with 0.
 
+mod apply;
 mod chunk;
 mod diff;
 mod pack;
@@ -31,6 +32,8 @@ enum Command {
     Pack(pack::PackArgs),
     /// What a client holding OLD downloads to get NEW, at four levels.
     Diff(diff::DiffArgs),
+    /// Rebuild NEW from OLD and only the byte ranges of NEW it lacks.
+    Apply(apply::ApplyArgs),
 }
 
 /// Runs the command line and maps the outcome to an exit code.
@@ -41,6 +44,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Chunk(args) => chunk::run(args).map(|()| 0),
         Command::Pack(args) => pack::run(args).map(|()| 0),
+        Command::Apply(args) => apply::run(args).map(|()| 0),
         Command::Diff(args) => {
             if args.exit_code() {
                 error_code = 2;

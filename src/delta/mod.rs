@@ -23,6 +23,10 @@
 //! Layers without an index (gzip, plain zstd, other tools' images) are
 //! fetched whole at every level.
 
+pub mod apply;
+
+pub use apply::{apply, ApplyReport};
+
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 

@@ -124,6 +124,25 @@ impl LayoutWriter {
         Ok((digest, size))
     }
 
+    /// Completes a blob that must have digest `expected`: a blob with other
+    /// content is removed and is an error.
+    pub fn commit_expecting(&self, mut blob: TempBlob, expected: &Digest) -> Result<u64> {
+        let writer = blob.writer.as_mut().expect("committed once");
+        writer.flush().map_err(|e| Error::io(&blob.path, e))?;
+        let (digest, size) = writer.peek();
+        if digest != *expected {
+            return Err(Error::io(
+                &blob.path,
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("rebuilt blob is {digest}, expected {expected}"),
+                ),
+            ));
+        }
+        self.commit(blob)?;
+        Ok(size)
+    }
+
     /// Stores `bytes` as a blob and returns its descriptor.
     pub fn put_blob(&self, media_type: &str, bytes: &[u8]) -> Result<Descriptor> {
         let mut blob = self.temp_blob()?;

@@ -229,6 +229,11 @@ impl ImageReader {
 
     /// Reads and parses the JSON blob `desc` names, checking its digest.
     pub fn json_blob<T: DeserializeOwned>(&self, desc: &Descriptor) -> Result<T> {
+        self.json_blob_bytes(desc).map(|(t, _)| t)
+    }
+
+    /// [`ImageReader::json_blob`], and the blob's bytes.
+    pub fn json_blob_bytes<T: DeserializeOwned>(&self, desc: &Descriptor) -> Result<(T, Vec<u8>)> {
         let blob = self.blob(&desc.digest, desc.size)?;
         let bytes = self.read_small(&blob)?;
         if Digest::of(&bytes) != desc.digest {
@@ -237,7 +242,9 @@ impl ImageReader {
                 format!("does not match its digest {}", desc.digest),
             ));
         }
-        serde_json::from_slice(&bytes).map_err(|e| invalid(&blob.path, format!("bad JSON: {e}")))
+        let t = serde_json::from_slice(&bytes)
+            .map_err(|e| invalid(&blob.path, format!("bad JSON: {e}")))?;
+        Ok((t, bytes))
     }
 
     /// The layout's `index.json`.
@@ -251,6 +258,27 @@ impl ImageReader {
     /// `latest`, or the only image there is. An image index in between is
     /// resolved to the manifest for `architecture` on linux.
     pub fn image(&self, architecture: &str) -> Result<Image> {
+        let (desc, manifest, _) = self.manifest(architecture)?;
+        let config: ImageConfig = self.json_blob(&manifest.config)?;
+        if config.rootfs.diff_ids.len() != manifest.layers.len() {
+            return Err(invalid(
+                self.member_path(&format!("blobs/sha256/{}", desc.digest.hex())),
+                format!(
+                    "lists {} layers and its config {} diff_ids",
+                    manifest.layers.len(),
+                    config.rootfs.diff_ids.len()
+                ),
+            ));
+        }
+        Ok(Image {
+            descriptor: desc,
+            manifest,
+            config,
+        })
+    }
+
+    /// The manifest [`ImageReader::image`] reads, its descriptor and bytes.
+    pub fn manifest(&self, architecture: &str) -> Result<(Descriptor, Manifest, Vec<u8>)> {
         let index = self.index()?;
         let index_path = self.member_path("index.json");
         let tag_of = |m: &Descriptor| m.annotations.get(REF_NAME).cloned();
@@ -283,7 +311,7 @@ impl ImageReader {
             invalid(&index_path, format!("{which} (tags: {})", tags.join(", ")))
         })?;
         let desc = self.resolve_index(desc.clone(), architecture)?;
-        let manifest: Manifest = self.json_blob(&desc)?;
+        let (manifest, bytes): (Manifest, Vec<u8>) = self.json_blob_bytes(&desc)?;
         let path = self.member_path(&format!("blobs/sha256/{}", desc.digest.hex()));
         if !manifest.media_type.is_empty()
             && manifest.media_type != MANIFEST_MEDIA_TYPE
@@ -297,22 +325,7 @@ impl ImageReader {
                 ),
             ));
         }
-        let config: ImageConfig = self.json_blob(&manifest.config)?;
-        if config.rootfs.diff_ids.len() != manifest.layers.len() {
-            return Err(invalid(
-                path,
-                format!(
-                    "lists {} layers and its config {} diff_ids",
-                    manifest.layers.len(),
-                    config.rootfs.diff_ids.len()
-                ),
-            ));
-        }
-        Ok(Image {
-            descriptor: desc,
-            manifest,
-            config,
-        })
+        Ok((desc, manifest, bytes))
     }
 
     /// Follows image indexes (at most a few deep) to a manifest for linux

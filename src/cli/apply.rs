@@ -1,0 +1,84 @@
+//! `chunkah apply --from OLD --source NEW -o DEST`: rebuild NEW from OLD
+//! and the byte ranges of NEW the plan asks for.
+
+use std::io::{self, Write};
+
+use anyhow::{bail, Context, Result};
+use chunkah::delta::{apply, DeltaOptions};
+use chunkah::oci::layout::LayoutWriter;
+use chunkah::oci::read::ImageReader;
+use chunkah::oci::types::host_architecture;
+use chunkah::oci::ImageRef;
+use clap::Args;
+
+use super::diff::human;
+use super::size::parse_size;
+
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    /// The image held locally: `oci:DIR[:TAG]` or `oci-archive:FILE[:TAG]`.
+    #[arg(long = "from", value_name = "OLD")]
+    from: String,
+    /// Where NEW's bytes are read: `oci:DIR[:TAG]` or `oci-archive:FILE[:TAG]`.
+    #[arg(long, value_name = "NEW")]
+    source: String,
+    /// Where the rebuilt image goes: `oci:DIR[:TAG]` (may be OLD's layout).
+    #[arg(short = 'o', long = "output", value_name = "DEST")]
+    dest: String,
+    /// Fetch ranges at most this far apart as one (suffixes K, M).
+    #[arg(long, default_value = "4K", value_parser = parse_size)]
+    gap: usize,
+    /// At most this many requests (ranges are merged further to fit).
+    #[arg(long, value_name = "N")]
+    max_requests: Option<usize>,
+    /// Print a JSON report on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(args: ApplyArgs) -> Result<()> {
+    if args.max_requests == Some(0) {
+        bail!("--max-requests must be at least 1");
+    }
+    let ImageRef::Layout { dir, tag } = ImageRef::parse(&args.dest)? else {
+        bail!("apply writes to an oci:DIR[:TAG] layout");
+    };
+    let old_ref = ImageRef::parse(&args.from)?;
+    let old = ImageReader::open(&old_ref).with_context(|| format!("opening {}", args.from))?;
+    let old_image = old
+        .image(host_architecture())
+        .with_context(|| format!("reading {}", args.from))?;
+    let source_ref = ImageRef::parse(&args.source)?;
+    let source =
+        ImageReader::open(&source_ref).with_context(|| format!("opening {}", args.source))?;
+    let layout = LayoutWriter::open(&dir).with_context(|| format!("opening {}", dir.display()))?;
+    let report = apply(
+        &old,
+        &old_image,
+        &source,
+        host_architecture(),
+        &layout,
+        tag.as_deref().unwrap_or(chunkah::oci::DEFAULT_TAG),
+        DeltaOptions {
+            gap: args.gap as u64,
+            max_requests: args.max_requests,
+        },
+    )
+    .with_context(|| format!("rebuilding {} from {}", args.source, args.from))?;
+    let mut out = io::stdout().lock();
+    if args.json {
+        let json = serde_json::to_string_pretty(&report).expect("a report serialises");
+        writeln!(out, "{json}")?;
+    } else {
+        writeln!(
+            out,
+            "{} {} ({} read in {} requests; the image is {})",
+            args.dest,
+            report.manifest,
+            human(report.bytes_read),
+            report.requests,
+            human(report.plan.levels.image.bytes)
+        )?;
+    }
+    Ok(())
+}

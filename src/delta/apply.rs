@@ -1,0 +1,330 @@
+//! Rebuilding a new image from an old one and byte ranges of the new one.
+//!
+//! Every blob of the new image is obtained as [`super::plan`] says: kept
+//! from the old image, fetched whole, or rebuilt frame by frame from old
+//! frames and fetched ranges. Every frame is decompressed and checked
+//! against its BLAKE3 digest, every blob against its sha256, and every
+//! layer's uncompressed tar against the config's diff_id, before the tag is
+//! published; a mismatch is an error and no image appears at the
+//! destination (blobs already checked may stay, unreferenced).
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use super::{load, old_frames, plan, BlobAction, DeltaOptions, DeltaPlan, ImageView, OldFrame};
+use crate::digest::{ChunkId, Digest, HashingWriter};
+use crate::error::{Error, Result};
+use crate::layer::index::ChunkIndex;
+use crate::oci::layout::LayoutWriter;
+use crate::oci::read::{Image, ImageReader};
+use crate::oci::types::{Descriptor, ImageConfig};
+
+/// What [`apply`] did.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApplyReport {
+    /// Format of this report.
+    pub schema_version: u32,
+    /// Bytes read from the source: manifest, config if new, indexes, ranges
+    /// and whole blobs (a layout's own `index.json` is not counted: a
+    /// registry has none).
+    pub bytes_read: u64,
+    /// Reads from the source.
+    pub requests: u64,
+    /// The new image's manifest digest.
+    pub manifest: Digest,
+    /// The plan that was followed.
+    #[serde(skip)]
+    pub plan: DeltaPlan,
+}
+
+fn invalid(name: impl Into<PathBuf>, why: String) -> Error {
+    Error::io(
+        name,
+        std::io::Error::new(std::io::ErrorKind::InvalidData, why),
+    )
+}
+
+/// Counts what is read from the source.
+struct Source<'a> {
+    reader: &'a ImageReader,
+    bytes: u64,
+    requests: u64,
+}
+
+impl Source<'_> {
+    fn read(&mut self, digest: &Digest, size: u64, offset: u64, length: u64) -> Result<Vec<u8>> {
+        let bytes = self.reader.read_range(digest, size, offset, length)?;
+        self.bytes += length;
+        self.requests += 1;
+        Ok(bytes)
+    }
+}
+
+/// Rebuilds the image `source` names (its tag, for `architecture`) into
+/// `dest` under `tag`, from the old image and as few bytes of `source` as
+/// the plan allows.
+pub fn apply(
+    old_reader: &ImageReader,
+    old_image: &Image,
+    source: &ImageReader,
+    architecture: &str,
+    dest: &LayoutWriter,
+    tag: &str,
+    options: DeltaOptions,
+) -> Result<ApplyReport> {
+    let old = load(old_reader, old_image)?;
+    let mut src = Source {
+        reader: source,
+        bytes: 0,
+        requests: 0,
+    };
+    let (manifest_desc, manifest, manifest_bytes) = source.manifest(architecture)?;
+    src.bytes += manifest_desc.size;
+    src.requests += 1;
+    // The config: from the old image when it has it.
+    let config_bytes = match old_blob(old_reader, &old, &manifest.config)? {
+        Some(bytes) => bytes,
+        None => src.read(
+            &manifest.config.digest,
+            manifest.config.size,
+            0,
+            manifest.config.size,
+        )?,
+    };
+    check_digest(&config_bytes, &manifest.config, "the config")?;
+    let config: ImageConfig = serde_json::from_slice(&config_bytes)
+        .map_err(|e| invalid(format!("config {}", manifest.config.digest), e.to_string()))?;
+    if config.rootfs.diff_ids.len() != manifest.layers.len() {
+        return Err(invalid(
+            format!("manifest {}", manifest_desc.digest),
+            "the config's diff_ids do not match the layers".into(),
+        ));
+    }
+    // The indexes of the new image's layers the old one lacks, read from
+    // the source (counted); the others are kept whole.
+    let old_layers: std::collections::HashSet<Digest> =
+        old.layers.iter().map(|l| l.descriptor.digest).collect();
+    let mut layers = Vec::new();
+    for d in &manifest.layers {
+        let range = match old_layers.contains(&d.digest) {
+            true => None,
+            false => super::index_range(d)?,
+        };
+        let index = match range {
+            None => None,
+            Some((range, digest)) => {
+                let bytes = src.read(&d.digest, d.size, range.offset, range.length)?;
+                if Digest::of(&bytes) != digest {
+                    return Err(invalid(
+                        format!("index of layer {}", d.digest),
+                        "does not match its annotation's digest".into(),
+                    ));
+                }
+                let name = PathBuf::from(format!(
+                    "{} (index of layer {})",
+                    source.reference(),
+                    d.digest
+                ));
+                let index = ChunkIndex::decode(&bytes, &name)?;
+                if index.data_size() != range.offset {
+                    return Err(invalid(
+                        name,
+                        "the frames do not end where the index starts".into(),
+                    ));
+                }
+                Some((range, index, bytes))
+            }
+        };
+        layers.push((d.clone(), index));
+    }
+    let new = ImageView {
+        manifest: manifest_desc.clone(),
+        config: manifest.config.clone(),
+        layers: layers
+            .iter()
+            .map(|(d, i)| super::LayerView {
+                descriptor: d.clone(),
+                index: i.as_ref().map(|(r, i, _)| (*r, i.clone())),
+            })
+            .collect(),
+    };
+    let the_plan = plan(&old, &new, options);
+    let frames = old_frames(&old);
+
+    // Config first, then every layer.
+    dest.put_blob(&manifest.config.media_type, &config_bytes)?;
+    for ((d, index), (blob_plan, diff_id)) in layers
+        .iter()
+        .zip(the_plan.blobs[1..].iter().zip(&config.rootfs.diff_ids))
+    {
+        match &blob_plan.action {
+            BlobAction::Keep => copy_old(old_reader, &old, d, dest)?,
+            BlobAction::Fetch => {
+                let bytes = src.read(&d.digest, d.size, 0, d.size)?;
+                check_digest(&bytes, d, "a layer")?;
+                let mut blob = dest.temp_blob()?;
+                let path = blob.path().to_path_buf();
+                blob.writer()
+                    .write_all(&bytes)
+                    .map_err(|e| Error::io(&path, e))?;
+                dest.commit_expecting(blob, &d.digest)?;
+            }
+            BlobAction::Rebuild { ranges, .. } => {
+                let (_, index, index_bytes) = index.as_ref().expect("a rebuilt layer has an index");
+                rebuild(
+                    &mut src,
+                    old_reader,
+                    &old,
+                    &frames,
+                    d,
+                    index,
+                    index_bytes,
+                    ranges,
+                    diff_id,
+                    dest,
+                )?;
+            }
+        }
+    }
+    // The manifest, byte for byte as the source has it.
+    check_digest(&manifest_bytes, &manifest_desc, "the manifest")?;
+    let stored = dest.put_blob(&manifest_desc.media_type, &manifest_bytes)?;
+    debug_assert_eq!(stored.digest, manifest_desc.digest);
+    let mut tagged = manifest_desc.clone();
+    tagged.annotations.clear();
+    dest.set_tag(tag, tagged)?;
+    Ok(ApplyReport {
+        schema_version: 1,
+        bytes_read: src.bytes,
+        requests: src.requests,
+        manifest: manifest_desc.digest,
+        plan: the_plan,
+    })
+}
+
+fn check_digest(bytes: &[u8], d: &Descriptor, what: &str) -> Result<()> {
+    if bytes.len() as u64 != d.size || Digest::of(bytes) != d.digest {
+        return Err(invalid(
+            format!("{what} {}", d.digest),
+            "the bytes read do not match the digest".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// The bytes of a small blob the old image holds (its config), if it does.
+fn old_blob(reader: &ImageReader, old: &ImageView, d: &Descriptor) -> Result<Option<Vec<u8>>> {
+    if old.config.digest != d.digest {
+        return Ok(None);
+    }
+    Ok(Some(reader.read_range(&d.digest, d.size, 0, d.size)?))
+}
+
+/// Copies a layer the old image holds into `dest`, checking its digest.
+fn copy_old(
+    reader: &ImageReader,
+    old: &ImageView,
+    d: &Descriptor,
+    dest: &LayoutWriter,
+) -> Result<()> {
+    if dest.has_blob(&d.digest) {
+        return Ok(());
+    }
+    debug_assert!(old.layers.iter().any(|l| l.descriptor.digest == d.digest));
+    let blob = reader.blob(&d.digest, d.size)?;
+    let mut temp = dest.temp_blob()?;
+    let path = temp.path().to_path_buf();
+    std::io::copy(&mut blob.reader(), temp.writer()).map_err(|e| Error::io(&path, e))?;
+    dest.commit_expecting(temp, &d.digest)?;
+    Ok(())
+}
+
+/// Rebuilds one layer blob: frames from the old image or the fetched
+/// ranges, each checked, then the index; blob digest and diff_id checked.
+#[allow(clippy::too_many_arguments)]
+fn rebuild(
+    src: &mut Source<'_>,
+    old_reader: &ImageReader,
+    old: &ImageView,
+    frames: &HashMap<super::FrameKey, OldFrame>,
+    d: &Descriptor,
+    index: &ChunkIndex,
+    index_bytes: &[u8],
+    ranges: &[(u64, u64)],
+    diff_id: &Digest,
+    dest: &LayoutWriter,
+) -> Result<()> {
+    let name = PathBuf::from(format!("layer {}", d.digest));
+    let mut blob = dest.temp_blob()?;
+    let path = blob.path().to_path_buf();
+    let mut tar_hash = HashingWriter::new(std::io::sink());
+    let mut old_blobs: HashMap<usize, crate::oci::read::Blob> = HashMap::new();
+    let mut next_range = 0;
+    let mut fetched: Option<((u64, u64), Vec<u8>)> = None;
+    for (i, f) in index.frames.iter().enumerate() {
+        let key = (f.id, f.blob_len, index.zstd_version, index.level);
+        let (start, end) = (f.blob_offset, f.blob_offset + f.blob_len);
+        let bytes: Vec<u8> = match frames.get(&key) {
+            Some(of) => {
+                let l = &old.layers[of.blob].descriptor;
+                let b = match old_blobs.entry(of.blob) {
+                    std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                    std::collections::hash_map::Entry::Vacant(e) => {
+                        e.insert(old_reader.blob(&l.digest, l.size)?)
+                    }
+                };
+                let mut v = vec![0u8; f.blob_len as usize];
+                std::os::unix::fs::FileExt::read_exact_at(&b.file, &mut v, b.offset + of.offset)
+                    .map_err(|e| Error::io(&b.path, e))?;
+                v
+            }
+            None => {
+                // The range that holds this frame: the current one or the next.
+                let holds = |r: &(u64, u64)| r.0 <= start && end <= r.1;
+                if !fetched.as_ref().is_some_and(|(r, _)| holds(r)) {
+                    let r = *ranges[next_range..]
+                        .iter()
+                        .find(|r| holds(r))
+                        .ok_or_else(|| {
+                            invalid(&name, format!("frame {i} is in no planned range"))
+                        })?;
+                    next_range = ranges.iter().position(|x| *x == r).expect("found") + 1;
+                    let data = src.read(&d.digest, d.size, r.0, r.1 - r.0)?;
+                    fetched = Some((r, data));
+                }
+                let (r, data) = fetched.as_ref().expect("fetched");
+                data[(start - r.0) as usize..(end - r.0) as usize].to_vec()
+            }
+        };
+        let plain = zstd::bulk::decompress(&bytes, f.tar_len as usize)
+            .map_err(|e| invalid(&name, format!("frame {i} does not decompress: {e}")))?;
+        if plain.len() as u64 != f.tar_len || ChunkId::of(&plain) != f.id {
+            return Err(invalid(
+                &name,
+                format!("frame {i} does not match its digest {}", f.id),
+            ));
+        }
+        tar_hash
+            .write_all(&plain)
+            .map_err(|e| Error::io(&path, e))?;
+        blob.writer()
+            .write_all(&bytes)
+            .map_err(|e| Error::io(&path, e))?;
+    }
+    blob.writer()
+        .write_all(index_bytes)
+        .map_err(|e| Error::io(&path, e))?;
+    let (_, got, _) = tar_hash.finish();
+    if got != *diff_id {
+        return Err(invalid(
+            &name,
+            format!("rebuilt tar is {got}, its diff_id says {diff_id}"),
+        ));
+    }
+    dest.commit_expecting(blob, &d.digest)?;
+    Ok(())
+}
