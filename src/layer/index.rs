@@ -492,6 +492,18 @@ mod tests {
     }
 
     #[test]
+    fn golden_index_vector() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/golden/index-v1.bin");
+        let bytes = sample().encode();
+        if std::env::var_os("CHUNKAH_BLESS").is_some() {
+            std::fs::write(path, &bytes).unwrap();
+        }
+        let golden = std::fs::read(path).expect("testdata/golden/index-v1.bin");
+        assert_eq!(bytes, golden, "the encoding changed: bump INDEX_VERSION");
+        assert_eq!(ChunkIndex::decode(&golden, Path::new(path)).unwrap(), sample());
+    }
+
+    #[test]
     fn damaged_indexes_are_errors_not_panics() {
         let bytes = sample().encode();
         for len in 0..bytes.len() {
