@@ -163,6 +163,29 @@ fn series_steps_diff_and_apply_exactly() {
             assert_eq!(d, hex);
         }
     }
+    // report: every step, the same figures as diff, and a chart.
+    let svg = tmp.path().join("report.svg");
+    let refs: Vec<String> = versions.iter().map(|v| images_ref(v)).collect();
+    let report = json(&run(chunkah()
+        .arg("report")
+        .args(&refs)
+        .arg("--json")
+        .arg("--svg")
+        .arg(&svg)));
+    let steps = report["steps"].as_array().unwrap();
+    assert_eq!(steps.len(), 3);
+    for (step, pair) in steps.iter().zip(refs.windows(2)) {
+        let diff = json(&run(chunkah().args(["diff", &pair[0], &pair[1], "--json"])));
+        assert_eq!(step["levels"], diff["levels"]);
+    }
+    let chart = fs::read_to_string(&svg).unwrap();
+    assert!(chart.starts_with("<svg") && chart.trim_end().ends_with("</svg>"));
+    assert_eq!(chart.matches("<title>").count(), 12, "4 bars per step");
+    let table = String::from_utf8(run(chunkah().arg("report").args(&refs)).stdout).unwrap();
+    assert!(
+        table.contains("v1 -> v2") && table.contains("v3 -> v4"),
+        "{table}"
+    );
     // The same image needs nothing.
     let out = chunkah()
         .args([

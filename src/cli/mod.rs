@@ -9,6 +9,7 @@ mod apply;
 mod chunk;
 mod diff;
 mod pack;
+mod report;
 mod size;
 
 use std::io::{self, Write};
@@ -34,6 +35,8 @@ enum Command {
     Diff(diff::DiffArgs),
     /// Rebuild NEW from OLD and only the byte ranges of NEW it lacks.
     Apply(apply::ApplyArgs),
+    /// Update bandwidth at every level for a series of image versions.
+    Report(report::ReportArgs),
 }
 
 /// Runs the command line and maps the outcome to an exit code.
@@ -45,6 +48,7 @@ pub fn main() -> ExitCode {
         Command::Chunk(args) => chunk::run(args).map(|()| 0),
         Command::Pack(args) => pack::run(args).map(|()| 0),
         Command::Apply(args) => apply::run(args).map(|()| 0),
+        Command::Report(args) => report::run(args).map(|()| 0),
         Command::Diff(args) => {
             if args.exit_code() {
                 error_code = 2;
