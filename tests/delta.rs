@@ -186,6 +186,42 @@ fn series_steps_diff_and_apply_exactly() {
         table.contains("v1 -> v2") && table.contains("v3 -> v4"),
         "{table}"
     );
+    // dir: trees, chunked on the fly: the same ordering of levels, in
+    // uncompressed bytes; the same tree needs nothing.
+    let tree = |v: &str| format!("dir:{}", series.join(v).display());
+    let out = json(&run(chunkah().args([
+        "diff",
+        &tree("v1"),
+        &tree("v2"),
+        "--json",
+        "--source-date-epoch",
+        EPOCH,
+    ])));
+    assert_eq!(out["unit"], "uncompressed");
+    let l = &out["levels"];
+    let b = |k: &str| l[k]["bytes"].as_u64().unwrap();
+    assert!(
+        0 < b("chunk")
+            && b("chunk") <= b("file")
+            && b("file") <= b("layer")
+            && b("layer") < b("image"),
+        "{l}"
+    );
+    let out = chunkah()
+        .args(["diff", &tree("v1"), &tree("v1"), "--exit-code"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = chunkah()
+        .args(["diff", &tree("v1"), &images_ref("v1")])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
     // The same image needs nothing.
     let out = chunkah()
         .args([

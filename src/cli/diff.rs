@@ -15,7 +15,9 @@ use super::size::parse_size;
 
 #[derive(Debug, Args)]
 pub struct DiffArgs {
-    /// The image the client holds: `oci:DIR[:TAG]` or `oci-archive:FILE[:TAG]`.
+    /// The image the client holds: `oci:DIR[:TAG]` or `oci-archive:FILE[:TAG]`;
+    /// or a root file system `dir:PATH` (NEW must be one too), chunked on the
+    /// fly, the levels then in uncompressed bytes.
     #[arg(value_name = "OLD")]
     old: String,
     /// The image it wants.
@@ -36,6 +38,10 @@ pub struct DiffArgs {
     /// At most this many requests (ranges are merged further to fit).
     #[arg(long, value_name = "N")]
     max_requests: Option<usize>,
+    /// dir: trees: clamp mtimes to this time, as `pack` would
+    /// [env: SOURCE_DATE_EPOCH].
+    #[arg(long)]
+    source_date_epoch: Option<i64>,
 }
 
 impl DiffArgs {
@@ -53,8 +59,11 @@ struct Report<'a> {
     old: &'a str,
     new: &'a str,
     same: bool,
+    /// `compressed` for images; `uncompressed` for `dir:` trees.
+    unit: &'static str,
     levels: &'a delta::Levels,
-    /// Bytes this diff read from both images (manifests, configs, indexes).
+    /// Bytes this diff read: from images, manifests, configs and indexes;
+    /// from trees, their file content.
     bytes_read: u64,
 }
 
@@ -87,6 +96,11 @@ pub fn run(args: DiffArgs) -> Result<u8> {
     if args.max_requests == Some(0) {
         anyhow::bail!("--max-requests must be at least 1");
     }
+    match (args.old.strip_prefix("dir:"), args.new.strip_prefix("dir:")) {
+        (Some(old), Some(new)) => return run_trees(&args, old.as_ref(), new.as_ref()),
+        (None, None) => {}
+        _ => anyhow::bail!("OLD and NEW must both be images or both dir: trees"),
+    }
     let (old, old_read) = view(&args.old)?;
     let (new, new_read) = view(&args.new)?;
     let plan = delta::plan(
@@ -116,6 +130,7 @@ pub fn run(args: DiffArgs) -> Result<u8> {
             old: &args.old,
             new: &args.new,
             same: plan.same,
+            unit: "compressed",
             levels: &plan.levels,
             bytes_read: old_read + new_read,
         })
@@ -125,6 +140,76 @@ pub fn run(args: DiffArgs) -> Result<u8> {
         write_table(&mut out, &plan)?;
     }
     Ok(if args.exit_code && !plan.same { 1 } else { 0 })
+}
+
+/// diff between two directory trees.
+fn run_trees(args: &DiffArgs, old: &std::path::Path, new: &std::path::Path) -> Result<u8> {
+    use chunkah::chunker::ChunkerConfig;
+    use chunkah::component::read_package_databases;
+    use chunkah::delta::tree::{plan_trees, tree_view};
+    if args.plan.is_some() {
+        anyhow::bail!("--plan needs images: dir: trees have no blobs to fetch from");
+    }
+    let read = |root: &std::path::Path, prior: Option<&[Vec<String>]>| {
+        let owners = read_package_databases(root)
+            .with_context(|| format!("reading the package databases of {}", root.display()))?;
+        tree_view(
+            root,
+            ChunkerConfig::default(),
+            |p| owners.owner(p).map(str::to_string),
+            prior,
+        )
+        .with_context(|| format!("chunking {}", root.display()))
+    };
+    let old_view = read(old, None)?;
+    let prior: Vec<Vec<String>> = old_view
+        .layers
+        .layers
+        .iter()
+        .map(|l| l.components.clone())
+        .collect();
+    let new_view = read(new, Some(&prior))?;
+    let clamp = match args.source_date_epoch {
+        Some(e) => Some(e),
+        None => match std::env::var("SOURCE_DATE_EPOCH") {
+            Ok(v) => Some(
+                v.trim()
+                    .parse()
+                    .with_context(|| format!("SOURCE_DATE_EPOCH={v:?} is not a number"))?,
+            ),
+            Err(_) => None,
+        },
+    };
+    let levels = plan_trees(&old_view, &new_view, clamp);
+    let content = |v: &chunkah::delta::tree::TreeView| -> u64 {
+        v.chunks.iter().flatten().map(|c| c.chunk.length).sum()
+    };
+    let same = levels.chunk.bytes == 0 && levels.layer.bytes == 0;
+    let mut out = io::stdout().lock();
+    if args.json {
+        let json = serde_json::to_string_pretty(&Report {
+            schema_version: 1,
+            old: &args.old,
+            new: &args.new,
+            same,
+            unit: "uncompressed",
+            levels: &levels,
+            bytes_read: content(&old_view) + content(&new_view),
+        })
+        .expect("a report serialises");
+        writeln!(out, "{json}")?;
+    } else {
+        write_table(
+            &mut out,
+            &DeltaPlan {
+                levels,
+                same,
+                blobs: Vec::new(),
+            },
+        )?;
+        writeln!(out, "(uncompressed bytes of file content)")?;
+    }
+    Ok(if args.exit_code && !same { 1 } else { 0 })
 }
 
 /// A byte count for people: `52.7 MB`.

@@ -500,7 +500,10 @@ mod tests {
         }
         let golden = std::fs::read(path).expect("testdata/golden/index-v1.bin");
         assert_eq!(bytes, golden, "the encoding changed: bump INDEX_VERSION");
-        assert_eq!(ChunkIndex::decode(&golden, Path::new(path)).unwrap(), sample());
+        assert_eq!(
+            ChunkIndex::decode(&golden, Path::new(path)).unwrap(),
+            sample()
+        );
     }
 
     #[test]
