@@ -377,6 +377,26 @@ fn corrupt_sources_and_indexes_fail_and_publish_nothing() {
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(!dest.join("index.json").exists());
     fs::write(&blob_path, &original).unwrap();
+    // Malformed index.json and manifest.
+    let index_json = images.join("index.json");
+    let good_index = fs::read(&index_json).unwrap();
+    fs::write(&index_json, b"{\"schemaVersion\": 2, \"manifests\": [").unwrap();
+    let out = chunkah().args(["diff", &a, &b]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("index.json") && err.contains("bad JSON"), "{err}");
+    fs::write(&index_json, &good_index).unwrap();
+    let (_, _) = manifest(&images, "b");
+    let index: serde_json::Value = serde_json::from_slice(&good_index).unwrap();
+    let mhex = index["manifests"][1]["digest"].as_str().unwrap()[7..].to_string();
+    let mpath = images.join("blobs/sha256").join(&mhex);
+    let good_manifest = fs::read(&mpath).unwrap();
+    fs::write(&mpath, b"not json").unwrap();
+    let out = chunkah().args(["diff", &a, &b]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains(&mhex), "{err}");
+    fs::write(&mpath, &good_manifest).unwrap();
     // And intact, it works.
     let out = apply();
     assert!(
