@@ -384,7 +384,10 @@ fn corrupt_sources_and_indexes_fail_and_publish_nothing() {
     let out = chunkah().args(["diff", &a, &b]).output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
-    assert!(err.contains("index.json") && err.contains("bad JSON"), "{err}");
+    assert!(
+        err.contains("index.json") && err.contains("bad JSON"),
+        "{err}"
+    );
     fs::write(&index_json, &good_index).unwrap();
     let (_, _) = manifest(&images, "b");
     let index: serde_json::Value = serde_json::from_slice(&good_index).unwrap();
