@@ -335,7 +335,9 @@ impl RootFs {
             let host = self.host_path(&cur);
             let metadata = match fs::symlink_metadata(&host) {
                 Ok(m) => m,
-                Err(e) if is_missing(&e) => {
+                // ELOOP: an ancestor is a link whose resolution was cut (a
+                // loop): like a missing one, nothing below it resolves.
+                Err(e) if is_missing(&e) || e.raw_os_error() == Some(libc::ELOOP) => {
                     exists = false;
                     continue;
                 }
@@ -644,6 +646,22 @@ mod tests {
             (followed.as_slice(), complete),
             (&b"usr/bin/dash"[..], true)
         );
+    }
+
+    #[test]
+    fn symbolic_link_loops_below_a_loop_leave_paths_unresolved() {
+        let root = TempRoot::new("loop2");
+        root.symlink("a", "b");
+        root.symlink("b", "a");
+        root.write(
+            "var/lib/dpkg/status",
+            "Package: p\nStatus: install ok installed\n\n",
+        );
+        root.write("var/lib/dpkg/info/p.list", "/a/file\n/a/b/file\n/a/b/c/d\n");
+        let owned = read_package_databases(root.path()).unwrap();
+        for p in ["a/file", "a/b/file", "a/b/c/d"] {
+            assert_eq!(owned.owner(Path::new(p)), Some("deb:p"), "{p}: {owned:?}");
+        }
     }
 
     #[test]

@@ -309,6 +309,11 @@ fn local_payload_bytes(usable: usize, size: usize) -> usize {
 }
 
 /// The column values of a record.
+/// SQLite's own limit on the columns of a table (`SQLITE_MAX_COLUMN` can be
+/// raised to 32767 at most): a record claiming more is not one SQLite wrote,
+/// and is refused before it costs memory.
+const MAX_COLUMNS: usize = 32767;
+
 fn record(payload: &[u8]) -> std::result::Result<Vec<Value>, String> {
     let (header_len, mut pos) = varint(payload).ok_or("truncated record header")?;
     if header_len < pos as u64 || header_len > payload.len() as u64 {
@@ -318,6 +323,9 @@ fn record(payload: &[u8]) -> std::result::Result<Vec<Value>, String> {
     let mut body = header.len();
     let mut values = Vec::new();
     while pos < header.len() {
+        if values.len() == MAX_COLUMNS {
+            return Err(format!("a record of more than {MAX_COLUMNS} columns"));
+        }
         let (serial, n) = varint(&header[pos..]).ok_or("truncated serial type")?;
         pos += n;
         let len = match serial {

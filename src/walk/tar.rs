@@ -121,6 +121,31 @@ pub struct TarMerger {
     layers: u32,
 }
 
+/// How many bytes of tar headers, long names and PAX records may come
+/// between two entries (1 MiB; GNU tar and the OCI tools write a few KiB).
+const METADATA_BUDGET: u64 = 1 << 20;
+
+/// A reader that fails once more bytes are asked for than `left` allows.
+struct Budgeted<R> {
+    inner: R,
+    left: std::rc::Rc<std::cell::Cell<u64>>,
+}
+
+impl<R: Read> Read for Budgeted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let left = self.left.get();
+        if left == 0 && !buf.is_empty() {
+            return Err(std::io::Error::other(
+                "more than 1 MiB of tar headers, long names or PAX records before an entry",
+            ));
+        }
+        let want = buf.len().min(left.min(usize::MAX as u64) as usize);
+        let n = self.inner.read(&mut buf[..want])?;
+        self.left.set(left - n as u64);
+        Ok(n)
+    }
+}
+
 /// The OCI whiteout prefix.
 const WHITEOUT: &[u8] = b".wh.";
 /// The OCI opaque-directory marker.
@@ -150,10 +175,25 @@ impl TarMerger {
         let layer = self.layers;
         self.layers += 1;
         let path = name.as_path();
-        let mut archive = tar::Archive::new(stream);
+        // The tar crate reads long names and PAX headers whole into memory:
+        // between two entries it may read the rest of the previous entry's
+        // content and at most METADATA_BUDGET bytes more.
+        let budget = std::rc::Rc::new(std::cell::Cell::new(METADATA_BUDGET));
+        let mut archive = tar::Archive::new(Budgeted {
+            inner: stream,
+            left: budget.clone(),
+        });
         let bad = |e: std::io::Error| invalid(path, format!("malformed tarball: {e}"));
-        for entry in archive.entries().map_err(bad)? {
+        let entries = archive.entries().map_err(bad)?;
+        for entry in entries {
             let mut entry = entry.map_err(bad)?;
+            budget.set(
+                entry
+                    .size()
+                    .div_ceil(512)
+                    .saturating_mul(512)
+                    .saturating_add(METADATA_BUDGET),
+            );
             let raw_path = entry.path_bytes().into_owned();
             let parts = normalise(path, &raw_path)?;
             if whiteouts {
@@ -176,6 +216,12 @@ impl TarMerger {
             let content = matches!(e.kind, EntryKind::Regular { .. })
                 .then(|| (file_index, base + entry.raw_file_position()));
             if parts.is_empty() {
+                if !e.is_dir() {
+                    return Err(invalid(
+                        path,
+                        format!("the root entry {:?} is not a directory", lossy(&raw_path)),
+                    ));
+                }
                 self.root = Some(e);
                 continue;
             }
@@ -373,8 +419,9 @@ fn read_entry<R: Read>(
             return Err(invalid(
                 path,
                 format!(
-                    "entry {:?} has an unsupported type {other:?}",
-                    lossy(raw_path)
+                    "entry {:?} has an unsupported type {:?}",
+                    lossy(raw_path),
+                    char::from(other.as_byte())
                 ),
             ))
         }
@@ -844,6 +891,36 @@ mod tests {
         assert!(err.to_string().contains("lies below a"), "{err}");
         let err = merge(&[&[("x", 'h', "missing")]]).unwrap_err();
         assert!(err.to_string().contains("does not hold"), "{err}");
+    }
+
+    #[test]
+    fn huge_long_names_and_non_directory_roots_are_refused() {
+        // A GNU long name claiming 5 GiB, followed by endless zeros: refused
+        // after 1 MiB, not read into memory.
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::GNULongName);
+        h.set_path("././@LongLink").unwrap();
+        h.set_size(5 << 30);
+        h.set_mode(0o644);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(0);
+        h.set_cksum();
+        let stream = std::io::Read::chain(h.as_bytes().as_slice(), std::io::repeat(0));
+        let content = ContentFile {
+            file: anonymous_file(&std::env::temp_dir()).unwrap(),
+            path: "bomb".into(),
+        };
+        let err = TarMerger::new()
+            .add_layer(stream, content, 0, true)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("1 MiB"), "{err}");
+        // A root that is a file or a symbolic link.
+        let err = merge(&[&[(".", 'f', "x")]]).unwrap_err().to_string();
+        assert!(err.contains("root entry"), "{err}");
+        let err = merge(&[&[("./", 'l', "/etc")]]).unwrap_err().to_string();
+        assert!(err.contains("root entry"), "{err}");
     }
 
     #[test]
