@@ -31,6 +31,7 @@ pub mod error;
 pub mod layer;
 pub mod oci;
 pub mod pack;
+pub mod registry;
 pub mod walk;
 
 pub use digest::{ChunkId, Digest};
