@@ -810,3 +810,141 @@ fn falls_back_when_ranges_are_ignored_or_refused() {
     assert_eq!(stats.single_range_responses, 4);
     assert_eq!(stats.requests, 1 + 1 + 4);
 }
+
+/// The series through a registry with the chunkah binary: `pack -o docker://`
+/// pushes, skopeo reads back the same digests, `diff` and `apply` read the
+/// registry, apply's bytes on the wire are within 2% of the plan's chunk
+/// level (plus response headers), and 16 concurrent partial pulls all verify.
+#[test]
+fn series_steps_push_and_pull_partially_through_the_registry() {
+    let series = std::path::PathBuf::from(std::env::var_os("CHUNKAH_SERIES_DIR").unwrap_or_else(
+        || panic!("set CHUNKAH_SERIES_DIR to the output of ../shared/data/make-rootfs-series.sh (scripts/test.sh does)"),
+    ));
+    let registry = Registry::start("series-registry");
+    let tmp = TempDir::new("series-pull");
+    let chunkah = || Command::new(env!("CARGO_BIN_EXE_chunkah"));
+    let remote = |v: &str| format!("docker://{}/series:{v}", registry.host());
+    let local = |v: &str| format!("oci:{}:{v}", tmp.path().join("local").display());
+    let versions = ["v1", "v2", "v3"];
+    for (i, v) in versions.iter().enumerate() {
+        // The same image, locally (a client's copy) and pushed.
+        let mut common_args: Vec<String> = vec![
+            "--source-date-epoch".into(),
+            "1700000000".into(),
+            "--quiet".into(),
+        ];
+        if i > 0 {
+            common_args.push("--prior".into());
+            common_args.push(local(versions[i - 1]));
+        }
+        let src = series.join(v);
+        run(chunkah()
+            .arg("pack")
+            .arg(&src)
+            .args(["-o", &local(v)])
+            .args(&common_args));
+        run(chunkah()
+            .arg("pack")
+            .arg(&src)
+            .args(["-o", &remote(v), "--tls-verify=false"])
+            .args(&common_args));
+        // skopeo reads it back, digest for digest.
+        let copy = tmp.path().join(format!("copy-{v}"));
+        run(Command::new(require_tool("skopeo", "skopeo"))
+            .args(["copy", "--src-tls-verify=false", "--preserve-digests"])
+            .arg(remote(v))
+            .arg(format!("oci:{}:{v}", copy.display())));
+        let digest_of = |layout: &Path| {
+            let index: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+            index["manifests"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|m| m["annotations"]["org.opencontainers.image.ref.name"] == *v)
+                .unwrap()["digest"]
+                .clone()
+        };
+        assert_eq!(
+            digest_of(&copy),
+            digest_of(&tmp.path().join("local")),
+            "{v}"
+        );
+    }
+    for pair in versions.windows(2) {
+        let (old, new) = (pair[0], pair[1]);
+        let diff: serde_json::Value = serde_json::from_slice(
+            &run(chunkah().args([
+                "diff",
+                &local(old),
+                &remote(new),
+                "--json",
+                "--tls-verify=false",
+            ]))
+            .stdout,
+        )
+        .unwrap();
+        let chunk = diff["levels"]["chunk"]["bytes"].as_u64().unwrap();
+        let dest = tmp.path().join(format!("applied-{new}"));
+        let applied: serde_json::Value = serde_json::from_slice(
+            &run(chunkah().args([
+                "apply",
+                "--from",
+                &local(old),
+                "--source",
+                &remote(new),
+                "--tls-verify=false",
+                "-o",
+                &format!("oci:{}:{new}", dest.display()),
+                "--json",
+            ]))
+            .stdout,
+        )
+        .unwrap();
+        assert_eq!(
+            applied["bytesRead"].as_u64().unwrap(),
+            chunk,
+            "{old}->{new}"
+        );
+        let wire = &applied["wire"];
+        let body = wire["bytesReceived"].as_u64().unwrap();
+        let headers = wire["headerBytesReceived"].as_u64().unwrap();
+        assert!(
+            body <= chunk + chunk / 50 && body >= chunk,
+            "{old}->{new}: {body} bytes on the wire for a plan of {chunk}"
+        );
+        assert!(
+            headers < 1024 * wire["requests"].as_u64().unwrap(),
+            "{wire}"
+        );
+        assert_eq!(
+            wire["requests"], diff["levels"]["chunk"]["requests"],
+            "{wire}"
+        );
+    }
+    // 16 concurrent partial pulls of v3 from v2, each verified.
+    let results: Vec<std::process::Output> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..16)
+            .map(|i| {
+                let dest = tmp.path().join(format!("load-{i}"));
+                let (from, source) = (local("v2"), remote("v3"));
+                s.spawn(move || {
+                    Command::new(env!("CARGO_BIN_EXE_chunkah"))
+                        .args(["apply", "--from", &from, "--source", &source])
+                        .args(["--tls-verify=false", "-o"])
+                        .arg(format!("oci:{}:v3", dest.display()))
+                        .output()
+                        .unwrap()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for (i, out) in results.iter().enumerate() {
+        assert!(
+            out.status.success(),
+            "pull {i}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}

@@ -19,7 +19,8 @@ pub struct ApplyArgs {
     /// The image held locally: `oci:DIR[:TAG]` or `oci-archive:FILE[:TAG]`.
     #[arg(long = "from", value_name = "OLD")]
     from: String,
-    /// Where NEW's bytes are read: `oci:DIR[:TAG]` or `oci-archive:FILE[:TAG]`.
+    /// Where NEW's bytes are read: `oci:DIR[:TAG]`, `oci-archive:FILE[:TAG]`
+    /// or `docker://HOST[:PORT]/REPO:TAG` (only the planned ranges are fetched).
     #[arg(long, value_name = "NEW")]
     source: String,
     /// Where the rebuilt image goes: `oci:DIR[:TAG]` (may be OLD's layout).
@@ -34,6 +35,8 @@ pub struct ApplyArgs {
     /// Print a JSON report on stdout.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    registry: super::registry_args::RegistryArgs,
 }
 
 pub fn run(args: ApplyArgs) -> Result<()> {
@@ -49,8 +52,8 @@ pub fn run(args: ApplyArgs) -> Result<()> {
         .image(host_architecture())
         .with_context(|| format!("reading {}", args.from))?;
     let source_ref = ImageRef::parse(&args.source)?;
-    let source =
-        ImageReader::open(&source_ref).with_context(|| format!("opening {}", args.source))?;
+    let source = ImageReader::open_with(&source_ref, &args.registry.config(&source_ref)?)
+        .with_context(|| format!("opening {}", args.source))?;
     let layout = LayoutWriter::open(&dir).with_context(|| format!("opening {}", dir.display()))?;
     let report = apply(
         &old,
@@ -67,7 +70,20 @@ pub fn run(args: ApplyArgs) -> Result<()> {
     .with_context(|| format!("rebuilding {} from {}", args.source, args.from))?;
     let mut out = io::stdout().lock();
     if args.json {
-        let json = serde_json::to_string_pretty(&report).expect("a report serialises");
+        #[derive(serde::Serialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Out<'a> {
+            #[serde(flatten)]
+            report: &'a chunkah::delta::ApplyReport,
+            /// What went over the network, for a registry source.
+            #[serde(skip_serializing_if = "Option::is_none")]
+            wire: Option<chunkah::registry::Stats>,
+        }
+        let json = serde_json::to_string_pretty(&Out {
+            report: &report,
+            wire: source.registry_stats(),
+        })
+        .expect("a report serialises");
         writeln!(out, "{json}")?;
     } else {
         writeln!(

@@ -15,7 +15,8 @@ use super::size::parse_size;
 
 #[derive(Debug, Args)]
 pub struct DiffArgs {
-    /// The image the client holds: `oci:DIR[:TAG]` or `oci-archive:FILE[:TAG]`;
+    /// The image the client holds: `oci:DIR[:TAG]`, `oci-archive:FILE[:TAG]`
+    /// or `docker://HOST/REPO:TAG`;
     /// or a root file system `dir:PATH` (NEW must be one too), chunked on the
     /// fly, the levels then in uncompressed bytes.
     #[arg(value_name = "OLD")]
@@ -42,6 +43,8 @@ pub struct DiffArgs {
     /// [env: SOURCE_DATE_EPOCH].
     #[arg(long)]
     source_date_epoch: Option<i64>,
+    #[command(flatten)]
+    registry: super::registry_args::RegistryArgs,
 }
 
 impl DiffArgs {
@@ -80,9 +83,13 @@ struct PlanFile<'a> {
 
 /// Opens an image reference and reads what planning needs; also returns the
 /// bytes read.
-pub fn view(reference: &str) -> Result<(ImageView, u64)> {
+pub fn view(
+    reference: &str,
+    registry: &super::registry_args::RegistryArgs,
+) -> Result<(ImageView, u64)> {
     let r = ImageRef::parse(reference)?;
-    let reader = ImageReader::open(&r).with_context(|| format!("opening {reference}"))?;
+    let reader = ImageReader::open_with(&r, &registry.config(&r)?)
+        .with_context(|| format!("opening {reference}"))?;
     let image = reader
         .image(host_architecture())
         .with_context(|| format!("reading {reference}"))?;
@@ -101,8 +108,8 @@ pub fn run(args: DiffArgs) -> Result<u8> {
         (None, None) => {}
         _ => anyhow::bail!("OLD and NEW must both be images or both dir: trees"),
     }
-    let (old, old_read) = view(&args.old)?;
-    let (new, new_read) = view(&args.new)?;
+    let (old, old_read) = view(&args.old, &args.registry)?;
+    let (new, new_read) = view(&args.new, &args.registry)?;
     let plan = delta::plan(
         &old,
         &new,

@@ -42,7 +42,8 @@ pub struct PackArgs {
     #[arg(value_name = "SOURCE")]
     source: String,
     /// Where the image goes: `oci:DIR[:TAG]` (a layout; its other images are
-    /// kept) or `oci-archive:FILE[:TAG]` (tag `latest` by default).
+    /// kept), `oci-archive:FILE[:TAG]` (tag `latest` by default), or
+    /// `docker://HOST[:PORT]/REPO:TAG` (pushed: blobs, then the manifest).
     #[arg(short = 'o', long = "output", value_name = "DEST")]
     dest: String,
     /// Layer compression.
@@ -87,6 +88,8 @@ pub struct PackArgs {
     /// Print nothing but errors.
     #[arg(long, short)]
     quiet: bool,
+    #[command(flatten)]
+    registry: super::registry_args::RegistryArgs,
 }
 
 fn key_values(what: &str, items: &[String]) -> Result<BTreeMap<String, String>> {
@@ -161,7 +164,8 @@ pub fn run(args: PackArgs) -> Result<()> {
     let prior = match &args.prior {
         None => None,
         Some(r) => {
-            let image = ImageReader::open(&ImageRef::parse(r)?)
+            let pref = ImageRef::parse(r)?;
+            let image = ImageReader::open_with(&pref, &args.registry.config(&pref)?)
                 .and_then(|reader| reader.image(host_architecture()))
                 .with_context(|| format!("reading the prior image {r}"))?;
             Some(prior_components(&image.manifest).with_context(|| {
@@ -221,6 +225,11 @@ pub fn run(args: PackArgs) -> Result<()> {
     // archive's other images), then written out whole.
     let (layout_dir, scratch) = match &dest {
         ImageRef::Layout { dir, .. } => (dir.clone(), None),
+        ImageRef::Registry(_) => {
+            // Packed into a scratch layout, then pushed.
+            let dir = std::env::temp_dir().join(format!("chunkah-push-{}", std::process::id()));
+            (dir.clone(), Some(ScratchDir(dir)))
+        }
         ImageRef::Archive { file, .. } => {
             let parent = match file.parent() {
                 Some(p) if !p.as_os_str().is_empty() => p,
@@ -343,6 +352,25 @@ pub fn run(args: PackArgs) -> Result<()> {
         bar.set_message("writing the archive");
         write_archive(&layout_dir, file).with_context(|| format!("writing {}", file.display()))?;
         drop(scratch);
+    } else if let ImageRef::Registry(r) = &dest {
+        bar.set_message("pushing");
+        let client = chunkah::registry::Client::for_ref(r, args.registry.config(&dest)?)?;
+        let pushed = chunkah::registry::push_image(
+            &ImageRef::Layout {
+                dir: layout_dir.clone(),
+                tag: Some(tag.clone()),
+            },
+            &client,
+            &r.target,
+        )
+        .with_context(|| format!("pushing to {r}"))?;
+        if !args.quiet && !args.json {
+            eprintln!(
+                "chunkah: pushed {} blobs ({} bytes), {} already there",
+                pushed.uploaded, pushed.uploaded_bytes, pushed.skipped
+            );
+        }
+        drop(scratch);
     }
     bar.finish_and_clear();
     if !args.quiet {
@@ -359,6 +387,7 @@ pub fn run(args: PackArgs) -> Result<()> {
             out,
             "{} {} ({} layers, {} components, {} bytes)",
             match &dest {
+                ImageRef::Registry(r) => ImageRef::Registry(r.clone()),
                 ImageRef::Layout { dir, .. } => ImageRef::Layout {
                     dir: dir.clone(),
                     tag: Some(tag.clone()),

@@ -30,6 +30,8 @@ pub struct ReportArgs {
     /// At most this many requests per step.
     #[arg(long, value_name = "N")]
     max_requests: Option<usize>,
+    #[command(flatten)]
+    registry: super::registry_args::RegistryArgs,
 }
 
 #[derive(Serialize)]
@@ -67,7 +69,7 @@ pub fn run(args: ReportArgs) -> Result<()> {
     let views = args
         .images
         .iter()
-        .map(|r| view(r).map(|(v, _)| v))
+        .map(|r| view(r, &args.registry).map(|(v, _)| v))
         .collect::<Result<Vec<_>>>()?;
     let steps: Vec<Step> = views
         .windows(2)

@@ -28,6 +28,8 @@ pub enum ImageRef {
         /// The `org.opencontainers.image.ref.name` of the image, if given.
         tag: Option<String>,
     },
+    /// An image in a registry (`docker://HOST[:PORT]/REPO:TAG` or `@sha256:…`).
+    Registry(crate::registry::RegistryRef),
 }
 
 /// The tag used when a reference names none.
@@ -38,13 +40,16 @@ impl ImageRef {
     /// last `/` starts the tag.
     pub fn parse(s: &str) -> Result<Self> {
         let bad = |why: &str| Error::Config(format!("image reference {s:?}: {why}"));
+        if s.starts_with(crate::registry::DOCKER_SCHEME) {
+            return Ok(ImageRef::Registry(crate::registry::RegistryRef::parse(s)?));
+        }
         let (archive, rest) = if let Some(rest) = s.strip_prefix("oci:") {
             (false, rest)
         } else if let Some(rest) = s.strip_prefix("oci-archive:") {
             (true, rest)
         } else {
             return Err(bad(
-                "expected oci:DIR[:TAG] or oci-archive:FILE[:TAG] (docker:// is not supported yet)",
+                "expected oci:DIR[:TAG], oci-archive:FILE[:TAG] or docker://HOST/REPO:TAG",
             ));
         };
         let slash = rest.rfind('/').map_or(0, |i| i + 1);
@@ -84,6 +89,10 @@ impl ImageRef {
     pub fn tag(&self) -> Option<&str> {
         match self {
             ImageRef::Layout { tag, .. } | ImageRef::Archive { tag, .. } => tag.as_deref(),
+            ImageRef::Registry(r) => match &r.target {
+                crate::registry::Target::Tag(t) => Some(t),
+                crate::registry::Target::Digest(_) => None,
+            },
         }
     }
 
@@ -98,6 +107,7 @@ impl std::fmt::Display for ImageRef {
         let (scheme, path) = match self {
             ImageRef::Layout { dir, .. } => ("oci", dir),
             ImageRef::Archive { file, .. } => ("oci-archive", file),
+            ImageRef::Registry(r) => return write!(f, "{r}"),
         };
         write!(f, "{scheme}:{}", path.display())?;
         if let Some(tag) = self.tag() {
@@ -144,6 +154,11 @@ mod tests {
             "oci-archive:d/x.tar:v1"
         );
         assert_eq!(r("oci:out").to_string(), "oci:out");
+        assert_eq!(
+            r("docker://127.0.0.1:5000/a/b:v1").to_string(),
+            "docker://127.0.0.1:5000/a/b:v1"
+        );
+        assert_eq!(r("docker://localhost/a:v1").tag(), Some("v1"));
         for bad in [
             "out",
             "oci:",
@@ -153,6 +168,7 @@ mod tests {
             "oci-archive:",
             "oci-archive::t",
             "docker://x/y:z",
+            "docker://localhost/Upper:t",
         ] {
             assert!(ImageRef::parse(bad).is_err(), "{bad}");
         }

@@ -37,6 +37,7 @@ pub struct ImageReader {
 #[derive(Debug)]
 enum Store {
     Layout(PathBuf),
+    Registry(Box<crate::registry::Client>),
     Archive {
         file: File,
         path: PathBuf,
@@ -84,9 +85,22 @@ fn invalid(path: impl Into<PathBuf>, why: String) -> Error {
 }
 
 impl ImageReader {
-    /// Opens the layout or archive `reference` names.
+    /// Opens the layout or archive `reference` names (a registry with the
+    /// default [`crate::registry::ClientConfig`]: TLS, no credentials).
     pub fn open(reference: &ImageRef) -> Result<Self> {
+        Self::open_with(reference, &crate::registry::ClientConfig::default())
+    }
+
+    /// Opens `reference`; a registry is spoken to as `registry` says.
+    pub fn open_with(
+        reference: &ImageRef,
+        registry: &crate::registry::ClientConfig,
+    ) -> Result<Self> {
         let store = match reference {
+            ImageRef::Registry(r) => Store::Registry(Box::new(crate::registry::Client::for_ref(
+                r,
+                registry.clone(),
+            )?)),
             ImageRef::Layout { dir, .. } => {
                 let marker = dir.join("oci-layout");
                 match std::fs::metadata(&marker) {
@@ -124,6 +138,12 @@ impl ImageReader {
         offset: u64,
         length: u64,
     ) -> Result<Vec<u8>> {
+        if let Store::Registry(client) = &self.store {
+            let mut parts = client.get_ranges(digest, size, &[(offset, offset + length)])?;
+            self.bytes_read
+                .fetch_add(length, std::sync::atomic::Ordering::Relaxed);
+            return Ok(parts.pop().unwrap_or_default());
+        }
         let blob = self.blob(digest, size)?;
         if offset.checked_add(length).is_none_or(|end| end > size) {
             return Err(invalid(
@@ -143,6 +163,14 @@ impl ImageReader {
         Ok(bytes)
     }
 
+    /// What the registry client did, for a registry source.
+    pub fn registry_stats(&self) -> Option<crate::registry::Stats> {
+        match &self.store {
+            Store::Registry(client) => Some(client.stats()),
+            _ => None,
+        }
+    }
+
     /// The reference this reader was opened with.
     pub fn reference(&self) -> &ImageRef {
         &self.reference
@@ -153,12 +181,20 @@ impl ImageReader {
         match &self.store {
             Store::Layout(dir) => dir.join(member),
             Store::Archive { path, .. } => PathBuf::from(format!("{}:{member}", path.display())),
+            Store::Registry(_) => PathBuf::from(format!("{}: {member}", self.reference)),
         }
     }
 
     /// A member's bytes as a region of a file.
     fn member(&self, member: &str) -> Result<Blob> {
         match &self.store {
+            Store::Registry(_) => Err(Error::io(
+                self.member_path(member),
+                std::io::Error::new(
+                    std::io::ErrorKind::Unsupported,
+                    "whole layers are not read from a registry yet: copy the image with skopeo first",
+                ),
+            )),
             Store::Layout(dir) => {
                 let path = dir.join(member);
                 let file = File::open(&path).map_err(|e| Error::io(&path, e))?;
@@ -234,6 +270,24 @@ impl ImageReader {
 
     /// [`ImageReader::json_blob`], and the blob's bytes.
     pub fn json_blob_bytes<T: DeserializeOwned>(&self, desc: &Descriptor) -> Result<(T, Vec<u8>)> {
+        if let Store::Registry(client) = &self.store {
+            if desc.size > MAX_JSON_BYTES {
+                return Err(invalid(
+                    self.member_path(&desc.digest.to_string()),
+                    "too large for a JSON document".into(),
+                ));
+            }
+            let bytes = client.get_blob(&desc.digest, desc.size)?;
+            self.bytes_read
+                .fetch_add(desc.size, std::sync::atomic::Ordering::Relaxed);
+            let t = serde_json::from_slice(&bytes).map_err(|e| {
+                invalid(
+                    self.member_path(&desc.digest.to_string()),
+                    format!("bad JSON: {e}"),
+                )
+            })?;
+            return Ok((t, bytes));
+        }
         let blob = self.blob(&desc.digest, desc.size)?;
         let bytes = self.read_small(&blob)?;
         if Digest::of(&bytes) != desc.digest {
@@ -279,6 +333,9 @@ impl ImageReader {
 
     /// The manifest [`ImageReader::image`] reads, its descriptor and bytes.
     pub fn manifest(&self, architecture: &str) -> Result<(Descriptor, Manifest, Vec<u8>)> {
+        if let (Store::Registry(client), ImageRef::Registry(r)) = (&self.store, &self.reference) {
+            return self.registry_manifest(client, &r.target, architecture, 0);
+        }
         let index = self.index()?;
         let index_path = self.member_path("index.json");
         let tag_of = |m: &Descriptor| m.annotations.get(REF_NAME).cloned();
@@ -326,6 +383,63 @@ impl ImageReader {
             ));
         }
         Ok((desc, manifest, bytes))
+    }
+
+    /// The manifest `target` names in the registry, through image indexes
+    /// (at most a few deep) to the one for linux on `architecture`.
+    fn registry_manifest(
+        &self,
+        client: &crate::registry::Client,
+        target: &crate::registry::Target,
+        architecture: &str,
+        depth: usize,
+    ) -> Result<(Descriptor, Manifest, Vec<u8>)> {
+        let m = client.get_manifest(target)?;
+        self.bytes_read
+            .fetch_add(m.size, std::sync::atomic::Ordering::Relaxed);
+        let path = self.member_path(&m.digest.to_string());
+        if m.media_type == INDEX_MEDIA_TYPE || m.media_type == DOCKER_INDEX_MEDIA_TYPE {
+            if depth >= 4 {
+                return Err(invalid(path, "image indexes nested too deep".into()));
+            }
+            let index: Index = serde_json::from_slice(&m.bytes)
+                .map_err(|e| invalid(&path, format!("bad JSON: {e}")))?;
+            let fits = |d: &&Descriptor| {
+                d.platform
+                    .as_ref()
+                    .is_some_and(|p| p.os == "linux" && p.architecture == architecture)
+            };
+            let next = index
+                .manifests
+                .iter()
+                .find(fits)
+                .or(match index.manifests.as_slice() {
+                    [only] => Some(only),
+                    _ => None,
+                })
+                .ok_or_else(|| {
+                    invalid(
+                        &path,
+                        format!("an image index with no image for linux/{architecture}"),
+                    )
+                })?;
+            return self.registry_manifest(
+                client,
+                &crate::registry::Target::Digest(next.digest),
+                architecture,
+                depth + 1,
+            );
+        }
+        let manifest: Manifest = serde_json::from_slice(&m.bytes)
+            .map_err(|e| invalid(&path, format!("bad JSON: {e}")))?;
+        let desc = Descriptor {
+            media_type: m.media_type,
+            digest: m.digest,
+            size: m.size,
+            annotations: Default::default(),
+            platform: None,
+        };
+        Ok((desc, manifest, m.bytes))
     }
 
     /// Follows image indexes (at most a few deep) to a manifest for linux
