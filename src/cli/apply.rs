@@ -4,7 +4,7 @@
 use std::io::{self, Write};
 
 use anyhow::{bail, Context, Result};
-use chunkah::delta::{apply, DeltaOptions};
+use chunkah::delta::{apply, ApplyOptions, DeltaOptions};
 use chunkah::oci::layout::LayoutWriter;
 use chunkah::oci::read::ImageReader;
 use chunkah::oci::types::host_architecture;
@@ -32,6 +32,9 @@ pub struct ApplyArgs {
     /// At most this many requests (ranges are merged further to fit).
     #[arg(long, value_name = "N")]
     max_requests: Option<usize>,
+    /// At most this many requests to the source at a time.
+    #[arg(long, default_value_t = 4, value_name = "N")]
+    parallel: usize,
     /// Print a JSON report on stdout.
     #[arg(long)]
     json: bool,
@@ -42,6 +45,9 @@ pub struct ApplyArgs {
 pub fn run(args: ApplyArgs) -> Result<()> {
     if args.max_requests == Some(0) {
         bail!("--max-requests must be at least 1");
+    }
+    if args.parallel == 0 {
+        bail!("--parallel must be at least 1");
     }
     let ImageRef::Layout { dir, tag } = ImageRef::parse(&args.dest)? else {
         bail!("apply writes to an oci:DIR[:TAG] layout");
@@ -62,9 +68,12 @@ pub fn run(args: ApplyArgs) -> Result<()> {
         host_architecture(),
         &layout,
         tag.as_deref().unwrap_or(chunkah::oci::DEFAULT_TAG),
-        DeltaOptions {
-            gap: args.gap as u64,
-            max_requests: args.max_requests,
+        ApplyOptions {
+            plan: DeltaOptions {
+                gap: args.gap as u64,
+                max_requests: args.max_requests,
+            },
+            parallel: args.parallel,
         },
     )
     .with_context(|| format!("rebuilding {} from {}", args.source, args.from))?;

@@ -22,6 +22,24 @@ use crate::oci::layout::LayoutWriter;
 use crate::oci::read::{Image, ImageReader};
 use crate::oci::types::{Descriptor, ImageConfig};
 
+/// How [`apply`] plans and fetches.
+#[derive(Clone, Copy, Debug)]
+pub struct ApplyOptions {
+    /// How ranges become requests (the same as the plan `diff` shows).
+    pub plan: DeltaOptions,
+    /// At most this many requests to the source at a time.
+    pub parallel: usize,
+}
+
+impl Default for ApplyOptions {
+    fn default() -> Self {
+        ApplyOptions {
+            plan: DeltaOptions::default(),
+            parallel: 4,
+        }
+    }
+}
+
 /// What [`apply`] did.
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -66,7 +84,7 @@ impl Source<'_> {
 
 /// Rebuilds the image `source` names (its tag, for `architecture`) into
 /// `dest` under `tag`, from the old image and as few bytes of `source` as
-/// the plan allows.
+/// the plan allows, with at most `parallel` requests at a time.
 pub fn apply(
     old_reader: &ImageReader,
     old_image: &Image,
@@ -74,8 +92,13 @@ pub fn apply(
     architecture: &str,
     dest: &LayoutWriter,
     tag: &str,
-    options: DeltaOptions,
+    options: ApplyOptions,
 ) -> Result<ApplyReport> {
+    let parallel = options.parallel;
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(parallel.max(1))
+        .build()
+        .map_err(|e| Error::Config(format!("starting {parallel} fetch threads: {e}")))?;
     let old = load(old_reader, old_image)?;
     let mut src = Source {
         reader: source,
@@ -152,7 +175,7 @@ pub fn apply(
             })
             .collect(),
     };
-    let the_plan = plan(&old, &new, options);
+    let the_plan = plan(&old, &new, options.plan);
     let frames = old_frames(&old);
 
     // Config first, then every layer.
@@ -186,6 +209,7 @@ pub fn apply(
                     ranges,
                     diff_id,
                     dest,
+                    &pool,
                 )?;
             }
         }
@@ -257,14 +281,26 @@ fn rebuild(
     ranges: &[(u64, u64)],
     diff_id: &Digest,
     dest: &LayoutWriter,
+    pool: &rayon::ThreadPool,
 ) -> Result<()> {
     let name = PathBuf::from(format!("layer {}", d.digest));
     let mut blob = dest.temp_blob()?;
     let path = blob.path().to_path_buf();
     let mut tar_hash = HashingWriter::new(std::io::sink());
     let mut old_blobs: HashMap<usize, crate::oci::read::Blob> = HashMap::new();
-    let mut next_range = 0;
-    let mut fetched: Option<((u64, u64), Vec<u8>)> = None;
+    // Every planned range, fetched up front by at most `pool`'s threads.
+    let fetched: Vec<Vec<u8>> = {
+        use rayon::prelude::*;
+        let reader = src.reader;
+        pool.install(|| {
+            ranges
+                .par_iter()
+                .map(|r| reader.read_range(&d.digest, d.size, r.0, r.1 - r.0))
+                .collect::<Result<_>>()
+        })?
+    };
+    src.bytes += ranges.iter().map(|r| r.1 - r.0).sum::<u64>();
+    src.requests += ranges.len() as u64;
     for (i, f) in index.frames.iter().enumerate() {
         let key = (f.id, f.blob_len, index.zstd_version, index.level);
         let (start, end) = (f.blob_offset, f.blob_offset + f.blob_len);
@@ -283,20 +319,13 @@ fn rebuild(
                 v
             }
             None => {
-                // The range that holds this frame: the current one or the next.
-                let holds = |r: &(u64, u64)| r.0 <= start && end <= r.1;
-                if !fetched.as_ref().is_some_and(|(r, _)| holds(r)) {
-                    let r = *ranges[next_range..]
-                        .iter()
-                        .find(|r| holds(r))
-                        .ok_or_else(|| {
-                            invalid(&name, format!("frame {i} is in no planned range"))
-                        })?;
-                    next_range = ranges.iter().position(|x| *x == r).expect("found") + 1;
-                    let data = src.read(&d.digest, d.size, r.0, r.1 - r.0)?;
-                    fetched = Some((r, data));
-                }
-                let (r, data) = fetched.as_ref().expect("fetched");
+                // The range that holds this frame (ranges are sorted).
+                let at = ranges.partition_point(|r| r.1 <= start);
+                let r = ranges
+                    .get(at)
+                    .filter(|r| r.0 <= start && end <= r.1)
+                    .ok_or_else(|| invalid(&name, format!("frame {i} is in no planned range")))?;
+                let data = &fetched[at];
                 data[(start - r.0) as usize..(end - r.0) as usize].to_vec()
             }
         };

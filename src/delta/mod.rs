@@ -26,7 +26,7 @@
 pub mod apply;
 pub mod tree;
 
-pub use apply::{apply, ApplyReport};
+pub use apply::{apply, ApplyOptions, ApplyReport};
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
