@@ -176,17 +176,7 @@ fn run_trees(args: &DiffArgs, old: &std::path::Path, new: &std::path::Path) -> R
         .map(|l| l.components.clone())
         .collect();
     let new_view = read(new, Some(&prior))?;
-    let clamp = match args.source_date_epoch {
-        Some(e) => Some(e),
-        None => match std::env::var("SOURCE_DATE_EPOCH") {
-            Ok(v) => Some(
-                v.trim()
-                    .parse()
-                    .with_context(|| format!("SOURCE_DATE_EPOCH={v:?} is not a number"))?,
-            ),
-            Err(_) => None,
-        },
-    };
+    let clamp = super::source_date_epoch(args.source_date_epoch)?;
     let levels = plan_trees(&old_view, &new_view, clamp);
     let content = |v: &chunkah::delta::tree::TreeView| -> u64 {
         v.chunks.iter().flatten().map(|c| c.chunk.length).sum()

@@ -74,6 +74,22 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// `flag`, else `SOURCE_DATE_EPOCH` from the environment, else none.
+pub fn source_date_epoch(flag: Option<i64>) -> anyhow::Result<Option<i64>> {
+    use anyhow::Context;
+    Ok(match flag {
+        Some(e) => Some(e),
+        None => match std::env::var("SOURCE_DATE_EPOCH") {
+            Ok(v) => Some(
+                v.trim()
+                    .parse()
+                    .with_context(|| format!("SOURCE_DATE_EPOCH={v:?} is not a number"))?,
+            ),
+            Err(_) => None,
+        },
+    })
+}
+
 /// The error and its causes on one line, each said once: a library error's
 /// message already ends with its source's, which is then not repeated.
 fn render(e: &anyhow::Error) -> String {

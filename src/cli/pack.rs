@@ -150,17 +150,7 @@ pub fn run(args: PackArgs) -> Result<()> {
         (CompressionArg::None, None) => Compression::None,
         (c, Some(l)) => bail!("compression level {l} is out of range for {c:?}"),
     };
-    let source_date_epoch = match args.source_date_epoch {
-        Some(e) => Some(e),
-        None => match std::env::var("SOURCE_DATE_EPOCH") {
-            Ok(v) => Some(
-                v.trim()
-                    .parse()
-                    .with_context(|| format!("SOURCE_DATE_EPOCH={v:?} is not a number"))?,
-            ),
-            Err(_) => None,
-        },
-    };
+    let source_date_epoch = super::source_date_epoch(args.source_date_epoch)?;
     let prior = match &args.prior {
         None => None,
         Some(r) => {

@@ -117,7 +117,8 @@ impl std::fmt::Display for ImageRef {
     }
 }
 
-fn valid_tag(tag: &str) -> bool {
+/// A tag: 1 to 128 of `[A-Za-z0-9_.-]`, not starting with `.` or `-`.
+pub(crate) fn valid_tag(tag: &str) -> bool {
     !tag.is_empty()
         && tag.len() <= 128
         && !tag.starts_with(['.', '-'])

@@ -404,25 +404,12 @@ impl ImageReader {
             }
             let index: Index = serde_json::from_slice(&m.bytes)
                 .map_err(|e| invalid(&path, format!("bad JSON: {e}")))?;
-            let fits = |d: &&Descriptor| {
-                d.platform
-                    .as_ref()
-                    .is_some_and(|p| p.os == "linux" && p.architecture == architecture)
-            };
-            let next = index
-                .manifests
-                .iter()
-                .find(fits)
-                .or(match index.manifests.as_slice() {
-                    [only] => Some(only),
-                    _ => None,
-                })
-                .ok_or_else(|| {
-                    invalid(
-                        &path,
-                        format!("an image index with no image for linux/{architecture}"),
-                    )
-                })?;
+            let next = pick_platform(&index, architecture).ok_or_else(|| {
+                invalid(
+                    &path,
+                    format!("an image index with no image for linux/{architecture}"),
+                )
+            })?;
             return self.registry_manifest(
                 client,
                 &crate::registry::Target::Digest(next.digest),
@@ -450,25 +437,12 @@ impl ImageReader {
                 return Ok(desc);
             }
             let index: Index = self.json_blob(&desc)?;
-            let fits = |m: &&Descriptor| {
-                m.platform
-                    .as_ref()
-                    .is_some_and(|p| p.os == "linux" && p.architecture == architecture)
-            };
-            let next = index
-                .manifests
-                .iter()
-                .find(fits)
-                .or(match index.manifests.as_slice() {
-                    [only] => Some(only),
-                    _ => None,
-                })
-                .ok_or_else(|| {
-                    invalid(
-                        self.member_path(&format!("blobs/sha256/{}", desc.digest.hex())),
-                        format!("an image index with no image for linux/{architecture}"),
-                    )
-                })?;
+            let next = pick_platform(&index, architecture).ok_or_else(|| {
+                invalid(
+                    self.member_path(&format!("blobs/sha256/{}", desc.digest.hex())),
+                    format!("an image index with no image for linux/{architecture}"),
+                )
+            })?;
             desc = next.clone();
         }
         Err(invalid(
@@ -476,6 +450,23 @@ impl ImageReader {
             "image indexes nested too deep".into(),
         ))
     }
+}
+
+/// The manifest of an image index for linux on `architecture`, or its only
+/// manifest.
+fn pick_platform<'a>(index: &'a Index, architecture: &str) -> Option<&'a Descriptor> {
+    index
+        .manifests
+        .iter()
+        .find(|m| {
+            m.platform
+                .as_ref()
+                .is_some_and(|p| p.os == "linux" && p.architecture == architecture)
+        })
+        .or(match index.manifests.as_slice() {
+            [only] => Some(only),
+            _ => None,
+        })
 }
 
 /// Lists the members of an OCI archive (a tar of an image layout).

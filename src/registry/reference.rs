@@ -5,6 +5,7 @@ use std::fmt;
 
 use crate::digest::Digest;
 use crate::error::{Error, Result};
+use crate::oci::valid_tag;
 
 /// What a reference points at inside a repository.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -135,17 +136,6 @@ pub(crate) fn valid_host(host: &str) -> bool {
                 && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
         });
     labels_ok && (name.contains('.') || port.is_some() || name == "localhost")
-}
-
-/// The tag rule of `oci:` references (`src/oci/mod.rs`): 1 to 128 of
-/// `[A-Za-z0-9_.-]`, not starting with `.` or `-`.
-fn valid_tag(tag: &str) -> bool {
-    !tag.is_empty()
-        && tag.len() <= 128
-        && !tag.starts_with(['.', '-'])
-        && tag
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
 }
 
 /// Components of `[a-z0-9]+([._-][a-z0-9]+)*` separated by `/`.
