@@ -948,3 +948,69 @@ fn series_steps_push_and_pull_partially_through_the_registry() {
         );
     }
 }
+
+/// `apply` from a registry that serves damaged bytes, or that is gone: a
+/// clear error, and no image at the destination.
+#[test]
+fn apply_from_a_broken_registry_publishes_nothing() {
+    let mut registry = Registry::start("apply-faults");
+    let tmp = TempDir::new("apply-faults");
+    let chunkah = || Command::new(env!("CARGO_BIN_EXE_chunkah"));
+    let local = |v: &str| format!("oci:{}:{v}", tmp.path().join("local").display());
+    let host = registry.host();
+    let remote = |v: &str| format!("docker://{host}/faults:{v}");
+    // Two versions of a tree: one large file changes in its middle.
+    for v in ["a", "b"] {
+        let src = tmp.path().join(format!("src-{v}"));
+        std::fs::create_dir_all(&src).unwrap();
+        let mut big = chunkah::chunker::golden_input(3, 2 << 20);
+        if v == "b" {
+            big[1 << 20..(1 << 20) + 64].fill(7);
+        }
+        std::fs::write(src.join("big"), big).unwrap();
+        for dest in [local(v), remote(v)] {
+            run(chunkah()
+                .arg("pack")
+                .arg(&src)
+                .args(["-o", &dest, "--tls-verify=false", "--quiet"])
+                .args(["--source-date-epoch", "1700000000", "--max-layers", "1"]));
+        }
+    }
+    let dest = tmp.path().join("dest");
+    let apply = || {
+        chunkah()
+            .args(["apply", "--from", &local("a"), "--source", &remote("b")])
+            .args(["--tls-verify=false", "-o"])
+            .arg(format!("oci:{}:b", dest.display()))
+            .output()
+            .unwrap()
+    };
+    // Damage the new layer in the registry's storage: a frame fails its digest.
+    let manifest = registry
+        .client("faults")
+        .get_manifest(&Target::Tag("b".into()))
+        .unwrap();
+    let m: serde_json::Value = serde_json::from_slice(&manifest.bytes).unwrap();
+    let layer = Digest::parse(m["layers"][0]["digest"].as_str().unwrap()).unwrap();
+    let data = registry.blob_data(&layer);
+    let good = std::fs::read(&data).unwrap();
+    let mut bad = good.clone();
+    let middle = bad.len() / 2;
+    for b in &mut bad[middle - 2000..middle + 2000] {
+        *b ^= 0x5a;
+    }
+    std::fs::write(&data, &bad).unwrap();
+    let out = apply();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("frame"), "{err}");
+    assert!(!dest.join("index.json").exists());
+    // Mended, then the registry stops: the error says so, nothing is published.
+    std::fs::write(&data, &good).unwrap();
+    registry.stop();
+    let out = apply();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("attempt"), "{err}");
+    assert!(!dest.join("index.json").exists());
+}
