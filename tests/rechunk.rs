@@ -109,6 +109,23 @@ fn layered_image(tmp: &Path) -> std::path::PathBuf {
     root
 }
 
+/// Unpacks `image` (`DIR:TAG`) with umoci into `unpacked` and asserts its
+/// rootfs equals `rootfs`, entry by entry (mtimes clamped to the epoch).
+fn unpack_and_compare(image: &str, unpacked: &Path, rootfs: &Path) {
+    umoci(&["unpack", "--image", image, s(unpacked)]);
+    let diffs = diff_trees(
+        rootfs,
+        &unpacked.join("rootfs"),
+        Some(EPOCH.parse().unwrap()),
+    );
+    assert!(
+        diffs.is_empty(),
+        "{} differences:\n{}",
+        diffs.len(),
+        diffs.join("\n")
+    );
+}
+
 fn config_of(layout: &Path, tag: &str) -> serde_json::Value {
     let index: serde_json::Value =
         serde_json::from_slice(&fs::read(layout.join("index.json")).unwrap()).unwrap();
@@ -144,23 +161,7 @@ fn a_layered_image_is_flattened_with_its_whiteouts_and_config() {
     );
     assert!(!layer_digests(&report).is_empty());
     let unpacked = tmp.path().join("unpacked");
-    umoci(&[
-        "unpack",
-        "--image",
-        &format!("{}:re", s(&out)),
-        s(&unpacked),
-    ]);
-    let diffs = diff_trees(
-        &rootfs,
-        &unpacked.join("rootfs"),
-        Some(EPOCH.parse().unwrap()),
-    );
-    assert!(
-        diffs.is_empty(),
-        "{} differences:\n{}",
-        diffs.len(),
-        diffs.join("\n")
-    );
+    unpack_and_compare(&format!("{}:re", s(&out)), &unpacked, &rootfs);
     assert!(!unpacked.join("rootfs/gone").exists());
     // Whiteouts were applied, not copied (umoci would apply copied ones too,
     // so look inside the layers).
@@ -235,23 +236,10 @@ fn archives_are_read_and_written_and_keep_their_other_images() {
         &format!("oci-archive:{}:one", s(&archive)),
         &format!("oci:{}:one", s(&copy)),
     ]);
-    let unpacked = tmp.path().join("unpacked");
-    umoci(&[
-        "unpack",
-        "--image",
+    unpack_and_compare(
         &format!("{}:one", s(&copy)),
-        s(&unpacked),
-    ]);
-    let diffs = diff_trees(
+        &tmp.path().join("unpacked"),
         &rootfs,
-        &unpacked.join("rootfs"),
-        Some(EPOCH.parse().unwrap()),
-    );
-    assert!(
-        diffs.is_empty(),
-        "{} differences:\n{}",
-        diffs.len(),
-        diffs.join("\n")
     );
 
     // Replacing a tag drops the blobs only it used; no scratch is left beside.

@@ -297,17 +297,9 @@ fn manifest_media_type(bytes: &[u8]) -> String {
     v["mediaType"].as_str().unwrap().to_string()
 }
 
-/// Pseudo-random bytes.
+/// Pseudo-random bytes (the chunker's golden-vector generator).
 fn noise(len: usize) -> Vec<u8> {
-    let mut x = 0x9e37_79b9_7f4a_7c15u64;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
+    chunkah::chunker::golden_input(0x9e37_79b9_7f4a_7c15, len)
 }
 
 #[test]

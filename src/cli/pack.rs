@@ -268,6 +268,26 @@ pub fn run(args: PackArgs) -> Result<()> {
         Progress::Planned { layers } => bar.set_message(format!("packing {layers} layers")),
         Progress::LayerWritten { bytes } => bar.inc(bytes),
     };
+    // A tree whose content is in tar streams (a tarball, an image's layers).
+    let pack_tarred = |tree: chunkah::walk::Tree,
+                       content: &chunkah::walk::TarContent,
+                       name: &str,
+                       options: &PackOptions| {
+        let ownership = read_package_databases_in_tar(&tree, content)
+            .with_context(|| format!("reading the package databases in {name}"))?;
+        pool.install(|| {
+            pack_tree(
+                tree,
+                Source::Tar(content),
+                |p| ownership.owner(p).map(str::to_string),
+                &layout,
+                &tag,
+                options,
+                &progress,
+            )
+        })
+        .with_context(|| format!("packing {name}"))
+    };
     let report = match &source {
         SourceArg::Dir(root) => {
             let meta = std::fs::metadata(root)
@@ -297,8 +317,6 @@ pub fn run(args: PackArgs) -> Result<()> {
                 .with_context(|| format!("reading {r}"))?;
             let (tree, content) = flatten(&reader, &image, &scratch_dir, &options.cancel)
                 .with_context(|| format!("reading the layers of {r}"))?;
-            let ownership = read_package_databases_in_tar(&tree, &content)
-                .with_context(|| format!("reading the package databases in {r}"))?;
             if runtime.is_none() {
                 options.runtime = image.config.config.clone();
             }
@@ -306,36 +324,12 @@ pub fn run(args: PackArgs) -> Result<()> {
             annotations.append(&mut options.annotations);
             options.annotations = annotations;
             options.base_config = Some(image.config);
-            pool.install(|| {
-                pack_tree(
-                    tree,
-                    Source::Tar(&content),
-                    |p| ownership.owner(p).map(str::to_string),
-                    &layout,
-                    &tag,
-                    &options,
-                    &progress,
-                )
-            })
-            .with_context(|| format!("packing {r}"))?
+            pack_tarred(tree, &content, &r.to_string(), &options)?
         }
         SourceArg::Tar(file) => {
             let (tree, content) = walk_tar(file, &scratch_dir)
                 .with_context(|| format!("reading source tarball {}", file.display()))?;
-            let ownership = read_package_databases_in_tar(&tree, &content)
-                .with_context(|| format!("reading the package databases in {}", file.display()))?;
-            pool.install(|| {
-                pack_tree(
-                    tree,
-                    Source::Tar(&content),
-                    |p| ownership.owner(p).map(str::to_string),
-                    &layout,
-                    &tag,
-                    &options,
-                    &progress,
-                )
-            })
-            .with_context(|| format!("packing {}", file.display()))?
+            pack_tarred(tree, &content, &file.display().to_string(), &options)?
         }
     };
     if let ImageRef::Archive { file, .. } = &dest {

@@ -298,26 +298,13 @@ pub fn plan(old: &ImageView, new: &ImageView, options: DeltaOptions) -> DeltaPla
     let manifest = new.manifest.size;
     let config_new = !old_blobs.contains(&new.config.digest);
     let config = if config_new { new.config.size } else { 0 };
-    let mut levels = Levels {
-        image: Level {
-            bytes: manifest + new.config.size,
-            ..Level::default()
-        },
-        layer: Level {
-            bytes: manifest + config,
-            requests: Some(1 + u64::from(config_new)),
-            index_bytes: None,
-        },
-        file: Level {
-            bytes: manifest + config,
-            ..Level::default()
-        },
-        chunk: Level {
-            bytes: manifest + config,
-            requests: Some(1 + u64::from(config_new)),
-            index_bytes: Some(0),
-        },
-    };
+    // Bytes at each level; requests and index bytes where they apply.
+    let mut image = manifest + new.config.size;
+    let (mut layer, mut file_bytes, mut chunk) =
+        (manifest + config, manifest + config, manifest + config);
+    let mut layer_requests = 1 + u64::from(config_new);
+    let mut chunk_requests = layer_requests;
+    let mut index_bytes = 0;
     let mut blobs = vec![BlobPlan {
         digest: new.config.digest,
         size: new.config.size,
@@ -331,7 +318,7 @@ pub fn plan(old: &ImageView, new: &ImageView, options: DeltaOptions) -> DeltaPla
     let mut rebuilt: Vec<(usize, Vec<(u64, u64)>)> = Vec::new();
     for l in &new.layers {
         let d = &l.descriptor;
-        levels.image.bytes += d.size;
+        image += d.size;
         if old_blobs.contains(&d.digest) {
             blobs.push(BlobPlan {
                 digest: d.digest,
@@ -340,12 +327,12 @@ pub fn plan(old: &ImageView, new: &ImageView, options: DeltaOptions) -> DeltaPla
             });
             continue;
         }
-        levels.layer.bytes += d.size;
-        *levels.layer.requests.as_mut().expect("set") += 1;
+        layer += d.size;
+        layer_requests += 1;
         let Some((range, index)) = &l.index else {
-            levels.file.bytes += d.size;
-            levels.chunk.bytes += d.size;
-            *levels.chunk.requests.as_mut().expect("set") += 1;
+            file_bytes += d.size;
+            chunk += d.size;
+            chunk_requests += 1;
             blobs.push(BlobPlan {
                 digest: d.digest,
                 size: d.size,
@@ -357,15 +344,15 @@ pub fn plan(old: &ImageView, new: &ImageView, options: DeltaOptions) -> DeltaPla
             |f: &crate::layer::index::Frame| (f.id, f.blob_len, index.zstd_version, index.level);
         // File level: entries frames the old image lacks, large files whose
         // content it lacks (all their chunks).
-        levels.file.bytes += range.length;
+        file_bytes += range.length;
         for f in &index.frames {
             if f.kind != FrameKind::Chunk && !frames.contains_key(&key(f)) {
-                levels.file.bytes += f.blob_len;
+                file_bytes += f.blob_len;
             }
         }
         for file in index.files.iter().filter(|f| f.frame_count > 0) {
             if !old_files.contains(&file.content_id(index)) {
-                levels.file.bytes += index.frames[file.first_frame..][..file.frame_count]
+                file_bytes += index.frames[file.first_frame..][..file.frame_count]
                     .iter()
                     .map(|f| f.blob_len)
                     .sum::<u64>();
@@ -397,12 +384,12 @@ pub fn plan(old: &ImageView, new: &ImageView, options: DeltaOptions) -> DeltaPla
                 reused_bytes,
             },
         });
-        *levels.chunk.index_bytes.as_mut().expect("set") += range.length;
-        levels.chunk.bytes += range.length;
-        *levels.chunk.requests.as_mut().expect("set") += 1;
+        index_bytes += range.length;
+        chunk += range.length;
+        chunk_requests += 1;
     }
     // The request limit: merge the smallest gaps first.
-    let fixed = levels.chunk.requests.expect("set") as usize;
+    let fixed = chunk_requests as usize;
     if let Some(limit) = options.max_requests {
         let mut count: usize = rebuilt.iter().map(|(_, r)| r.len()).sum();
         while fixed + count > limit {
@@ -428,9 +415,29 @@ pub fn plan(old: &ImageView, new: &ImageView, options: DeltaOptions) -> DeltaPla
         }
     }
     for (_, r) in &rebuilt {
-        levels.chunk.bytes += r.iter().map(|(s, e)| e - s).sum::<u64>();
-        *levels.chunk.requests.as_mut().expect("set") += r.len() as u64;
+        chunk += r.iter().map(|(s, e)| e - s).sum::<u64>();
+        chunk_requests += r.len() as u64;
     }
+    let levels = Levels {
+        image: Level {
+            bytes: image,
+            ..Level::default()
+        },
+        layer: Level {
+            bytes: layer,
+            requests: Some(layer_requests),
+            index_bytes: None,
+        },
+        file: Level {
+            bytes: file_bytes,
+            ..Level::default()
+        },
+        chunk: Level {
+            bytes: chunk,
+            requests: Some(chunk_requests),
+            index_bytes: Some(index_bytes),
+        },
+    };
     let same = blobs.iter().all(|b| b.action == BlobAction::Keep);
     DeltaPlan {
         levels,
