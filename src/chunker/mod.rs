@@ -142,6 +142,13 @@ impl ChunkerConfig {
         })
     }
 
+    /// Sizes around an average: a quarter of it as minimum, four times as
+    /// maximum, normalization level 1 (as [`ChunkerConfig::default`] around
+    /// 64 KiB).
+    pub fn around(avg: usize) -> Result<Self> {
+        ChunkerConfig::new(avg / 4, avg, avg.saturating_mul(4), 1)
+    }
+
     /// The same sizes with another algorithm.
     pub fn with_algorithm(mut self, algorithm: Algorithm) -> Self {
         self.algorithm = algorithm;

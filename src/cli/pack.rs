@@ -53,8 +53,9 @@ pub struct PackArgs {
     #[arg(long)]
     compression_level: Option<i32>,
     /// Average size of the content chunks of zstd layers, each a frame of
-    /// its own (suffixes K, M); minimum a quarter, maximum four times.
-    #[arg(long, default_value = "64K", value_parser = super::size::parse_size)]
+    /// its own (suffixes K, M); minimum a quarter, maximum four times. Files
+    /// below half of it share frames with their neighbours.
+    #[arg(long, default_value = "128K", value_parser = super::size::parse_size)]
     chunk_size: usize,
     /// At most this many layers (1..=500).
     #[arg(long, default_value_t = 64)]
@@ -192,13 +193,8 @@ pub fn run(args: PackArgs) -> Result<()> {
         compression,
         source_date_epoch,
         labels: key_values("label", &args.labels)?,
-        chunker: chunkah::chunker::ChunkerConfig::new(
-            args.chunk_size / 4,
-            args.chunk_size,
-            args.chunk_size.saturating_mul(4),
-            1,
-        )
-        .context("--chunk-size")?,
+        chunker: chunkah::chunker::ChunkerConfig::around(args.chunk_size)
+            .context("--chunk-size")?,
         annotations: key_values("annotation", &args.annotations)?,
         ..PackOptions::default()
     };

@@ -53,6 +53,54 @@ impl Compression {
     }
 }
 
+/// Average chunk size of seekable layers unless told otherwise: 128 KiB
+/// (32 KiB to 512 KiB). Against 64 KiB it costs nothing on a security update
+/// of the Debian series and saves 1.2% on a release upgrade (BENCHMARKS.md):
+/// larger frames compress better.
+pub const LAYER_CHUNK_AVG: usize = 128 << 10;
+
+/// The chunker sizes seekable layers use by default (around
+/// [`LAYER_CHUNK_AVG`]).
+pub fn default_layer_chunker() -> ChunkerConfig {
+    ChunkerConfig::around(LAYER_CHUNK_AVG).expect("valid sizes")
+}
+
+/// Whether a regular file of `size` bytes gets frames of its own in a
+/// seekable layer, one per chunk: from half the average chunk size up.
+/// Smaller files share entries frames with their neighbours and are
+/// compressed together, which is most of what a seekable layer can do about
+/// its size.
+pub fn has_own_frames(size: u64, chunker: &ChunkerConfig) -> bool {
+    size >= (chunker.avg() / 2) as u64
+}
+
+/// The order entries go into a seekable layer: directories first (in the
+/// given order, so parents come before children), then the other entries
+/// without frames of their own grouped by component (`component(i)` names
+/// the component of `entries[i]`), then the files with frames of their own,
+/// then hard links (whose targets are then all written). Files of one
+/// component thus share entries frames, and the large files in between do
+/// not cut those frames short. Any order is a valid layer; this one is
+/// deterministic.
+pub fn seekable_order<'a, 'c>(
+    entries: &[&'a Entry],
+    component: impl Fn(usize) -> &'c str,
+    chunker: &ChunkerConfig,
+) -> Vec<&'a Entry> {
+    let rank = |e: &Entry| match e.kind {
+        EntryKind::Directory => 0,
+        EntryKind::Regular { size } if has_own_frames(size, chunker) => 2,
+        EntryKind::HardLink { .. } => 3,
+        _ => 1,
+    };
+    let mut order: Vec<usize> = (0..entries.len()).collect();
+    order.sort_by_cached_key(|&i| {
+        let r = rank(entries[i]);
+        (r, if r == 1 { component(i) } else { "" }, i)
+    });
+    order.into_iter().map(|i| entries[i]).collect()
+}
+
 /// Where the content of regular files comes from.
 #[derive(Clone, Copy, Debug)]
 pub enum Source<'a> {
@@ -204,7 +252,7 @@ pub fn write_layer<W: Write>(
             continue;
         };
         let (path, mut reader) = open_content(source, entry, size)?;
-        if seekable && size >= chunker.config().min() as u64 {
+        if seekable && has_own_frames(size, chunker.config()) {
             // A large file: its header ends the entries frame, and each of
             // its chunks is a frame.
             tar.sink_mut()
@@ -438,6 +486,60 @@ impl ContentReader<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn seekable_order_puts_directories_first_components_together_and_hard_links_last() {
+        let entry = |path: &str, kind: EntryKind| Entry {
+            path: path.into(),
+            kind,
+            mode: 0o644,
+            uid: 0,
+            gid: 0,
+            mtime: 0,
+            xattrs: Vec::new(),
+        };
+        let config = ChunkerConfig::around(128 << 10).unwrap();
+        let small = EntryKind::Regular { size: 100 };
+        let large = EntryKind::Regular { size: 64 << 10 };
+        let tree = [
+            (entry("", EntryKind::Directory), ""),
+            (entry("a", EntryKind::Directory), "p"),
+            (entry("a/1", small.clone()), "q"),
+            (entry("a/2", large.clone()), "p"),
+            (entry("a/3", small.clone()), "p"),
+            (
+                entry(
+                    "a/l",
+                    EntryKind::HardLink {
+                        target: "a/2".into(),
+                    },
+                ),
+                "p",
+            ),
+            (entry("b", EntryKind::Directory), "q"),
+            (entry("b/1", EntryKind::Symlink { target: "x".into() }), "p"),
+            (entry("b/2", large), "q"),
+            (entry("b/3", small.clone()), "q"),
+            (
+                entry(
+                    "b/4",
+                    EntryKind::Regular {
+                        size: (64 << 10) - 1,
+                    },
+                ),
+                "p",
+            ),
+        ];
+        let entries: Vec<&Entry> = tree.iter().map(|(e, _)| e).collect();
+        let order = seekable_order(&entries, |i| tree[i].1, &config);
+        let paths: Vec<&str> = order.iter().map(|e| e.path.to_str().unwrap()).collect();
+        assert_eq!(
+            paths,
+            ["", "a", "b", "a/3", "b/1", "b/4", "a/1", "b/3", "a/2", "b/2", "a/l"]
+        );
+        assert!(!has_own_frames((64 << 10) - 1, &config));
+        assert!(has_own_frames(64 << 10, &config));
+    }
 
     #[test]
     fn layers_decompress_to_the_same_tar_and_are_reproducible() {

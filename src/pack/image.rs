@@ -15,7 +15,9 @@ use crate::error::Result;
 use crate::layer::index::{
     INDEX_DIGEST_ANNOTATION, INDEX_LENGTH_ANNOTATION, INDEX_OFFSET_ANNOTATION,
 };
-use crate::layer::{write_layer, Compression, LayerInfo, Source};
+use crate::layer::{
+    default_layer_chunker, seekable_order, write_layer, Compression, LayerInfo, Source,
+};
 use crate::oci::layout::LayoutWriter;
 use crate::oci::types::{
     rfc3339, Descriptor, History, ImageConfig, Manifest, RootFs, RuntimeConfig, CONFIG_MEDIA_TYPE,
@@ -34,7 +36,8 @@ pub struct PackOptions {
     /// Layer compression ([`Compression::SeekableZstd`] gives each layer a
     /// chunk index).
     pub compression: Compression,
-    /// How file content is cut into chunks in seekable layers.
+    /// How file content is cut into chunks in seekable layers (by default
+    /// [`default_layer_chunker`]).
     pub chunker: ChunkerConfig,
     /// Clamp mtimes to this time and use it as the creation time.
     pub source_date_epoch: Option<i64>,
@@ -64,7 +67,7 @@ impl Default for PackOptions {
         PackOptions {
             max_layers: 64,
             compression: Compression::default(),
-            chunker: ChunkerConfig::default(),
+            chunker: default_layer_chunker(),
             source_date_epoch: None,
             runtime: RuntimeConfig::default(),
             labels: BTreeMap::new(),
@@ -218,11 +221,19 @@ pub fn pack_tree(
             let layer = &plan.layers[i];
             // Every layer starts with the root directory, so its owner, mode and
             // xattrs are kept too.
-            let entries: Vec<&Entry> = tree
+            let mut entries: Vec<&Entry> = tree
                 .root
                 .iter()
                 .chain(layer.entries.iter().map(|&i| &tree.entries[i]))
                 .collect();
+            if let Compression::SeekableZstd(_) = options.compression {
+                let skip = usize::from(tree.root.is_some());
+                let component = |i: usize| match i.checked_sub(skip) {
+                    Some(j) => components[layer.entries[j]].as_str(),
+                    None => "",
+                };
+                entries = seekable_order(&entries, component, chunker.config());
+            }
             let mut blob = layout.temp_blob()?;
             let dest = blob.path().to_path_buf();
             let (_, info) = write_layer(
