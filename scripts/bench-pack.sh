@@ -14,7 +14,12 @@ for tree in "$@"; do
     hyperfine -w 1 -r "${RUNS:-5}" \
         -n "tar | zstd -3 -T2" "tar -cf - -C $tree . 2>/dev/null | zstd -q -3 -T2 > /dev/null" \
         -n "chunkah pack --threads 2" --prepare "rm -rf $work/pack-layout" \
-        "target/release/chunkah pack $tree -o oci:$work/pack-layout --compression zstd --compression-level 3 --threads 2 --quiet"
+        "target/release/chunkah pack $tree -o oci:$work/pack-layout --compression zstd --compression-level 3 --threads 2 --quiet" \
+        --export-json "$work/pack.json"
+    python3 -c 'import json, sys
+r = {x["command"]: x["median"] for x in json.load(open(sys.argv[1]))["results"]}
+base, ours = r["tar | zstd -3 -T2"], r["chunkah pack --threads 2"]
+print(f"medians: tar | zstd {base * 1000:.1f} ms, chunkah pack {ours * 1000:.1f} ms, ratio {ours / base:.2f}")' "$work/pack.json"
     rm -rf "$work/pack-layout"
     /usr/bin/time -f "chunkah pack peak RSS: %M KiB, %e s" \
         target/release/chunkah pack "$tree" -o "oci:$work/pack-layout" --threads 2 --quiet
