@@ -1006,3 +1006,131 @@ fn apply_from_a_broken_registry_publishes_nothing() {
     assert!(err.contains("attempt"), "{err}");
     assert!(!dest.join("index.json").exists());
 }
+
+/// The manifest digest `oci:LAYOUT:TAG` points at.
+fn tagged_digest(reference: &str) -> Digest {
+    let reader = ImageReader::open(&ImageRef::parse(reference).unwrap()).unwrap();
+    reader.manifest(host_architecture()).unwrap().0.digest
+}
+
+#[test]
+fn registry_images_are_pack_sources_priors_and_old_images() {
+    let registry = Registry::start("sources");
+    let tmp = TempDir::new("reg-sources");
+    let chunkah = || Command::new(env!("CARGO_BIN_EXE_chunkah"));
+    let layout = |name: &str, v: &str| format!("oci:{}:{v}", tmp.path().join(name).display());
+    let host = registry.host();
+    let remote = |repo: &str, v: &str| format!("docker://{host}/{repo}:{v}");
+    let epoch = [
+        "--source-date-epoch",
+        "1700000000",
+        "--tls-verify=false",
+        "--quiet",
+    ];
+    // Two versions of a tree: a small file changes, a large one in its middle.
+    for v in ["a", "b"] {
+        let src = tmp.path().join(format!("src-{v}"));
+        std::fs::create_dir_all(src.join("etc")).unwrap();
+        let mut big = chunkah::chunker::golden_input(5, 3 << 20);
+        if v == "b" {
+            big[3 << 19..(3 << 19) + 64].fill(9);
+        }
+        std::fs::write(src.join("big"), big).unwrap();
+        std::fs::write(src.join("etc/version"), v).unwrap();
+        for dest in [layout("local", v), remote("src", v)] {
+            run(chunkah()
+                .arg("pack")
+                .arg(&src)
+                .args(["-o", &dest])
+                .args(epoch));
+        }
+    }
+
+    // Rechunking from the registry gives what rechunking the same image from
+    // a layout gives; the layers are downloaded whole and checked.
+    for v in ["a", "b"] {
+        run(chunkah()
+            .args(["pack", &layout("local", v), "-o", &layout("re-local", v)])
+            .args(epoch));
+        run(chunkah()
+            .args(["pack", &remote("src", v), "-o", &layout("re-remote", v)])
+            .args(epoch));
+        assert_eq!(
+            tagged_digest(&layout("re-remote", v)),
+            tagged_digest(&layout("re-local", v))
+        );
+    }
+    // A skopeo-pushed gzip image is a source too: same layers as its original.
+    run(Command::new(skopeo()).args([
+        "copy",
+        "--dest-tls-verify=false",
+        "--dest-compress-format",
+        "gzip",
+        &layout("local", "a"),
+        &remote("gz", "a"),
+    ]));
+    run(chunkah()
+        .args(["pack", &remote("gz", "a"), "-o", &layout("re-gz", "a")])
+        .args(epoch));
+    let diff_ids = |r: &str| {
+        let reader = ImageReader::open(&ImageRef::parse(r).unwrap()).unwrap();
+        reader
+            .image(host_architecture())
+            .unwrap()
+            .config
+            .rootfs
+            .diff_ids
+    };
+    assert_eq!(
+        diff_ids(&layout("re-gz", "a")),
+        diff_ids(&layout("re-local", "a"))
+    );
+
+    // --prior from the registry keeps the same grouping as from a layout.
+    let src_b = tmp.path().join("src-b");
+    for (prior, out) in [
+        (layout("local", "a"), "prior-local"),
+        (remote("src", "a"), "prior-remote"),
+    ] {
+        run(chunkah()
+            .arg("pack")
+            .arg(&src_b)
+            .args(["--prior", &prior, "-o", &layout(out, "b")])
+            .args(epoch));
+    }
+    assert_eq!(
+        tagged_digest(&layout("prior-remote", "b")),
+        tagged_digest(&layout("prior-local", "b"))
+    );
+
+    // apply with OLD in the registry too: NEW rebuilt digest for digest.
+    let out = run(chunkah()
+        .args([
+            "apply",
+            "--from",
+            &remote("src", "a"),
+            "--source",
+            &remote("src", "b"),
+        ])
+        .args([
+            "-o",
+            &layout("applied", "b"),
+            "--tls-verify=false",
+            "--json",
+        ]));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let expected = tagged_digest(&layout("local", "b"));
+    assert_eq!(report["manifest"], expected.to_string());
+    assert_eq!(tagged_digest(&layout("applied", "b")), expected);
+
+    // A tag the registry lacks: exit 1, the error names it, nothing written.
+    let out = chunkah()
+        .args(["pack", &remote("src", "absent"), "-o", &layout("none", "x")])
+        .args(epoch)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("absent") && err.contains("404"), "{err}");
+    assert!(!tmp.path().join("none/index.json").exists());
+}

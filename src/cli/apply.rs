@@ -16,7 +16,9 @@ use super::size::parse_size;
 
 #[derive(Debug, Args)]
 pub struct ApplyArgs {
-    /// The image held locally: `oci:DIR[:TAG]` or `oci-archive:FILE[:TAG]`.
+    /// The image held locally: `oci:DIR[:TAG]` or `oci-archive:FILE[:TAG]`
+    /// (a `docker://` image works too, its layers whose frames are reused
+    /// then downloaded whole).
     #[arg(long = "from", value_name = "OLD")]
     from: String,
     /// Where NEW's bytes are read: `oci:DIR[:TAG]`, `oci-archive:FILE[:TAG]`
@@ -53,7 +55,8 @@ pub fn run(args: ApplyArgs) -> Result<()> {
         bail!("apply writes to an oci:DIR[:TAG] layout");
     };
     let old_ref = ImageRef::parse(&args.from)?;
-    let old = ImageReader::open(&old_ref).with_context(|| format!("opening {}", args.from))?;
+    let old = ImageReader::open_with(&old_ref, &args.registry.config(&old_ref)?)
+        .with_context(|| format!("opening {}", args.from))?;
     let old_image = old
         .image(host_architecture())
         .with_context(|| format!("reading {}", args.from))?;

@@ -37,8 +37,9 @@ enum CompressionArg {
 pub struct PackArgs {
     /// The root file system: `dir:PATH` (or a bare directory path),
     /// `tar:FILE` (a tarball as `podman export` writes, plain, gzip or zstd),
-    /// or an image to rechunk, `oci:DIR[:TAG]` or `oci-archive:FILE[:TAG]`
-    /// (its layers applied in order, its config kept).
+    /// or an image to rechunk, `oci:DIR[:TAG]`, `oci-archive:FILE[:TAG]` or
+    /// `docker://HOST[:PORT]/REPO:TAG` (its layers applied in order, its
+    /// config kept; a registry's layers are downloaded into `$TMPDIR`).
     #[arg(value_name = "SOURCE")]
     source: String,
     /// Where the image goes: `oci:DIR[:TAG]` (a layout; its other images are
@@ -60,9 +61,10 @@ pub struct PackArgs {
     /// At most this many layers (1..=500).
     #[arg(long, default_value_t = 64)]
     max_layers: usize,
-    /// The previous version (`oci:DIR[:TAG]` or `oci-archive:FILE[:TAG]`):
-    /// keep its grouping of components
-    /// into layers, so unchanged components land in byte-identical layers.
+    /// The previous version (`oci:DIR[:TAG]`, `oci-archive:FILE[:TAG]` or
+    /// `docker://HOST[:PORT]/REPO:TAG`; its manifest and config are read): keep its
+    /// grouping of components into layers, so unchanged components land in
+    /// byte-identical layers.
     #[arg(long, value_name = "IMAGE")]
     prior: Option<String>,
     /// Clamp mtimes to this time (seconds since the epoch) and use it as the
@@ -122,12 +124,8 @@ pub fn run(args: PackArgs) -> Result<()> {
     let source = match args.source.split_once(':') {
         Some(("tar", file)) => SourceArg::Tar(PathBuf::from(file)),
         Some(("dir", dir)) => SourceArg::Dir(PathBuf::from(dir)),
-        Some(("oci" | "oci-archive", _)) => SourceArg::Image(ImageRef::parse(&args.source)?),
-        Some(("docker", _)) => {
-            bail!(
-                "source {:?}: docker: sources are not supported yet (use dir:, tar:, oci: or oci-archive:)",
-                args.source
-            )
+        Some(("oci" | "oci-archive" | "docker", _)) => {
+            SourceArg::Image(ImageRef::parse(&args.source)?)
         }
         _ => SourceArg::Dir(PathBuf::from(&args.source)),
     };
@@ -307,7 +305,8 @@ pub fn run(args: PackArgs) -> Result<()> {
         }
         SourceArg::Image(r) => {
             bar.set_message("reading layers");
-            let reader = ImageReader::open(r).with_context(|| format!("opening {r}"))?;
+            let reader = ImageReader::open_with(r, &args.registry.config(r)?)
+                .with_context(|| format!("opening {r}"))?;
             let image = reader
                 .image(host_architecture())
                 .with_context(|| format!("reading {r}"))?;

@@ -192,7 +192,7 @@ impl ImageReader {
                 self.member_path(member),
                 std::io::Error::new(
                     std::io::ErrorKind::Unsupported,
-                    "whole layers are not read from a registry yet: copy the image with skopeo first",
+                    "a registry holds no such file (only manifests and blobs)",
                 ),
             )),
             Store::Layout(dir) => {
@@ -232,7 +232,29 @@ impl ImageReader {
 
     /// The blob `digest`, checked to be `size` bytes long (its content is
     /// checked by whoever reads it).
+    ///
+    /// From a registry the blob is downloaded whole (resumed if the transfer
+    /// breaks, its sha256 checked) into a nameless scratch file in
+    /// `$TMPDIR`, gone when the [`Blob`] is dropped.
     pub fn blob(&self, digest: &Digest, size: u64) -> Result<Blob> {
+        if let Store::Registry(client) = &self.store {
+            let path = self.member_path(&format!("blobs/sha256/{}", digest.hex()));
+            let scratch = std::env::temp_dir();
+            let mut file = crate::walk::anonymous_file(&scratch)?;
+            {
+                let mut out = std::io::BufWriter::with_capacity(1 << 20, &mut file);
+                client.get_blob_to(digest, size, &mut out)?;
+                std::io::Write::flush(&mut out).map_err(|e| Error::io(&scratch, e))?;
+            }
+            self.bytes_read
+                .fetch_add(size, std::sync::atomic::Ordering::Relaxed);
+            return Ok(Blob {
+                file,
+                path,
+                offset: 0,
+                size,
+            });
+        }
         let blob = self.member(&format!("blobs/sha256/{}", digest.hex()))?;
         if blob.size != size {
             return Err(invalid(
