@@ -1134,3 +1134,118 @@ fn registry_images_are_pack_sources_priors_and_old_images() {
     assert!(err.contains("absent") && err.contains("404"), "{err}");
     assert!(!tmp.path().join("none/index.json").exists());
 }
+
+/// A TCP proxy to `target` that forwards until `budget` bytes have come
+/// back from it, then cuts every connection and stops listening: a registry
+/// that goes away in the middle of a transfer. Returns its address.
+fn dying_proxy(target: String, budget: u64) -> String {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::sync::Arc;
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let host = listener.local_addr().unwrap().to_string();
+    let sent = Arc::new(AtomicU64::new(0));
+    let dead = Arc::new(AtomicBool::new(false));
+    std::thread::spawn(move || {
+        for client in listener.incoming() {
+            let Ok(client) = client else { continue };
+            if dead.load(Ordering::SeqCst) {
+                // Closing the listener: later connections are refused.
+                break;
+            }
+            let Ok(upstream) = TcpStream::connect(&target) else {
+                break;
+            };
+            let (mut c_read, mut u_write) =
+                (client.try_clone().unwrap(), upstream.try_clone().unwrap());
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut c_read, &mut u_write);
+            });
+            let (sent, dead) = (sent.clone(), dead.clone());
+            std::thread::spawn(move || {
+                let (mut upstream, mut client) = (upstream, client);
+                let mut buf = [0u8; 4096];
+                loop {
+                    let n = match upstream.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => n,
+                    };
+                    let before = sent.fetch_add(n as u64, Ordering::SeqCst);
+                    if dead.load(Ordering::SeqCst) || before + n as u64 > budget {
+                        dead.store(true, Ordering::SeqCst);
+                        break;
+                    }
+                    if client.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+                let _ = client.shutdown(std::net::Shutdown::Both);
+                let _ = upstream.shutdown(std::net::Shutdown::Both);
+            });
+        }
+    });
+    host
+}
+
+#[test]
+fn apply_through_a_registry_that_dies_mid_pull_publishes_nothing() {
+    let registry = Registry::start("apply-dies");
+    let tmp = TempDir::new("apply-dies");
+    let chunkah = || Command::new(env!("CARGO_BIN_EXE_chunkah"));
+    let local = |v: &str| format!("oci:{}:{v}", tmp.path().join("local").display());
+    let direct = |v: &str| format!("docker://{}/dies:{v}", registry.host());
+    // A large file changed in eight places: eight frames to fetch.
+    for v in ["a", "b"] {
+        let src = tmp.path().join(format!("src-{v}"));
+        std::fs::create_dir_all(&src).unwrap();
+        let mut big = chunkah::chunker::golden_input(7, 8 << 20);
+        if v == "b" {
+            for i in 0..8 {
+                let at = (i << 20) + (1 << 19);
+                big[at..at + 64].fill(3);
+            }
+        }
+        std::fs::write(src.join("big"), big).unwrap();
+        for dest in [local(v), direct(v)] {
+            run(chunkah()
+                .arg("pack")
+                .arg(&src)
+                .args(["-o", &dest, "--tls-verify=false", "--quiet"])
+                .args(["--source-date-epoch", "1700000000", "--max-layers", "1"]));
+        }
+    }
+    let plan = run(chunkah().args([
+        "diff",
+        &local("a"),
+        &direct("b"),
+        "--tls-verify=false",
+        "--json",
+    ]));
+    let plan: serde_json::Value = serde_json::from_slice(&plan.stdout).unwrap();
+    let chunk_bytes = plan["levels"]["chunk"]["bytes"].as_u64().unwrap();
+    assert!(chunk_bytes > 8 * 100_000, "{plan}");
+    // The proxy dies once about half the planned bytes have gone through.
+    let proxy = dying_proxy(registry.host(), chunk_bytes / 2);
+    let dest = tmp.path().join("dest");
+    let out = chunkah()
+        .args(["apply", "--from", &local("a")])
+        .args(["--source", &format!("docker://{proxy}/dies:b")])
+        .args(["--tls-verify=false", "--parallel", "1", "-o"])
+        .arg(format!("oci:{}:b", dest.display()))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains(&proxy) && err.contains("attempt"), "{err}");
+    assert!(err.contains("/blobs/"), "not in a blob transfer: {err}");
+    assert!(!dest.join("index.json").exists(), "{err}");
+    let leftovers: Vec<_> = std::fs::read_dir(dest.join("blobs/sha256"))
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    // The same apply straight from the registry succeeds.
+    run(chunkah()
+        .args(["apply", "--from", &local("a"), "--source", &direct("b")])
+        .args(["--tls-verify=false", "-o"])
+        .arg(format!("oci:{}:b", dest.display())));
+    assert!(dest.join("index.json").exists());
+}

@@ -6,7 +6,7 @@
 //! against its BLAKE3 digest, every blob against its sha256, and every
 //! layer's uncompressed tar against the config's diff_id, before the tag is
 //! published; a mismatch is an error and no image appears at the
-//! destination (blobs already checked may stay, unreferenced).
+//! destination, nor any blob the failed run added.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -176,16 +176,75 @@ pub fn apply(
             .collect(),
     };
     let the_plan = plan(&old, &new, options.plan);
-    let frames = old_frames(&old);
 
-    // Config first, then every layer.
-    dest.put_blob(&manifest.config.media_type, &config_bytes)?;
+    // A failed run takes away the blobs it added: the destination keeps
+    // only what it had, and the blobs of images it lists.
+    let written: Vec<Digest> = std::iter::once(&manifest.config)
+        .chain(&manifest.layers)
+        .map(|d| d.digest)
+        .chain(std::iter::once(manifest_desc.digest))
+        .filter(|d| !dest.has_blob(d))
+        .collect();
+    let result = (|| {
+        write_blobs(
+            &mut src,
+            old_reader,
+            &old,
+            &layers,
+            &the_plan,
+            &config,
+            (&manifest.config, &config_bytes),
+            dest,
+            &pool,
+        )?;
+        // The manifest, byte for byte as the source has it.
+        check_digest(&manifest_bytes, &manifest_desc, "the manifest")?;
+        let stored = dest.put_blob(&manifest_desc.media_type, &manifest_bytes)?;
+        debug_assert_eq!(stored.digest, manifest_desc.digest);
+        let mut tagged = manifest_desc.clone();
+        tagged.annotations.clear();
+        dest.set_tag(tag, tagged)
+    })();
+    if let Err(e) = result {
+        for d in &written {
+            dest.remove_blob(d);
+        }
+        return Err(e);
+    }
+    Ok(ApplyReport {
+        schema_version: 1,
+        bytes_read: src.bytes,
+        requests: src.requests,
+        manifest: manifest_desc.digest,
+        plan: the_plan,
+    })
+}
+
+/// A layer of the new image, with its index as read from the source when
+/// the old image lacks the layer: where it lies, decoded, and its bytes.
+type NewLayer = (Descriptor, Option<(super::IndexRange, ChunkIndex, Vec<u8>)>);
+
+/// Writes the config and every layer of the new image to `dest`.
+#[allow(clippy::too_many_arguments)]
+fn write_blobs(
+    src: &mut Source<'_>,
+    old_reader: &ImageReader,
+    old: &ImageView,
+    layers: &[NewLayer],
+    the_plan: &DeltaPlan,
+    config: &ImageConfig,
+    (config_desc, config_bytes): (&Descriptor, &[u8]),
+    dest: &LayoutWriter,
+    pool: &rayon::ThreadPool,
+) -> Result<()> {
+    let frames = old_frames(old);
+    dest.put_blob(&config_desc.media_type, config_bytes)?;
     for ((d, index), (blob_plan, diff_id)) in layers
         .iter()
         .zip(the_plan.blobs[1..].iter().zip(&config.rootfs.diff_ids))
     {
         match &blob_plan.action {
-            BlobAction::Keep => copy_old(old_reader, &old, d, dest)?,
+            BlobAction::Keep => copy_old(old_reader, old, d, dest)?,
             BlobAction::Fetch => {
                 let bytes = src.read(&d.digest, d.size, 0, d.size)?;
                 check_digest(&bytes, d, "a layer")?;
@@ -199,9 +258,9 @@ pub fn apply(
             BlobAction::Rebuild { ranges, .. } => {
                 let (_, index, index_bytes) = index.as_ref().expect("a rebuilt layer has an index");
                 rebuild(
-                    &mut src,
+                    src,
                     old_reader,
-                    &old,
+                    old,
                     &frames,
                     d,
                     index,
@@ -209,25 +268,12 @@ pub fn apply(
                     ranges,
                     diff_id,
                     dest,
-                    &pool,
+                    pool,
                 )?;
             }
         }
     }
-    // The manifest, byte for byte as the source has it.
-    check_digest(&manifest_bytes, &manifest_desc, "the manifest")?;
-    let stored = dest.put_blob(&manifest_desc.media_type, &manifest_bytes)?;
-    debug_assert_eq!(stored.digest, manifest_desc.digest);
-    let mut tagged = manifest_desc.clone();
-    tagged.annotations.clear();
-    dest.set_tag(tag, tagged)?;
-    Ok(ApplyReport {
-        schema_version: 1,
-        bytes_read: src.bytes,
-        requests: src.requests,
-        manifest: manifest_desc.digest,
-        plan: the_plan,
-    })
+    Ok(())
 }
 
 fn check_digest(bytes: &[u8], d: &Descriptor, what: &str) -> Result<()> {

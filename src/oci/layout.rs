@@ -143,6 +143,12 @@ impl LayoutWriter {
         Ok(size)
     }
 
+    /// Removes the blob `digest` if there is one (a failed run taking back
+    /// what it added; errors are ignored, the blob is then only unused).
+    pub fn remove_blob(&self, digest: &Digest) {
+        let _ = fs::remove_file(self.blobs.join(digest.hex()));
+    }
+
     /// Stores `bytes` as a blob and returns its descriptor.
     pub fn put_blob(&self, media_type: &str, bytes: &[u8]) -> Result<Descriptor> {
         let mut blob = self.temp_blob()?;
