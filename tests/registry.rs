@@ -1132,7 +1132,25 @@ fn registry_images_are_pack_sources_priors_and_old_images() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("absent") && err.contains("404"), "{err}");
-    assert!(!tmp.path().join("none/index.json").exists());
+    assert!(!tmp.path().join("none").exists(), "{err}");
+    // A host that does not resolve: the same, after the retries.
+    let out = chunkah()
+        .args([
+            "pack",
+            "docker://no-such-host.invalid/r:t",
+            "-o",
+            &layout("none", "x"),
+        ])
+        .args(epoch)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("no-such-host.invalid") && err.contains("attempts"),
+        "{err}"
+    );
+    assert!(!tmp.path().join("none").exists(), "{err}");
 }
 
 /// A TCP proxy to `target` that forwards until `budget` bytes have come
@@ -1191,7 +1209,13 @@ fn apply_through_a_registry_that_dies_mid_pull_publishes_nothing() {
     let registry = Registry::start("apply-dies");
     let tmp = TempDir::new("apply-dies");
     let chunkah = || Command::new(env!("CARGO_BIN_EXE_chunkah"));
-    let local = |v: &str| format!("oci:{}:{v}", tmp.path().join("local").display());
+    // Each version in a layout of its own: `local-a` holds OLD only.
+    let local = |v: &str| {
+        format!(
+            "oci:{}:{v}",
+            tmp.path().join(format!("local-{v}")).display()
+        )
+    };
     let direct = |v: &str| format!("docker://{}/dies:{v}", registry.host());
     // A large file changed in eight places: eight frames to fetch.
     for v in ["a", "b"] {
@@ -1223,25 +1247,41 @@ fn apply_through_a_registry_that_dies_mid_pull_publishes_nothing() {
     let plan: serde_json::Value = serde_json::from_slice(&plan.stdout).unwrap();
     let chunk_bytes = plan["levels"]["chunk"]["bytes"].as_u64().unwrap();
     assert!(chunk_bytes > 8 * 100_000, "{plan}");
-    // The proxy dies once about half the planned bytes have gone through.
-    let proxy = dying_proxy(registry.host(), chunk_bytes / 2);
+    // The proxy dies once about half the planned bytes have gone through;
+    // into a new layout, and into the layout holding OLD (`local`).
+    let local_dir = tmp.path().join("local-a");
+    let listing = |dir: &Path| {
+        let mut names: Vec<_> = std::fs::read_dir(dir.join("blobs/sha256"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        names.sort();
+        (
+            names,
+            std::fs::read_to_string(dir.join("index.json")).unwrap(),
+        )
+    };
+    let before = listing(&local_dir);
     let dest = tmp.path().join("dest");
-    let out = chunkah()
-        .args(["apply", "--from", &local("a")])
-        .args(["--source", &format!("docker://{proxy}/dies:b")])
-        .args(["--tls-verify=false", "--parallel", "1", "-o"])
-        .arg(format!("oci:{}:b", dest.display()))
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
-    assert!(err.contains(&proxy) && err.contains("attempt"), "{err}");
-    assert!(err.contains("/blobs/"), "not in a blob transfer: {err}");
-    assert!(!dest.join("index.json").exists(), "{err}");
-    let leftovers: Vec<_> = std::fs::read_dir(dest.join("blobs/sha256"))
-        .map(|d| d.flatten().map(|e| e.file_name()).collect())
-        .unwrap_or_default();
-    assert!(leftovers.is_empty(), "{leftovers:?}");
+    for target in [
+        format!("oci:{}:b", dest.display()),
+        format!("oci:{}:b", local_dir.display()),
+    ] {
+        let proxy = dying_proxy(registry.host(), chunk_bytes / 2);
+        let out = chunkah()
+            .args(["apply", "--from", &local("a")])
+            .args(["--source", &format!("docker://{proxy}/dies:b")])
+            .args(["--tls-verify=false", "--parallel", "1", "-o", &target])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(err.contains(&proxy) && err.contains("attempt"), "{err}");
+        assert!(err.contains("/blobs/"), "not in a blob transfer: {err}");
+        // A layout apply created is gone again; the other one is as it was.
+        assert!(!dest.exists(), "{err}");
+        assert_eq!(listing(&local_dir), before, "{err}");
+    }
     // The same apply straight from the registry succeeds.
     run(chunkah()
         .args(["apply", "--from", &local("a"), "--source", &direct("b")])

@@ -63,6 +63,7 @@ pub fn run(args: ApplyArgs) -> Result<()> {
     let source_ref = ImageRef::parse(&args.source)?;
     let source = ImageReader::open_with(&source_ref, &args.registry.config(&source_ref)?)
         .with_context(|| format!("opening {}", args.source))?;
+    let created = super::NewDir::guard(&dir);
     let layout = LayoutWriter::open(&dir).with_context(|| format!("opening {}", dir.display()))?;
     let report = apply(
         &old,
@@ -80,6 +81,7 @@ pub fn run(args: ApplyArgs) -> Result<()> {
         },
     )
     .with_context(|| format!("rebuilding {} from {}", args.source, args.from))?;
+    created.keep();
     let mut out = io::stdout().lock();
     if args.json {
         #[derive(serde::Serialize)]

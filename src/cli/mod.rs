@@ -120,6 +120,30 @@ extern "C" fn on_signal(_: libc::c_int) {
 
 /// Makes the first SIGINT or SIGTERM set the returned flag instead of killing
 /// the process, so long work can stop cleanly; a second one kills it.
+/// A destination directory this run creates: removed again unless the run
+/// succeeds ([`NewDir::keep`]), so a failed run leaves nothing behind.
+pub struct NewDir(Option<std::path::PathBuf>);
+
+impl NewDir {
+    /// Guards `dir` if it does not exist yet (call before creating it).
+    pub fn guard(dir: &std::path::Path) -> Self {
+        NewDir((!dir.exists()).then(|| dir.to_path_buf()))
+    }
+
+    /// The run succeeded: the directory stays.
+    pub fn keep(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for NewDir {
+    fn drop(&mut self) {
+        if let Some(dir) = &self.0 {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
 pub fn cancel_on_signals() -> std::sync::Arc<std::sync::atomic::AtomicBool> {
     let flag = CANCEL.get_or_init(Default::default).clone();
     for sig in [libc::SIGINT, libc::SIGTERM] {

@@ -231,6 +231,7 @@ pub fn run(args: PackArgs) -> Result<()> {
         }
     };
     let tag = dest.tag_or_default().to_string();
+    let created = super::NewDir::guard(&layout_dir);
     let layout = LayoutWriter::open(&layout_dir)
         .with_context(|| format!("opening {}", layout_dir.display()))?;
     if let ImageRef::Archive { file, .. } = &dest {
@@ -351,6 +352,7 @@ pub fn run(args: PackArgs) -> Result<()> {
         }
         drop(scratch);
     }
+    created.keep();
     bar.finish_and_clear();
     if !args.quiet {
         for w in &report.warnings {
