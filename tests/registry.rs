@@ -863,7 +863,9 @@ fn series_steps_push_and_pull_partially_through_the_registry() {
             "{v}"
         );
     }
-    for pair in versions.windows(2) {
+    // One range per request, then up to 8 in a multi-range request.
+    let mut multipart = 0;
+    for (pair, per) in versions.windows(2).flat_map(|p| [(p, "1"), (p, "8")]) {
         let (old, new) = (pair[0], pair[1]);
         let diff: serde_json::Value = serde_json::from_slice(
             &run(chunkah().args([
@@ -872,12 +874,14 @@ fn series_steps_push_and_pull_partially_through_the_registry() {
                 &remote(new),
                 "--json",
                 "--tls-verify=false",
+                "--ranges-per-request",
+                per,
             ]))
             .stdout,
         )
         .unwrap();
         let chunk = diff["levels"]["chunk"]["bytes"].as_u64().unwrap();
-        let dest = tmp.path().join(format!("applied-{new}"));
+        let dest = tmp.path().join(format!("applied-{new}-{per}"));
         let applied: serde_json::Value = serde_json::from_slice(
             &run(chunkah().args([
                 "apply",
@@ -889,6 +893,8 @@ fn series_steps_push_and_pull_partially_through_the_registry() {
                 "-o",
                 &format!("oci:{}:{new}", dest.display()),
                 "--json",
+                "--ranges-per-request",
+                per,
             ]))
             .stdout,
         )
@@ -913,7 +919,12 @@ fn series_steps_push_and_pull_partially_through_the_registry() {
             wire["requests"], diff["levels"]["chunk"]["requests"],
             "{wire}"
         );
+        assert_eq!(wire["fullBlobFallbacks"], 0, "{wire}");
+        assert_eq!(wire["rangeFallbacks"], 0, "{wire}");
+        multipart += wire["multipartResponses"].as_u64().unwrap();
     }
+    // Some blob had several ranges: they came in multipart responses.
+    assert!(multipart > 0);
     // 16 concurrent partial pulls of v3 from v2, each verified.
     let results: Vec<std::process::Output> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..16)

@@ -4,7 +4,7 @@
 use std::io::{self, Write};
 
 use anyhow::{bail, Context, Result};
-use chunkah::delta::{apply, ApplyOptions, DeltaOptions};
+use chunkah::delta::{apply, ApplyOptions};
 use chunkah::oci::layout::LayoutWriter;
 use chunkah::oci::read::ImageReader;
 use chunkah::oci::types::host_architecture;
@@ -12,7 +12,6 @@ use chunkah::oci::ImageRef;
 use clap::Args;
 
 use super::diff::human;
-use super::size::parse_size;
 
 #[derive(Debug, Args)]
 pub struct ApplyArgs {
@@ -28,12 +27,8 @@ pub struct ApplyArgs {
     /// Where the rebuilt image goes: `oci:DIR[:TAG]` (may be OLD's layout).
     #[arg(short = 'o', long = "output", value_name = "DEST")]
     dest: String,
-    /// Fetch ranges at most this far apart as one (suffixes K, M).
-    #[arg(long, default_value = "4K", value_parser = parse_size)]
-    gap: usize,
-    /// At most this many requests (ranges are merged further to fit).
-    #[arg(long, value_name = "N")]
-    max_requests: Option<usize>,
+    #[command(flatten)]
+    plan_args: super::plan_args::PlanArgs,
     /// At most this many requests to the source at a time.
     #[arg(long, default_value_t = 4, value_name = "N")]
     parallel: usize,
@@ -45,9 +40,6 @@ pub struct ApplyArgs {
 }
 
 pub fn run(args: ApplyArgs) -> Result<()> {
-    if args.max_requests == Some(0) {
-        bail!("--max-requests must be at least 1");
-    }
     if args.parallel == 0 {
         bail!("--parallel must be at least 1");
     }
@@ -73,10 +65,7 @@ pub fn run(args: ApplyArgs) -> Result<()> {
         &layout,
         tag.as_deref().unwrap_or(chunkah::oci::DEFAULT_TAG),
         ApplyOptions {
-            plan: DeltaOptions {
-                gap: args.gap as u64,
-                max_requests: args.max_requests,
-            },
+            plan: args.plan_args.options()?,
             parallel: args.parallel,
         },
     )

@@ -4,14 +4,12 @@ use std::io::{self, Write};
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use chunkah::delta::{self, DeltaOptions, DeltaPlan, ImageView};
+use chunkah::delta::{self, DeltaPlan, ImageView};
 use chunkah::oci::read::ImageReader;
 use chunkah::oci::types::host_architecture;
 use chunkah::oci::ImageRef;
 use clap::Args;
 use serde::Serialize;
-
-use super::size::parse_size;
 
 #[derive(Debug, Args)]
 pub struct DiffArgs {
@@ -33,12 +31,8 @@ pub struct DiffArgs {
     /// Exit 0 when NEW needs nothing OLD lacks, 1 when it does, 2 on error.
     #[arg(long)]
     exit_code: bool,
-    /// Fetch ranges at most this far apart as one (suffixes K, M).
-    #[arg(long, default_value = "4K", value_parser = parse_size)]
-    gap: usize,
-    /// At most this many requests (ranges are merged further to fit).
-    #[arg(long, value_name = "N")]
-    max_requests: Option<usize>,
+    #[command(flatten)]
+    plan_args: super::plan_args::PlanArgs,
     /// dir: trees: clamp mtimes to this time, as `pack` would
     /// [env: SOURCE_DATE_EPOCH].
     #[arg(long)]
@@ -100,9 +94,7 @@ pub fn view(
 
 /// The diff; returns the exit code.
 pub fn run(args: DiffArgs) -> Result<u8> {
-    if args.max_requests == Some(0) {
-        anyhow::bail!("--max-requests must be at least 1");
-    }
+    let options = args.plan_args.options()?;
     match (args.old.strip_prefix("dir:"), args.new.strip_prefix("dir:")) {
         (Some(old), Some(new)) => return run_trees(&args, old.as_ref(), new.as_ref()),
         (None, None) => {}
@@ -110,14 +102,7 @@ pub fn run(args: DiffArgs) -> Result<u8> {
     }
     let (old, old_read) = view(&args.old, &args.registry)?;
     let (new, new_read) = view(&args.new, &args.registry)?;
-    let plan = delta::plan(
-        &old,
-        &new,
-        DeltaOptions {
-            gap: args.gap as u64,
-            max_requests: args.max_requests,
-        },
-    );
+    let plan = delta::plan(&old, &new, options);
     if let Some(file) = &args.plan {
         let json = serde_json::to_vec_pretty(&PlanFile {
             schema_version: 1,

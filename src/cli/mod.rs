@@ -9,6 +9,7 @@ mod apply;
 mod chunk;
 mod diff;
 mod pack;
+mod plan_args;
 mod registry_args;
 mod report;
 mod size;

@@ -5,13 +5,12 @@ use std::fmt::Write as _;
 use std::io::{self, Write};
 use std::path::PathBuf;
 
-use anyhow::{bail, Context, Result};
-use chunkah::delta::{self, DeltaOptions, Levels};
+use anyhow::{Context, Result};
+use chunkah::delta::{self, Levels};
 use clap::Args;
 use serde::Serialize;
 
 use super::diff::{human, view};
-use super::size::parse_size;
 
 #[derive(Debug, Args)]
 pub struct ReportArgs {
@@ -24,12 +23,8 @@ pub struct ReportArgs {
     /// Write a bar chart of the steps to FILE (SVG).
     #[arg(long, value_name = "FILE")]
     svg: Option<PathBuf>,
-    /// Fetch ranges at most this far apart as one (suffixes K, M).
-    #[arg(long, default_value = "4K", value_parser = parse_size)]
-    gap: usize,
-    /// At most this many requests per step.
-    #[arg(long, value_name = "N")]
-    max_requests: Option<usize>,
+    #[command(flatten)]
+    plan_args: super::plan_args::PlanArgs,
     #[command(flatten)]
     registry: super::registry_args::RegistryArgs,
 }
@@ -59,13 +54,7 @@ fn short(reference: &str) -> String {
 }
 
 pub fn run(args: ReportArgs) -> Result<()> {
-    if args.max_requests == Some(0) {
-        bail!("--max-requests must be at least 1");
-    }
-    let options = DeltaOptions {
-        gap: args.gap as u64,
-        max_requests: args.max_requests,
-    };
+    let options = args.plan_args.options()?;
     let views = args
         .images
         .iter()

@@ -195,7 +195,7 @@ pub fn apply(
             &config,
             (&manifest.config, &config_bytes),
             dest,
-            &pool,
+            (&pool, options.plan.ranges_per_request),
         )?;
         // The manifest, byte for byte as the source has it.
         check_digest(&manifest_bytes, &manifest_desc, "the manifest")?;
@@ -235,7 +235,7 @@ fn write_blobs(
     config: &ImageConfig,
     (config_desc, config_bytes): (&Descriptor, &[u8]),
     dest: &LayoutWriter,
-    pool: &rayon::ThreadPool,
+    (pool, per_request): (&rayon::ThreadPool, usize),
 ) -> Result<()> {
     let frames = old_frames(old);
     dest.put_blob(&config_desc.media_type, config_bytes)?;
@@ -265,7 +265,7 @@ fn write_blobs(
                     d,
                     index,
                     index_bytes,
-                    ranges,
+                    (ranges, per_request),
                     diff_id,
                     dest,
                     pool,
@@ -324,7 +324,7 @@ fn rebuild(
     d: &Descriptor,
     index: &ChunkIndex,
     index_bytes: &[u8],
-    ranges: &[(u64, u64)],
+    (ranges, per_request): (&[(u64, u64)], usize),
     diff_id: &Digest,
     dest: &LayoutWriter,
     pool: &rayon::ThreadPool,
@@ -334,19 +334,27 @@ fn rebuild(
     let path = blob.path().to_path_buf();
     let mut tar_hash = HashingWriter::new(std::io::sink());
     let mut old_blobs: HashMap<usize, crate::oci::read::Blob> = HashMap::new();
-    // Every planned range, fetched up front by at most `pool`'s threads.
+    // Every planned range, fetched up front by at most `pool`'s threads,
+    // `per_request` ranges in each request.
     let fetched: Vec<Vec<u8>> = {
         use rayon::prelude::*;
         let reader = src.reader;
-        pool.install(|| {
+        let groups: Vec<Vec<Vec<u8>>> = pool.install(|| {
             ranges
-                .par_iter()
-                .map(|r| reader.read_range(&d.digest, d.size, r.0, r.1 - r.0))
+                .par_chunks(per_request.max(1))
+                .map(|group| reader.read_ranges(&d.digest, d.size, group))
                 .collect::<Result<_>>()
-        })?
+        })?;
+        groups.into_iter().flatten().collect()
     };
+    if fetched.len() != ranges.len() {
+        return Err(invalid(
+            &name,
+            "the source sent another number of ranges".into(),
+        ));
+    }
     src.bytes += ranges.iter().map(|r| r.1 - r.0).sum::<u64>();
-    src.requests += ranges.len() as u64;
+    src.requests += ranges.len().div_ceil(per_request.max(1)) as u64;
     for (i, f) in index.frames.iter().enumerate() {
         let key = (f.id, f.blob_len, index.zstd_version, index.level);
         let (start, end) = (f.blob_offset, f.blob_offset + f.blob_len);

@@ -165,6 +165,9 @@ pub struct DeltaOptions {
     /// At most this many requests in all (ranges are merged further, the
     /// smallest gaps first, to stay under it); `None`: no limit.
     pub max_requests: Option<usize>,
+    /// Ranges of one blob asked for in one request (a multi-range request,
+    /// answered as `multipart/byteranges`); 1: one range per request.
+    pub ranges_per_request: usize,
 }
 
 impl Default for DeltaOptions {
@@ -172,7 +175,15 @@ impl Default for DeltaOptions {
         DeltaOptions {
             gap: 4096,
             max_requests: None,
+            ranges_per_request: 1,
         }
+    }
+}
+
+impl DeltaOptions {
+    /// Requests for `ranges` ranges of one blob.
+    pub fn requests_for(&self, ranges: usize) -> usize {
+        ranges.div_ceil(self.ranges_per_request.max(1))
     }
 }
 
@@ -391,8 +402,13 @@ pub fn plan(old: &ImageView, new: &ImageView, options: DeltaOptions) -> DeltaPla
     // The request limit: merge the smallest gaps first.
     let fixed = chunk_requests as usize;
     if let Some(limit) = options.max_requests {
-        let mut count: usize = rebuilt.iter().map(|(_, r)| r.len()).sum();
-        while fixed + count > limit {
+        let count = |rebuilt: &[(usize, Vec<(u64, u64)>)]| -> usize {
+            rebuilt
+                .iter()
+                .map(|(_, r)| options.requests_for(r.len()))
+                .sum()
+        };
+        while fixed + count(&rebuilt) > limit {
             let smallest = rebuilt
                 .iter()
                 .enumerate()
@@ -406,7 +422,6 @@ pub fn plan(old: &ImageView, new: &ImageView, options: DeltaOptions) -> DeltaPla
             let r = &mut rebuilt[b].1;
             r[i].1 = r[i + 1].1;
             r.remove(i + 1);
-            count -= 1;
         }
         for (at, merged) in &rebuilt {
             if let BlobAction::Rebuild { ranges, .. } = &mut blobs[*at].action {
@@ -416,7 +431,7 @@ pub fn plan(old: &ImageView, new: &ImageView, options: DeltaOptions) -> DeltaPla
     }
     for (_, r) in &rebuilt {
         chunk += r.iter().map(|(s, e)| e - s).sum::<u64>();
-        chunk_requests += r.len() as u64;
+        chunk_requests += options.requests_for(r.len()) as u64;
     }
     let levels = Levels {
         image: Level {
@@ -443,5 +458,23 @@ pub fn plan(old: &ImageView, new: &ImageView, options: DeltaOptions) -> DeltaPla
         levels,
         same,
         blobs,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::DeltaOptions;
+
+    #[test]
+    fn ranges_per_request_divides_rounding_up() {
+        let per = |n| DeltaOptions {
+            ranges_per_request: n,
+            ..DeltaOptions::default()
+        };
+        assert_eq!(DeltaOptions::default().requests_for(7), 7);
+        assert_eq!(per(8).requests_for(0), 0);
+        assert_eq!(per(8).requests_for(8), 1);
+        assert_eq!(per(8).requests_for(9), 2);
+        assert_eq!(per(0).requests_for(3), 3);
     }
 }

@@ -163,6 +163,28 @@ impl ImageReader {
         Ok(bytes)
     }
 
+    /// The byte ranges `(start, end)` of the blob `digest` (`size` bytes
+    /// long), sorted and apart, as one request: from a registry a
+    /// multi-range request (the client falls back as the registry needs).
+    pub fn read_ranges(
+        &self,
+        digest: &Digest,
+        size: u64,
+        ranges: &[(u64, u64)],
+    ) -> Result<Vec<Vec<u8>>> {
+        if let Store::Registry(client) = &self.store {
+            let parts = client.get_ranges(digest, size, ranges)?;
+            let total: u64 = ranges.iter().map(|(s, e)| e - s).sum();
+            self.bytes_read
+                .fetch_add(total, std::sync::atomic::Ordering::Relaxed);
+            return Ok(parts);
+        }
+        ranges
+            .iter()
+            .map(|&(start, end)| self.read_range(digest, size, start, end.saturating_sub(start)))
+            .collect()
+    }
+
     /// What the registry client did, for a registry source.
     pub fn registry_stats(&self) -> Option<crate::registry::Stats> {
         match &self.store {
