@@ -119,8 +119,6 @@ extern "C" fn on_signal(_: libc::c_int) {
     }
 }
 
-/// Makes the first SIGINT or SIGTERM set the returned flag instead of killing
-/// the process, so long work can stop cleanly; a second one kills it.
 /// A destination directory this run creates: removed again unless the run
 /// succeeds ([`NewDir::keep`]), so a failed run leaves nothing behind.
 pub struct NewDir(Option<std::path::PathBuf>);
@@ -145,6 +143,8 @@ impl Drop for NewDir {
     }
 }
 
+/// Makes the first SIGINT or SIGTERM set the returned flag instead of killing
+/// the process, so long work can stop cleanly; a second one kills it.
 pub fn cancel_on_signals() -> std::sync::Arc<std::sync::atomic::AtomicBool> {
     let flag = CANCEL.get_or_init(Default::default).clone();
     for sig in [libc::SIGINT, libc::SIGTERM] {
