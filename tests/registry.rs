@@ -1114,10 +1114,11 @@ fn registry_images_are_pack_sources_priors_and_old_images() {
         tagged_digest(&layout("prior-local", "b"))
     );
 
-    // apply with OLD in the registry too: NEW rebuilt digest for digest.
+    // apply (as `pull`) with OLD in the registry too: NEW rebuilt digest for
+    // digest.
     let out = run(chunkah()
         .args([
-            "apply",
+            "pull",
             "--from",
             &remote("src", "a"),
             "--source",
@@ -1299,4 +1300,28 @@ fn apply_through_a_registry_that_dies_mid_pull_publishes_nothing() {
         .args(["--tls-verify=false", "-o"])
         .arg(format!("oci:{}:b", dest.display())));
     assert!(dest.join("index.json").exists());
+}
+
+#[test]
+fn honours_retry_after() {
+    let data = noise(1000);
+    let digest = Digest::of(&data);
+    let refused = std::sync::atomic::AtomicBool::new(false);
+    let served = data.clone();
+    let host = mock_server(move |_, _| {
+        if !refused.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            return http_answer("429 Too Many Requests", &[("Retry-After", "1".into())], b"");
+        }
+        http_answer("200 OK", &[], &served)
+    });
+    // The backoff alone would wait 5 ms.
+    let client = mock_client(&host, ClientConfig::default());
+    let started = Instant::now();
+    assert_eq!(client.get_blob(&digest, 1000).unwrap(), data);
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(client.stats().retries, 1);
 }

@@ -35,7 +35,9 @@ enum Command {
     Pack(pack::PackArgs),
     /// What a client holding OLD downloads to get NEW, at four levels.
     Diff(diff::DiffArgs),
-    /// Rebuild NEW from OLD and only the byte ranges of NEW it lacks.
+    /// Rebuild NEW from OLD and only the byte ranges of NEW it lacks (also
+    /// `chunkah pull`: a partial pull from `--source docker://…`).
+    #[command(visible_alias = "pull")]
     Apply(apply::ApplyArgs),
     /// Update bandwidth at every level for a series of image versions.
     Report(report::ReportArgs),

@@ -37,7 +37,9 @@ pub struct ClientConfig {
     /// Retries after a connection error, a 5xx or a 429; also the number of
     /// times an interrupted blob download is resumed.
     pub retries: u32,
-    /// The wait before the first retry; it doubles for each next one.
+    /// The wait before the first retry; it doubles for each next one. A
+    /// `Retry-After` of N seconds on a 5xx or 429 waits that long instead
+    /// (at least the backoff, at most a minute).
     pub backoff: Duration,
     /// The longest wait for a connection.
     pub connect_timeout: Duration,
@@ -215,6 +217,17 @@ impl<R: Read> Read for Counting<'_, R> {
         bump(self.counter, n as u64);
         Ok(n)
     }
+}
+
+/// The longest `Retry-After` honoured; a server asking more is retried
+/// after this long.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
+
+/// A response's `Retry-After` in seconds (the HTTP-date form is ignored:
+/// the backoff applies).
+fn retry_after(resp: &Response<Body>) -> Option<Duration> {
+    let value = resp.headers().get("retry-after")?.to_str().ok()?;
+    value.trim().parse::<u64>().ok().map(Duration::from_secs)
 }
 
 /// Whether a transport error is worth a retry: connection errors and
@@ -1014,12 +1027,14 @@ impl Client {
             attempt += 1;
             let last = attempt == attempts;
             let plural = if attempt == 1 { "" } else { "s" };
+            let mut asked_wait = None;
             match self.send_once(request, authorization) {
                 Ok(resp) => {
                     let status = resp.status();
                     if !(status.is_server_error() || status.as_u16() == 429) {
                         return Ok(resp);
                     }
+                    asked_wait = retry_after(&resp);
                     if last {
                         let e = self
                             .expect(resp, request.method, &request.url, &[])
@@ -1048,7 +1063,18 @@ impl Client {
                 }
             }
             bump(&self.counters.retries, 1);
-            self.sleep_backoff(attempt - 1);
+            match asked_wait {
+                // The server said how long to wait (in seconds): at least
+                // the backoff, at most MAX_RETRY_AFTER.
+                Some(wait) => std::thread::sleep(
+                    wait.min(MAX_RETRY_AFTER).max(
+                        self.config
+                            .backoff
+                            .saturating_mul(1 << (attempt - 1).min(20)),
+                    ),
+                ),
+                None => self.sleep_backoff(attempt - 1),
+            }
         }
     }
 
