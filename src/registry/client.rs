@@ -902,8 +902,14 @@ impl Client {
         Ok(bytes)
     }
 
+    /// The wait before retry number `attempt + 1`: the backoff doubled
+    /// `attempt` times.
+    fn backoff(&self, attempt: u32) -> Duration {
+        self.config.backoff.saturating_mul(1 << attempt.min(20))
+    }
+
     fn sleep_backoff(&self, attempt: u32) {
-        std::thread::sleep(self.config.backoff.saturating_mul(1 << attempt.min(20)));
+        std::thread::sleep(self.backoff(attempt));
     }
 
     /// Sends `request`, answering a 401 once with credentials or a token.
@@ -1063,18 +1069,10 @@ impl Client {
                 }
             }
             bump(&self.counters.retries, 1);
-            match asked_wait {
-                // The server said how long to wait (in seconds): at least
-                // the backoff, at most MAX_RETRY_AFTER.
-                Some(wait) => std::thread::sleep(
-                    wait.min(MAX_RETRY_AFTER).max(
-                        self.config
-                            .backoff
-                            .saturating_mul(1 << (attempt - 1).min(20)),
-                    ),
-                ),
-                None => self.sleep_backoff(attempt - 1),
-            }
+            // The server may say how long to wait (in seconds): at least the
+            // backoff, at most MAX_RETRY_AFTER.
+            let backoff = self.backoff(attempt - 1);
+            std::thread::sleep(asked_wait.map_or(backoff, |w| w.min(MAX_RETRY_AFTER).max(backoff)));
         }
     }
 
