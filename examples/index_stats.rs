@@ -3,12 +3,9 @@
 //!
 //! `cargo run --release --example index_stats -- oci:DIR[:TAG]`
 
-use chunkah::layer::index::{
-    ChunkIndex, FrameKind, INDEX_LENGTH_ANNOTATION, INDEX_OFFSET_ANNOTATION,
-};
-use chunkah::oci::read::ImageReader;
-use chunkah::oci::ImageRef;
-use std::io::Read;
+use chunkah::delta::read_index;
+use chunkah::layer::index::FrameKind;
+use chunkah::store::{ImageReader, ImageRef};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let arg = std::env::args()
@@ -19,20 +16,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut totals = std::collections::BTreeMap::<&str, (u64, u64, u64)>::new();
     let (mut index_bytes, mut small_files, mut large_files) = (0u64, 0usize, 0usize);
     for layer in &image.manifest.layers {
-        let (Some(off), Some(len)) = (
-            layer.annotations.get(INDEX_OFFSET_ANNOTATION),
-            layer.annotations.get(INDEX_LENGTH_ANNOTATION),
-        ) else {
+        // The index's location comes from the layer's annotations; its
+        // bytes are checked against the annotated digest.
+        let Some((range, index, _)) = read_index(&reader, layer)? else {
             continue;
         };
-        let (off, len): (u64, u64) = (off.parse()?, len.parse()?);
-        let blob = reader.blob(&layer.digest, layer.size)?;
-        let mut bytes = vec![0; len as usize];
-        let mut r = blob.reader();
-        std::io::copy(&mut (&mut r).take(off), &mut std::io::sink())?;
-        r.read_exact(&mut bytes)?;
-        let index = ChunkIndex::decode(&bytes, std::path::Path::new(&arg))?;
-        index_bytes += len;
+        index_bytes += range.length;
         for f in &index.frames {
             let k = match f.kind {
                 FrameKind::Entries => "entries",

@@ -1,32 +1,37 @@
-//! Packs a root file system into an OCI image layout the way an image
-//! builder embedding chunkah would, reporting progress through a callback.
+//! Packs a root file system into an OCI image the way an image builder
+//! embedding chunkah would, reporting progress through a callback.
 //!
-//! `cargo run --release --example pack_rootfs -- ROOTFS LAYOUT_DIR [TAG]`
+//! `cargo run --release --example pack_rootfs -- SOURCE DEST`
+//!
+//! SOURCE is a directory (`dir:PATH`), a tarball (`tar:FILE`) or an image
+//! (`oci:DIR[:TAG]`, `oci-archive:FILE[:TAG]`, `docker://HOST/REPO:TAG`);
+//! DEST an image reference (`oci:DIR[:TAG]`, `oci-archive:FILE[:TAG]`,
+//! `docker://HOST/REPO:TAG`).
 
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use chunkah::component::read_package_databases;
-use chunkah::oci::layout::LayoutWriter;
-use chunkah::pack::{pack_dir, PackOptions, Progress};
+use chunkah::build::{pack, PackJob, PackOptions, PackSource, Progress};
+use chunkah::store::{ImageRef, StoreConfig};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let mut args = std::env::args_os().skip(1);
-    let (Some(rootfs), Some(layout_dir)) = (args.next(), args.next()) else {
-        return Err("usage: pack_rootfs ROOTFS LAYOUT_DIR [TAG]".into());
+    let mut args = std::env::args().skip(1);
+    let (Some(source), Some(dest)) = (args.next(), args.next()) else {
+        return Err("usage: pack_rootfs SOURCE DEST".into());
     };
-    let tag = args
-        .next()
-        .map_or("latest".to_string(), |t| t.to_string_lossy().into_owned());
-    let rootfs = PathBuf::from(rootfs);
-
-    // Which package owns each file decides its layer.
-    let owners = read_package_databases(&rootfs)?;
-    let layout = LayoutWriter::open(&PathBuf::from(layout_dir))?;
-    let options = PackOptions {
-        max_layers: 32,
-        source_date_epoch: Some(1_700_000_000),
-        ..PackOptions::default()
+    let job = PackJob {
+        source: PackSource::parse(&source)?,
+        dest: ImageRef::parse(&dest)?,
+        options: PackOptions {
+            max_layers: 32,
+            source_date_epoch: Some(1_700_000_000),
+            ..PackOptions::default()
+        },
+        // Compressed tarballs and layers are decompressed into nameless
+        // files here; a registry image is laid out here before the push.
+        store: StoreConfig {
+            scratch_dir: Some(std::env::temp_dir()),
+            ..StoreConfig::default()
+        },
     };
     let total = AtomicU64::new(0);
     let done = AtomicU64::new(0);
@@ -43,17 +48,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 100.0 * d as f64 / total.load(Ordering::Relaxed).max(1) as f64
             );
         }
+        _ => {}
     };
-    let report = pack_dir(
-        &rootfs,
-        |path| owners.owner(path).map(str::to_string),
-        &layout,
-        &tag,
-        &options,
-        &progress,
-    )?;
+    let report = pack(&job, &progress)?;
     println!(
-        "{} {} layers, {} bytes",
+        "{} {} {} layers, {} bytes",
+        report.reference,
         report.manifest,
         report.layers.len(),
         report.total_size

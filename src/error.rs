@@ -1,15 +1,23 @@
 //! The library's one error type.
+//!
+//! Every variant carries what a caller needs to act on it without parsing
+//! text: the path of a file that could not be read ([`Error::Io`]), the
+//! thing that does not parse and why ([`Error::Malformed`]), what does not
+//! match its digest and both digests ([`Error::DigestMismatch`]), the URL and
+//! HTTP status of a registry failure ([`Error::Registry`]). The messages are
+//! written to be printed as they are, one cause after the other.
 
+use std::fmt::Display;
 use std::path::PathBuf;
 
 /// Everything that can go wrong in chunkah's library.
 ///
-/// Variants that concern a file carry its path. The enum is non-exhaustive:
-/// later stages add variants without breaking callers.
+/// The enum is non-exhaustive: later stages add variants without breaking
+/// callers.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// A configuration value is out of range or inconsistent.
+    /// An option is out of range or inconsistent (a usage mistake).
     #[error("invalid configuration: {0}")]
     Config(String),
 
@@ -33,10 +41,10 @@ pub enum Error {
         expected: &'static str,
     },
 
-    /// An I/O error on a named file.
+    /// An I/O error on a file or directory of this machine.
     #[error("{}: {source}", path.display())]
     Io {
-        /// The file concerned.
+        /// The file concerned: a real path.
         path: PathBuf,
         /// The underlying error.
         #[source]
@@ -50,6 +58,51 @@ pub enum Error {
     /// The caller asked the work to stop (Ctrl-C in the CLI).
     #[error("interrupted")]
     Cancelled,
+
+    /// Input that does not parse or breaks the rules of its format: an image
+    /// (manifest, config, index, layer), a tarball, a chunk index.
+    #[error("{what}: {why}")]
+    Malformed {
+        /// What is malformed: a path, a reference and the part of it
+        /// (`oci:out:v1 layer 3 (sha256:…)`), a URL.
+        what: String,
+        /// What is wrong with it.
+        why: String,
+    },
+
+    /// Content that does not match the digest it was named by.
+    #[error("{what}: digest mismatch: expected {expected}, got {got}")]
+    DigestMismatch {
+        /// What was checked (a blob, a frame, a layer's uncompressed tar).
+        what: String,
+        /// The digest it should have (`sha256:…`, or a BLAKE3 chunk id).
+        expected: String,
+        /// The digest of what was read.
+        got: String,
+    },
+
+    /// A registry request failed: the registry answered with an error
+    /// status, could not be reached, or sent something unusable.
+    #[error("{url}: {message}")]
+    Registry {
+        /// The URL asked.
+        url: String,
+        /// The HTTP status, when the registry answered.
+        status: Option<u16>,
+        /// What happened (with the registry's own error codes, if any).
+        message: String,
+    },
+
+    /// Something valid that this build or this input cannot do (a registry
+    /// reference in a build without the `registry` feature, a layer media
+    /// type chunkah cannot read).
+    #[error("{what}: {why}")]
+    Unsupported {
+        /// What was asked for.
+        what: String,
+        /// Why it cannot be done.
+        why: String,
+    },
 
     /// A package database (dpkg, apk, pacman, rpm) has content that does not parse.
     #[error("{}:{line}: {message}", path.display())]
@@ -69,6 +122,44 @@ impl Error {
         Error::Io {
             path: path.into(),
             source,
+        }
+    }
+
+    /// [`Error::Malformed`]: `what` is wrong because of `why`.
+    pub fn malformed(what: impl Display, why: impl Into<String>) -> Self {
+        Error::Malformed {
+            what: what.to_string(),
+            why: why.into(),
+        }
+    }
+
+    /// [`Error::DigestMismatch`].
+    pub fn digest_mismatch(what: impl Display, expected: impl Display, got: impl Display) -> Self {
+        Error::DigestMismatch {
+            what: what.to_string(),
+            expected: expected.to_string(),
+            got: got.to_string(),
+        }
+    }
+
+    /// [`Error::Registry`].
+    pub fn registry(
+        url: impl Into<String>,
+        status: Option<u16>,
+        message: impl Into<String>,
+    ) -> Self {
+        Error::Registry {
+            url: url.into(),
+            status,
+            message: message.into(),
+        }
+    }
+
+    /// [`Error::Unsupported`].
+    pub fn unsupported(what: impl Display, why: impl Into<String>) -> Self {
+        Error::Unsupported {
+            what: what.to_string(),
+            why: why.into(),
         }
     }
 }

@@ -23,15 +23,19 @@
 
 #![warn(missing_docs)]
 
+pub mod build;
 pub mod chunker;
 pub mod component;
 pub mod delta;
 pub mod digest;
 pub mod error;
+pub mod io;
 pub mod layer;
 pub mod oci;
 pub mod pack;
+#[cfg(feature = "registry")]
 pub mod registry;
+pub mod store;
 pub mod walk;
 
 pub use digest::{ChunkId, Digest};

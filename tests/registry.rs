@@ -10,10 +10,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use chunkah::digest::Digest;
-use chunkah::oci::read::ImageReader;
 use chunkah::oci::types::{host_architecture, Manifest};
-use chunkah::oci::ImageRef;
 use chunkah::registry::{Client, ClientConfig, Credentials, PushOutcome, Target};
+use chunkah::store::ImageReader;
+use chunkah::store::ImageRef;
 use common::{require_tool, run, TempDir};
 
 /// A `docker-registry serve` on a free port of 127.0.0.1, killed on drop.

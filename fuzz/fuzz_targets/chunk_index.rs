@@ -7,7 +7,7 @@ use chunkah::layer::index::{ChunkIndex, SKIPPABLE_MAGIC};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let name = std::path::Path::new("fuzz");
+    let name = "fuzz";
     // As given, and wrapped in a correct skippable-frame header so the
     // decompression and the body parser are reached too.
     let mut framed = SKIPPABLE_MAGIC.to_le_bytes().to_vec();

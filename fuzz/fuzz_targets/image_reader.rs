@@ -30,8 +30,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::OnceLock;
 
 use chunkah::oci::flatten::flatten;
-use chunkah::oci::read::ImageReader;
-use chunkah::oci::ImageRef;
+use chunkah::store::{ImageReader, ImageRef};
 use chunkah::walk::{EntryKind, TarContent, Tree};
 use libfuzzer_sys::arbitrary::{self, Arbitrary, Unstructured};
 use libfuzzer_sys::fuzz_target;
@@ -103,7 +102,13 @@ fuzz_target!(|data: &[u8]| {
     };
     let result = ImageReader::open(&reference).and_then(|reader| {
         let image = reader.image("amd64")?;
-        flatten(&reader, &image, &s.dir, &AtomicBool::new(false))
+        flatten(
+            &reference.to_string(),
+            &image,
+            |d| reader.blob(&d.digest, d.size),
+            &s.dir,
+            &AtomicBool::new(false),
+        )
     });
     match result {
         Ok((tree, content)) => {

@@ -3,12 +3,10 @@
 
 use std::io::{self, Write};
 
-use anyhow::{bail, Context, Result};
-use chunkah::delta::{apply, ApplyOptions};
-use chunkah::oci::layout::LayoutWriter;
-use chunkah::oci::read::ImageReader;
-use chunkah::oci::types::host_architecture;
-use chunkah::oci::ImageRef;
+use anyhow::Result;
+use chunkah::build::{apply, ApplyJob};
+use chunkah::delta::ApplyOptions;
+use chunkah::store::ImageRef;
 use clap::Args;
 
 use super::diff::human;
@@ -18,20 +16,20 @@ pub struct ApplyArgs {
     /// The image held locally: `oci:DIR[:TAG]` or `oci-archive:FILE[:TAG]`
     /// (a `docker://` image works too, its layers whose frames are reused
     /// then downloaded whole).
-    #[arg(long = "from", value_name = "OLD")]
-    from: String,
+    #[arg(long = "from", value_name = "OLD", value_parser = ImageRef::parse)]
+    from: ImageRef,
     /// Where NEW's bytes are read: `oci:DIR[:TAG]`, `oci-archive:FILE[:TAG]`
     /// or `docker://HOST[:PORT]/REPO:TAG` (only the planned ranges are fetched).
-    #[arg(long, value_name = "NEW")]
-    source: String,
+    #[arg(long, value_name = "NEW", value_parser = ImageRef::parse)]
+    source: ImageRef,
     /// Where the rebuilt image goes: `oci:DIR[:TAG]` (may be OLD's layout).
-    #[arg(short = 'o', long = "output", value_name = "DEST")]
-    dest: String,
+    #[arg(short = 'o', long = "output", value_name = "DEST", value_parser = ImageRef::parse)]
+    dest: ImageRef,
     #[command(flatten)]
     plan_args: super::plan_args::PlanArgs,
     /// At most this many requests to the source at a time.
-    #[arg(long, default_value_t = 4, value_name = "N")]
-    parallel: usize,
+    #[arg(long, default_value_t = 4, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    parallel: u16,
     /// Print a JSON report on stdout.
     #[arg(long)]
     json: bool,
@@ -40,63 +38,31 @@ pub struct ApplyArgs {
 }
 
 pub fn run(args: ApplyArgs) -> Result<()> {
-    if args.parallel == 0 {
-        bail!("--parallel must be at least 1");
-    }
-    let ImageRef::Layout { dir, tag } = ImageRef::parse(&args.dest)? else {
-        bail!("apply writes to an oci:DIR[:TAG] layout");
-    };
-    let old_ref = ImageRef::parse(&args.from)?;
-    let old = ImageReader::open_with(&old_ref, &args.registry.config(&old_ref)?)
-        .with_context(|| format!("opening {}", args.from))?;
-    let old_image = old
-        .image(host_architecture())
-        .with_context(|| format!("reading {}", args.from))?;
-    let source_ref = ImageRef::parse(&args.source)?;
-    let source = ImageReader::open_with(&source_ref, &args.registry.config(&source_ref)?)
-        .with_context(|| format!("opening {}", args.source))?;
-    let created = super::NewDir::guard(&dir);
-    let layout = LayoutWriter::open(&dir).with_context(|| format!("opening {}", dir.display()))?;
-    let report = apply(
-        &old,
-        &old_image,
-        &source,
-        host_architecture(),
-        &layout,
-        tag.as_deref().unwrap_or(chunkah::oci::DEFAULT_TAG),
-        ApplyOptions {
-            plan: args.plan_args.options()?,
-            parallel: args.parallel,
+    let job = ApplyJob {
+        from: args.from,
+        source: args.source,
+        dest: args.dest,
+        options: ApplyOptions {
+            plan: args.plan_args.options(),
+            parallel: args.parallel.into(),
         },
-    )
-    .with_context(|| format!("rebuilding {} from {}", args.source, args.from))?;
-    created.keep();
+        store: args.registry.store()?,
+    };
+    let outcome = apply(&job)?;
     let mut out = io::stdout().lock();
     if args.json {
-        #[derive(serde::Serialize)]
-        #[serde(rename_all = "camelCase")]
-        struct Out<'a> {
-            #[serde(flatten)]
-            report: &'a chunkah::delta::ApplyReport,
-            /// What went over the network, for a registry source.
-            #[serde(skip_serializing_if = "Option::is_none")]
-            wire: Option<chunkah::registry::Stats>,
-        }
-        let json = serde_json::to_string_pretty(&Out {
-            report: &report,
-            wire: source.registry_stats(),
-        })
-        .expect("a report serialises");
+        let json = serde_json::to_string_pretty(&outcome).expect("a report serialises");
         writeln!(out, "{json}")?;
     } else {
+        let r = &outcome.report;
         writeln!(
             out,
             "{} {} ({} read in {} requests; the image is {})",
-            args.dest,
-            report.manifest,
-            human(report.bytes_read),
-            report.requests,
-            human(report.plan.levels.image.bytes)
+            outcome.reference,
+            r.manifest,
+            human(r.bytes_read),
+            r.requests,
+            human(r.plan.levels.image.bytes)
         )?;
     }
     Ok(())

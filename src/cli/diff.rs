@@ -4,12 +4,9 @@ use std::io::{self, Write};
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use chunkah::delta::{self, DeltaPlan, ImageView};
-use chunkah::oci::read::ImageReader;
-use chunkah::oci::types::host_architecture;
-use chunkah::oci::ImageRef;
+use chunkah::build::{diff, DiffInput, DiffJob};
+use chunkah::delta::Levels;
 use clap::Args;
-use serde::Serialize;
 
 #[derive(Debug, Args)]
 pub struct DiffArgs {
@@ -48,150 +45,43 @@ impl DiffArgs {
     }
 }
 
-/// The report `--json` prints.
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct Report<'a> {
-    schema_version: u32,
-    old: &'a str,
-    new: &'a str,
-    same: bool,
-    /// `compressed` for images; `uncompressed` for `dir:` trees.
-    unit: &'static str,
-    levels: &'a delta::Levels,
-    /// Bytes this diff read: from images, manifests, configs and indexes;
-    /// from trees, their file content.
-    bytes_read: u64,
-}
-
-/// The plan `--plan` writes.
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct PlanFile<'a> {
-    schema_version: u32,
-    old: &'a str,
-    new: &'a str,
-    manifest: &'a chunkah::oci::types::Descriptor,
-    blobs: &'a [delta::BlobPlan],
-}
-
-/// Opens an image reference and reads what planning needs; also returns the
-/// bytes read.
-pub fn view(
-    reference: &str,
-    registry: &super::registry_args::RegistryArgs,
-) -> Result<(ImageView, u64)> {
-    let r = ImageRef::parse(reference)?;
-    let reader = ImageReader::open_with(&r, &registry.config(&r)?)
-        .with_context(|| format!("opening {reference}"))?;
-    let image = reader
-        .image(host_architecture())
-        .with_context(|| format!("reading {reference}"))?;
-    let view = delta::load(&reader, &image)
-        .with_context(|| format!("reading the chunk indexes of {reference}"))?;
-    Ok((view, reader.bytes_read()))
-}
-
 /// The diff; returns the exit code.
 pub fn run(args: DiffArgs) -> Result<u8> {
-    let options = args.plan_args.options()?;
-    match (args.old.strip_prefix("dir:"), args.new.strip_prefix("dir:")) {
-        (Some(old), Some(new)) => return run_trees(&args, old.as_ref(), new.as_ref()),
-        (None, None) => {}
-        _ => anyhow::bail!("OLD and NEW must both be images or both dir: trees"),
+    let job = DiffJob {
+        old: DiffInput::parse(&args.old)?,
+        new: DiffInput::parse(&args.new)?,
+        options: args.plan_args.options(),
+        source_date_epoch: super::source_date_epoch(args.source_date_epoch)?,
+        store: args.registry.store()?,
+    };
+    if args.plan.is_some() && matches!(job.old, DiffInput::Tree(_)) {
+        return Err(chunkah::Error::Config(
+            "--plan needs images: dir: trees have no blobs to fetch from".into(),
+        )
+        .into());
     }
-    let (old, old_read) = view(&args.old, &args.registry)?;
-    let (new, new_read) = view(&args.new, &args.registry)?;
-    let plan = delta::plan(&old, &new, options);
-    if let Some(file) = &args.plan {
-        let json = serde_json::to_vec_pretty(&PlanFile {
-            schema_version: 1,
-            old: &args.old,
-            new: &args.new,
-            manifest: &new.manifest,
-            blobs: &plan.blobs,
-        })
-        .expect("a plan serialises");
-        chunkah::oci::layout::write_atomic(file, &json)
+    let report = diff(&job)?;
+    if let (Some(file), Some(plan)) = (&args.plan, &report.plan) {
+        let json = serde_json::to_vec_pretty(plan).expect("a plan serialises");
+        chunkah::io::write_atomic(file, &json)
             .with_context(|| format!("writing the plan to {}", file.display()))?;
     }
     let mut out = io::stdout().lock();
     if args.json {
-        let json = serde_json::to_string_pretty(&Report {
-            schema_version: 1,
-            old: &args.old,
-            new: &args.new,
-            same: plan.same,
-            unit: "compressed",
-            levels: &plan.levels,
-            bytes_read: old_read + new_read,
-        })
-        .expect("a report serialises");
+        let json = serde_json::to_string_pretty(&report).expect("a report serialises");
         writeln!(out, "{json}")?;
     } else {
-        write_table(&mut out, &plan)?;
+        write_table(&mut out, &report.levels)?;
+        if report.unit == "uncompressed" {
+            writeln!(out, "(uncompressed bytes of file content)")?;
+        } else if report.same {
+            writeln!(
+                out,
+                "(OLD holds everything NEW needs; the layer and chunk levels are NEW's manifest)"
+            )?;
+        }
     }
-    Ok(if args.exit_code && !plan.same { 1 } else { 0 })
-}
-
-/// diff between two directory trees.
-fn run_trees(args: &DiffArgs, old: &std::path::Path, new: &std::path::Path) -> Result<u8> {
-    use chunkah::chunker::ChunkerConfig;
-    use chunkah::component::read_package_databases;
-    use chunkah::delta::tree::{plan_trees, tree_view};
-    if args.plan.is_some() {
-        anyhow::bail!("--plan needs images: dir: trees have no blobs to fetch from");
-    }
-    let read = |root: &std::path::Path, prior: Option<&[Vec<String>]>| {
-        let owners = read_package_databases(root)
-            .with_context(|| format!("reading the package databases of {}", root.display()))?;
-        tree_view(
-            root,
-            ChunkerConfig::default(),
-            |p| owners.owner(p).map(str::to_string),
-            prior,
-        )
-        .with_context(|| format!("chunking {}", root.display()))
-    };
-    let old_view = read(old, None)?;
-    let prior: Vec<Vec<String>> = old_view
-        .layers
-        .layers
-        .iter()
-        .map(|l| l.components.clone())
-        .collect();
-    let new_view = read(new, Some(&prior))?;
-    let clamp = super::source_date_epoch(args.source_date_epoch)?;
-    let levels = plan_trees(&old_view, &new_view, clamp);
-    let content = |v: &chunkah::delta::tree::TreeView| -> u64 {
-        v.chunks.iter().flatten().map(|c| c.chunk.length).sum()
-    };
-    let same = levels.chunk.bytes == 0 && levels.layer.bytes == 0;
-    let mut out = io::stdout().lock();
-    if args.json {
-        let json = serde_json::to_string_pretty(&Report {
-            schema_version: 1,
-            old: &args.old,
-            new: &args.new,
-            same,
-            unit: "uncompressed",
-            levels: &levels,
-            bytes_read: content(&old_view) + content(&new_view),
-        })
-        .expect("a report serialises");
-        writeln!(out, "{json}")?;
-    } else {
-        write_table(
-            &mut out,
-            &DeltaPlan {
-                levels,
-                same,
-                blobs: Vec::new(),
-            },
-        )?;
-        writeln!(out, "(uncompressed bytes of file content)")?;
-    }
-    Ok(if args.exit_code && !same { 1 } else { 0 })
+    Ok(if args.exit_code && !report.same { 1 } else { 0 })
 }
 
 /// A byte count for people: `52.7 MB`.
@@ -210,8 +100,7 @@ pub fn human(bytes: u64) -> String {
     }
 }
 
-fn write_table(out: &mut impl Write, plan: &DeltaPlan) -> io::Result<()> {
-    let l = &plan.levels;
+fn write_table(out: &mut impl Write, l: &Levels) -> io::Result<()> {
     let image = l.image.bytes.max(1) as f64;
     writeln!(out, "level        bytes  requests  of image")?;
     for (name, level) in [

@@ -10,6 +10,7 @@ mod chunk;
 mod diff;
 mod pack;
 mod plan_args;
+mod progress;
 mod registry_args;
 mod report;
 mod size;
@@ -72,22 +73,26 @@ pub fn main() -> ExitCode {
         }
         Err(e) => {
             let _ = writeln!(io::stderr(), "chunkah: error: {}", render(&e));
-            ExitCode::from(error_code)
+            // A value out of range is a usage mistake, found after parsing.
+            let usage = e.chain().any(|c| {
+                matches!(
+                    c.downcast_ref(),
+                    Some(chunkah::Error::Config(_) | chunkah::Error::UnknownName { .. })
+                )
+            });
+            ExitCode::from(if usage { 2 } else { error_code })
         }
     }
 }
 
 /// `flag`, else `SOURCE_DATE_EPOCH` from the environment, else none.
 pub fn source_date_epoch(flag: Option<i64>) -> anyhow::Result<Option<i64>> {
-    use anyhow::Context;
     Ok(match flag {
         Some(e) => Some(e),
         None => match std::env::var("SOURCE_DATE_EPOCH") {
-            Ok(v) => Some(
-                v.trim()
-                    .parse()
-                    .with_context(|| format!("SOURCE_DATE_EPOCH={v:?} is not a number"))?,
-            ),
+            Ok(v) => Some(v.trim().parse().map_err(|_| {
+                chunkah::Error::Config(format!("SOURCE_DATE_EPOCH={v:?} is not a number"))
+            })?),
             Err(_) => None,
         },
     })
@@ -95,10 +100,11 @@ pub fn source_date_epoch(flag: Option<i64>) -> anyhow::Result<Option<i64>> {
 
 /// The error and its causes on one line, each said once: a library error's
 /// message already ends with its source's, which is then not repeated.
+/// Control characters (from names in a malformed tarball, say) are escaped.
 fn render(e: &anyhow::Error) -> String {
     let mut out = String::new();
     for cause in e.chain() {
-        let text = cause.to_string();
+        let text = escape_controls(&cause.to_string());
         if out.ends_with(&text) {
             continue;
         }
@@ -121,28 +127,18 @@ extern "C" fn on_signal(_: libc::c_int) {
     }
 }
 
-/// A destination directory this run creates: removed again unless the run
-/// succeeds ([`NewDir::keep`]), so a failed run leaves nothing behind.
-pub struct NewDir(Option<std::path::PathBuf>);
-
-impl NewDir {
-    /// Guards `dir` if it does not exist yet (call before creating it).
-    pub fn guard(dir: &std::path::Path) -> Self {
-        NewDir((!dir.exists()).then(|| dir.to_path_buf()))
-    }
-
-    /// The run succeeded: the directory stays.
-    pub fn keep(mut self) {
-        self.0 = None;
-    }
-}
-
-impl Drop for NewDir {
-    fn drop(&mut self) {
-        if let Some(dir) = &self.0 {
-            let _ = std::fs::remove_dir_all(dir);
-        }
-    }
+/// `text` with control characters escaped (`\n`, `\u{1b}`), so that an
+/// error message cannot drive the terminal.
+fn escape_controls(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 /// Makes the first SIGINT or SIGTERM set the returned flag instead of killing
@@ -161,6 +157,17 @@ pub fn cancel_on_signals() -> std::sync::Arc<std::sync::atomic::AtomicBool> {
         }
     }
     flag
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn control_characters_are_escaped() {
+        assert_eq!(
+            super::escape_controls("a\u{1b}[31mb\nc\u{7f}é"),
+            "a\\u{1b}[31mb\\nc\\u{7f}é"
+        );
+    }
 }
 
 fn is_broken_pipe(e: &anyhow::Error) -> bool {

@@ -1,23 +1,15 @@
 //! `chunkah pack`: a root file system becomes an OCI image.
 
 use std::collections::BTreeMap;
-use std::io::{self, IsTerminal, Write};
+use std::io::{self, Write};
 use std::path::PathBuf;
 
-use anyhow::{bail, Context, Result};
-use chunkah::component::{read_package_databases, read_package_databases_in_tar};
+use anyhow::{Context, Result};
+use chunkah::build::{pack, PackJob, PackOptions, PackSource, Progress, MAX_LAYERS};
 use chunkah::layer::Compression;
-use chunkah::layer::Source;
-use chunkah::oci::archive::{import_archive, write_archive};
-use chunkah::oci::flatten::flatten;
-use chunkah::oci::layout::LayoutWriter;
-use chunkah::oci::read::ImageReader;
-use chunkah::oci::types::{host_architecture, RuntimeConfig};
-use chunkah::oci::ImageRef;
-use chunkah::pack::{pack_dir, pack_tree, prior_components, PackOptions, Progress};
-use chunkah::walk::walk_tar;
+use chunkah::oci::types::RuntimeConfig;
+use chunkah::store::ImageRef;
 use clap::{Args, ValueEnum};
-use indicatif::{ProgressBar, ProgressStyle};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum CompressionArg {
@@ -36,17 +28,18 @@ enum CompressionArg {
 #[derive(Debug, Args)]
 pub struct PackArgs {
     /// The root file system: `dir:PATH` (or a bare directory path),
-    /// `tar:FILE` (a tarball as `podman export` writes, plain, gzip or zstd),
-    /// or an image to rechunk, `oci:DIR[:TAG]`, `oci-archive:FILE[:TAG]` or
-    /// `docker://HOST[:PORT]/REPO:TAG` (its layers applied in order, its
-    /// config kept; a registry's layers are downloaded into `$TMPDIR`).
+    /// `tar:FILE` (or a bare file path: a tarball as `podman export` writes,
+    /// plain, gzip or zstd), or an image to rechunk, `oci:DIR[:TAG]`,
+    /// `oci-archive:FILE[:TAG]` or `docker://HOST[:PORT]/REPO:TAG` (its
+    /// layers applied in order, its config kept; a registry's layers are
+    /// downloaded into `$TMPDIR`).
     #[arg(value_name = "SOURCE")]
     source: String,
     /// Where the image goes: `oci:DIR[:TAG]` (a layout; its other images are
     /// kept), `oci-archive:FILE[:TAG]` (tag `latest` by default), or
     /// `docker://HOST[:PORT]/REPO:TAG` (pushed: blobs, then the manifest).
-    #[arg(short = 'o', long = "output", value_name = "DEST")]
-    dest: String,
+    #[arg(short = 'o', long = "output", value_name = "DEST", value_parser = ImageRef::parse)]
+    dest: ImageRef,
     /// Layer compression.
     #[arg(long, value_enum, default_value = "zstd")]
     compression: CompressionArg,
@@ -59,14 +52,14 @@ pub struct PackArgs {
     #[arg(long, default_value = "128K", value_parser = super::size::parse_size)]
     chunk_size: usize,
     /// At most this many layers (1..=500).
-    #[arg(long, default_value_t = 64)]
-    max_layers: usize,
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u16).range(1..=MAX_LAYERS as i64))]
+    max_layers: u16,
     /// The previous version (`oci:DIR[:TAG]`, `oci-archive:FILE[:TAG]` or
     /// `docker://HOST[:PORT]/REPO:TAG`; its manifest and config are read): keep its
     /// grouping of components into layers, so unchanged components land in
     /// byte-identical layers.
-    #[arg(long, value_name = "IMAGE")]
-    prior: Option<String>,
+    #[arg(long, value_name = "IMAGE", value_parser = ImageRef::parse)]
+    prior: Option<ImageRef>,
     /// Clamp mtimes to this time (seconds since the epoch) and use it as the
     /// creation time [env: SOURCE_DATE_EPOCH].
     #[arg(long)]
@@ -77,14 +70,14 @@ pub struct PackArgs {
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
     /// A config label, KEY=VALUE (repeatable).
-    #[arg(long = "label", value_name = "KEY=VALUE")]
-    labels: Vec<String>,
+    #[arg(long = "label", value_name = "KEY=VALUE", value_parser = key_value)]
+    labels: Vec<(String, String)>,
     /// A manifest annotation, KEY=VALUE (repeatable).
-    #[arg(long = "annotation", value_name = "KEY=VALUE")]
-    annotations: Vec<String>,
+    #[arg(long = "annotation", value_name = "KEY=VALUE", value_parser = key_value)]
+    annotations: Vec<(String, String)>,
     /// Worker threads (default: one per core).
-    #[arg(long)]
-    threads: Option<usize>,
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+    threads: Option<u16>,
     /// Print a JSON summary (layers, sizes, components) on stdout.
     #[arg(long)]
     json: bool,
@@ -95,268 +88,94 @@ pub struct PackArgs {
     registry: super::registry_args::RegistryArgs,
 }
 
-fn key_values(what: &str, items: &[String]) -> Result<BTreeMap<String, String>> {
-    items
-        .iter()
-        .map(|kv| match kv.split_once('=') {
-            Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
-            _ => bail!("{what} {kv:?} is not KEY=VALUE"),
-        })
-        .collect()
-}
-
-enum SourceArg {
-    Dir(PathBuf),
-    Tar(PathBuf),
-    Image(ImageRef),
-}
-
-/// A directory removed when dropped.
-struct ScratchDir(PathBuf);
-
-impl Drop for ScratchDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+/// `KEY=VALUE` with a non-empty key.
+fn key_value(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(format!("{s:?} is not KEY=VALUE")),
     }
+}
+
+/// The runtime configuration in `file`: the object itself, or an image
+/// config holding it under "config".
+fn read_runtime(file: &std::path::Path) -> Result<RuntimeConfig> {
+    let what = || format!("--config {}", file.display());
+    let text = std::fs::read(file).with_context(|| format!("reading {}", what()))?;
+    let value: serde_json::Value =
+        serde_json::from_slice(&text).with_context(|| format!("{} is not JSON", what()))?;
+    let runtime = match value.get("config") {
+        Some(inner) if inner.is_object() => inner.clone(),
+        _ => value,
+    };
+    serde_json::from_value(runtime)
+        .with_context(|| format!("{} is not an image runtime configuration", what()))
 }
 
 pub fn run(args: PackArgs) -> Result<()> {
-    let source = match args.source.split_once(':') {
-        Some(("tar", file)) => SourceArg::Tar(PathBuf::from(file)),
-        Some(("dir", dir)) => SourceArg::Dir(PathBuf::from(dir)),
-        Some(("oci" | "oci-archive" | "docker", _)) => {
-            SourceArg::Image(ImageRef::parse(&args.source)?)
-        }
-        _ => SourceArg::Dir(PathBuf::from(&args.source)),
-    };
-    let dest = ImageRef::parse(&args.dest)?;
-    if !(1..=500).contains(&args.max_layers) {
-        bail!(
-            "--max-layers must be within 1..=500 (got {})",
-            args.max_layers
-        );
-    }
+    let source = PackSource::parse(&args.source)?;
     if args.max_layers > 127 && !args.quiet {
         eprintln!("chunkah: warning: more than 127 layers break some older clients");
     }
     let compression = match (args.compression, args.compression_level) {
-        (CompressionArg::Zstd, None) => Compression::SeekableZstd(3),
-        (CompressionArg::Zstd, Some(l)) if (1..=22).contains(&l) => Compression::SeekableZstd(l),
-        (CompressionArg::ZstdStream, None) => Compression::Zstd(3),
-        (CompressionArg::ZstdStream, Some(l)) if (1..=22).contains(&l) => Compression::Zstd(l),
-        (CompressionArg::Gzip, None) => Compression::Gzip(6),
-        (CompressionArg::Gzip, Some(l)) if (0..=9).contains(&l) => Compression::Gzip(l as u32),
+        (CompressionArg::Zstd, l) => Compression::SeekableZstd(l.unwrap_or(3)),
+        (CompressionArg::ZstdStream, l) => Compression::Zstd(l.unwrap_or(3)),
+        (CompressionArg::Gzip, l) => Compression::Gzip(match l {
+            None => 6,
+            Some(l) => u32::try_from(l).map_err(|_| {
+                chunkah::Error::Config(format!("gzip level {l} is out of range 0..=9"))
+            })?,
+        }),
         (CompressionArg::None, None) => Compression::None,
-        (c, Some(l)) => bail!("compression level {l} is out of range for {c:?}"),
-    };
-    let source_date_epoch = super::source_date_epoch(args.source_date_epoch)?;
-    let prior = match &args.prior {
-        None => None,
-        Some(r) => {
-            let pref = ImageRef::parse(r)?;
-            let image = ImageReader::open_with(&pref, &args.registry.config(&pref)?)
-                .and_then(|reader| reader.image(host_architecture()))
-                .with_context(|| format!("reading the prior image {r}"))?;
-            Some(prior_components(&image.manifest).with_context(|| {
-                format!("the prior image {r} was not made by chunkah pack (its layers lack component annotations)")
-            })?)
+        (CompressionArg::None, Some(l)) => {
+            return Err(chunkah::Error::Config(format!(
+                "--compression-level {l} given for uncompressed layers"
+            ))
+            .into())
         }
     };
-    let runtime = match &args.config {
-        None => None,
-        Some(file) => {
-            let text = std::fs::read(file)
-                .with_context(|| format!("reading --config {}", file.display()))?;
-            let value: serde_json::Value = serde_json::from_slice(&text)
-                .with_context(|| format!("--config {} is not JSON", file.display()))?;
-            let runtime = match value.get("config") {
-                Some(inner) if inner.is_object() => inner.clone(),
-                _ => value,
-            };
-            Some(
-                serde_json::from_value::<RuntimeConfig>(runtime).with_context(|| {
-                    format!(
-                        "--config {} is not an image runtime configuration",
-                        file.display()
-                    )
-                })?,
-            )
-        }
+    let job = PackJob {
+        source,
+        dest: args.dest.clone(),
+        options: PackOptions {
+            runtime: args.config.as_deref().map(read_runtime).transpose()?,
+            prior: args.prior.clone(),
+            cancel: super::cancel_on_signals(),
+            max_layers: args.max_layers.into(),
+            compression,
+            source_date_epoch: super::source_date_epoch(args.source_date_epoch)?,
+            labels: args.labels.iter().cloned().collect::<BTreeMap<_, _>>(),
+            annotations: args.annotations.iter().cloned().collect(),
+            chunker: chunkah::chunker::ChunkerConfig::around(args.chunk_size)
+                .context("--chunk-size")?,
+            threads: args.threads.map(usize::from),
+            ..PackOptions::default()
+        },
+        store: args.registry.store()?,
     };
-    let mut options = PackOptions {
-        runtime: runtime.clone().unwrap_or_default(),
-        prior,
-        cancel: super::cancel_on_signals(),
-        max_layers: args.max_layers,
-        compression,
-        source_date_epoch,
-        labels: key_values("label", &args.labels)?,
-        chunker: chunkah::chunker::ChunkerConfig::around(args.chunk_size)
-            .context("--chunk-size")?,
-        annotations: key_values("annotation", &args.annotations)?,
-        ..PackOptions::default()
-    };
-    let threads = match args.threads {
-        Some(0) => bail!("--threads must be at least 1"),
-        Some(n) => n,
-        None => std::thread::available_parallelism().map_or(1, |n| n.get()),
-    };
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build()?;
-
-    // An archive is packed into a scratch layout beside it (holding the
-    // archive's other images), then written out whole.
-    let (layout_dir, scratch) = match &dest {
-        ImageRef::Layout { dir, .. } => (dir.clone(), None),
-        ImageRef::Registry(_) => {
-            // Packed into a scratch layout, then pushed.
-            let dir = std::env::temp_dir().join(format!("chunkah-push-{}", std::process::id()));
-            (dir.clone(), Some(ScratchDir(dir)))
-        }
-        ImageRef::Archive { file, .. } => {
-            let parent = match file.parent() {
-                Some(p) if !p.as_os_str().is_empty() => p,
-                _ => std::path::Path::new("."),
-            };
-            let name = file
-                .file_name()
-                .with_context(|| format!("{} is not a file name", file.display()))?;
-            let dir = parent.join(format!(
-                ".{}.chunkah-layout-{}",
-                name.to_string_lossy(),
-                std::process::id()
-            ));
-            (dir.clone(), Some(ScratchDir(dir)))
-        }
-    };
-    let tag = dest.tag_or_default().to_string();
-    let created = super::NewDir::guard(&layout_dir);
-    let layout = LayoutWriter::open(&layout_dir)
-        .with_context(|| format!("opening {}", layout_dir.display()))?;
-    if let ImageRef::Archive { file, .. } = &dest {
-        if file.exists() {
-            import_archive(file, &layout, &tag)
-                .with_context(|| format!("reading the images already in {}", file.display()))?;
-        }
-    }
-    let scratch_dir = std::env::temp_dir();
-
-    // A progress bar on a terminal, in content bytes written.
-    let bar = if !args.quiet && io::stderr().is_terminal() {
-        let bar = ProgressBar::new(0);
-        bar.set_style(
-            ProgressStyle::with_template(
-                "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
-            )
-            .expect("a valid template")
-            .progress_chars("=> "),
-        );
-        bar.set_message("walking");
-        bar.enable_steady_tick(std::time::Duration::from_millis(200));
-        bar
-    } else {
-        ProgressBar::hidden()
-    };
+    let bar = super::progress::Bar::new(args.quiet);
     let progress = |p: Progress| match p {
-        Progress::Walked { bytes, .. } => bar.set_length(bytes),
-        Progress::Planned { layers } => bar.set_message(format!("packing {layers} layers")),
-        Progress::LayerWritten { bytes } => bar.inc(bytes),
+        Progress::Reading => bar.phase("reading the source"),
+        Progress::Walked { bytes, .. } => bar.start_bytes("packing", bytes),
+        Progress::Planned { layers } => bar.message(format!("packing {layers} layers")),
+        Progress::LayerWritten { bytes } => bar.advance(bytes),
+        Progress::Publishing => bar.phase(if args.dest.is_registry() {
+            "pushing"
+        } else {
+            "publishing"
+        }),
+        _ => {}
     };
-    // A tree whose content is in tar streams (a tarball, an image's layers).
-    let pack_tarred = |tree: chunkah::walk::Tree,
-                       content: &chunkah::walk::TarContent,
-                       name: &str,
-                       options: &PackOptions| {
-        let ownership = read_package_databases_in_tar(&tree, content)
-            .with_context(|| format!("reading the package databases in {name}"))?;
-        pool.install(|| {
-            pack_tree(
-                tree,
-                Source::Tar(content),
-                |p| ownership.owner(p).map(str::to_string),
-                &layout,
-                &tag,
-                options,
-                &progress,
-            )
-        })
-        .with_context(|| format!("packing {name}"))
-    };
-    let report = match &source {
-        SourceArg::Dir(root) => {
-            let meta = std::fs::metadata(root)
-                .with_context(|| format!("reading source {}", root.display()))?;
-            if !meta.is_dir() {
-                bail!("source {} is not a directory", root.display());
-            }
-            let ownership = read_package_databases(root)
-                .with_context(|| format!("reading the package databases of {}", root.display()))?;
-            pool.install(|| {
-                pack_dir(
-                    root,
-                    |p| ownership.owner(p).map(str::to_string),
-                    &layout,
-                    &tag,
-                    &options,
-                    &progress,
-                )
-            })
-            .with_context(|| format!("packing {}", root.display()))?
-        }
-        SourceArg::Image(r) => {
-            bar.set_message("reading layers");
-            let reader = ImageReader::open_with(r, &args.registry.config(r)?)
-                .with_context(|| format!("opening {r}"))?;
-            let image = reader
-                .image(host_architecture())
-                .with_context(|| format!("reading {r}"))?;
-            let (tree, content) = flatten(&reader, &image, &scratch_dir, &options.cancel)
-                .with_context(|| format!("reading the layers of {r}"))?;
-            if runtime.is_none() {
-                options.runtime = image.config.config.clone();
-            }
-            let mut annotations = image.manifest.annotations.clone();
-            annotations.append(&mut options.annotations);
-            options.annotations = annotations;
-            options.base_config = Some(image.config);
-            pack_tarred(tree, &content, &r.to_string(), &options)?
-        }
-        SourceArg::Tar(file) => {
-            let (tree, content) = walk_tar(file, &scratch_dir)
-                .with_context(|| format!("reading source tarball {}", file.display()))?;
-            pack_tarred(tree, &content, &file.display().to_string(), &options)?
-        }
-    };
-    if let ImageRef::Archive { file, .. } = &dest {
-        bar.set_message("writing the archive");
-        write_archive(&layout_dir, file).with_context(|| format!("writing {}", file.display()))?;
-        drop(scratch);
-    } else if let ImageRef::Registry(r) = &dest {
-        bar.set_message("pushing");
-        let client = chunkah::registry::Client::for_ref(r, args.registry.config(&dest)?)?;
-        let pushed = chunkah::registry::push_image(
-            &ImageRef::Layout {
-                dir: layout_dir.clone(),
-                tag: Some(tag.clone()),
-            },
-            &client,
-            &r.target,
-        )
-        .with_context(|| format!("pushing to {r}"))?;
-        if !args.quiet && !args.json {
-            eprintln!(
-                "chunkah: pushed {} blobs ({} bytes), {} already there",
-                pushed.uploaded, pushed.uploaded_bytes, pushed.skipped
-            );
-        }
-        drop(scratch);
-    }
-    created.keep();
-    bar.finish_and_clear();
+    let report = pack(&job, &progress)?;
+    bar.finish();
     if !args.quiet {
         for w in &report.warnings {
             eprintln!("chunkah: warning: {w}");
+        }
+        if let (Some(p), false) = (&report.pushed, args.json) {
+            eprintln!(
+                "chunkah: pushed {} blobs ({} bytes), {} already there",
+                p.uploaded, p.uploaded_bytes, p.skipped
+            );
         }
     }
     let mut out = io::stdout().lock();
@@ -367,17 +186,7 @@ pub fn run(args: PackArgs) -> Result<()> {
         writeln!(
             out,
             "{} {} ({} layers, {} components, {} bytes)",
-            match &dest {
-                ImageRef::Registry(r) => ImageRef::Registry(r.clone()),
-                ImageRef::Layout { dir, .. } => ImageRef::Layout {
-                    dir: dir.clone(),
-                    tag: Some(tag.clone()),
-                },
-                ImageRef::Archive { file, .. } => ImageRef::Archive {
-                    file: file.clone(),
-                    tag: Some(tag.clone()),
-                },
-            },
+            report.reference,
             report.manifest,
             report.layers.len(),
             report.components,

@@ -1,7 +1,6 @@
 //! How byte ranges become requests: the flags `diff`, `apply` and `report`
 //! share.
 
-use anyhow::{bail, Result};
 use chunkah::delta::DeltaOptions;
 use clap::Args;
 
@@ -13,27 +12,21 @@ pub struct PlanArgs {
     #[arg(long, default_value = "4K", value_parser = parse_size)]
     gap: usize,
     /// At most this many requests (ranges are merged further to fit).
-    #[arg(long, value_name = "N")]
-    max_requests: Option<usize>,
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    max_requests: Option<u64>,
     /// Ask for up to N ranges of a blob in one request (a multi-range
     /// request; registries answer `multipart/byteranges`).
-    #[arg(long, default_value_t = 1, value_name = "N")]
-    ranges_per_request: usize,
+    #[arg(long, default_value_t = 1, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    ranges_per_request: u64,
 }
 
 impl PlanArgs {
-    /// The options, checked.
-    pub fn options(&self) -> Result<DeltaOptions> {
-        if self.max_requests == Some(0) {
-            bail!("--max-requests must be at least 1");
-        }
-        if self.ranges_per_request == 0 {
-            bail!("--ranges-per-request must be at least 1");
-        }
-        Ok(DeltaOptions {
+    /// The options (checked by the library).
+    pub fn options(&self) -> DeltaOptions {
+        DeltaOptions {
             gap: self.gap as u64,
-            max_requests: self.max_requests,
-            ranges_per_request: self.ranges_per_request,
-        })
+            max_requests: self.max_requests.map(|n| n as usize),
+            ranges_per_request: self.ranges_per_request as usize,
+        }
     }
 }

@@ -1,11 +1,11 @@
 //! Flags for talking to registries, shared by the commands that read or
-//! write `docker://` references.
+//! write `docker://` references, and the scratch directory.
 
 use std::path::PathBuf;
 
-use anyhow::{bail, Context, Result};
-use chunkah::oci::ImageRef;
+use anyhow::{bail, Result};
 use chunkah::registry::{default_auth_files, ClientConfig, Credentials};
+use chunkah::store::StoreConfig;
 use clap::Args;
 
 #[derive(Debug, Args, Clone)]
@@ -26,31 +26,29 @@ pub struct RegistryArgs {
 }
 
 impl RegistryArgs {
-    /// The client configuration for `reference` (defaults for non-registry ones).
-    pub fn config(&self, reference: &ImageRef) -> Result<ClientConfig> {
-        let ImageRef::Registry(r) = reference else {
-            return Ok(ClientConfig::default());
-        };
+    /// How registries are reached, and scratch files in `$TMPDIR`.
+    pub fn store(&self) -> Result<StoreConfig> {
         let credentials = match (&self.creds, &self.authfile) {
             (Some(c), _) => match c.split_once(':') {
                 Some((user, password)) if !user.is_empty() => Credentials::Basic {
                     user: user.to_string(),
                     password: password.to_string(),
                 },
-                _ => bail!("--creds must be USER:PASSWORD"),
+                _ => bail!(chunkah::Error::Config(
+                    "--creds must be USER:PASSWORD".into()
+                )),
             },
-            (None, Some(f)) => Credentials::from_files(&r.host, std::slice::from_ref(f))
-                .with_context(|| format!("reading {}", f.display()))?,
-            (None, None) => {
-                Credentials::from_files(&r.host, &default_auth_files(|k| std::env::var_os(k)))
-                    .context("reading the registry auth files")?
-            }
+            (None, Some(f)) => Credentials::AuthFiles(vec![f.clone()]),
+            (None, None) => Credentials::AuthFiles(default_auth_files(|k| std::env::var_os(k))),
         };
-        Ok(ClientConfig {
-            tls_verify: self.tls_verify,
-            ca_file: self.ca_file.clone(),
-            credentials,
-            ..ClientConfig::default()
+        Ok(StoreConfig {
+            registry: ClientConfig {
+                tls_verify: self.tls_verify,
+                ca_file: self.ca_file.clone(),
+                credentials,
+                ..ClientConfig::default()
+            },
+            scratch_dir: Some(std::env::temp_dir()),
         })
     }
 }

@@ -10,7 +10,6 @@
 
 use std::collections::HashMap;
 use std::io::Write;
-use std::path::PathBuf;
 
 use serde::Serialize;
 
@@ -19,8 +18,9 @@ use crate::digest::{ChunkId, Digest, HashingWriter};
 use crate::error::{Error, Result};
 use crate::layer::index::ChunkIndex;
 use crate::oci::layout::LayoutWriter;
-use crate::oci::read::{Image, ImageReader};
+use crate::oci::read::{Blob, Image};
 use crate::oci::types::{Descriptor, ImageConfig};
+use crate::store::ImageReader;
 
 /// How [`apply`] plans and fetches.
 #[derive(Clone, Copy, Debug)]
@@ -29,6 +29,17 @@ pub struct ApplyOptions {
     pub plan: DeltaOptions,
     /// At most this many requests to the source at a time.
     pub parallel: usize,
+}
+
+impl ApplyOptions {
+    /// An [`Error::Config`] if an option is out of range.
+    pub fn validate(&self) -> Result<()> {
+        self.plan.validate()?;
+        if self.parallel == 0 {
+            return Err(Error::Config("parallel must be at least 1".into()));
+        }
+        Ok(())
+    }
 }
 
 impl Default for ApplyOptions {
@@ -57,13 +68,6 @@ pub struct ApplyReport {
     /// The plan that was followed.
     #[serde(skip)]
     pub plan: DeltaPlan,
-}
-
-fn invalid(name: impl Into<PathBuf>, why: String) -> Error {
-    Error::io(
-        name,
-        std::io::Error::new(std::io::ErrorKind::InvalidData, why),
-    )
 }
 
 /// Counts what is read from the source.
@@ -119,47 +123,28 @@ pub fn apply(
         )?,
     };
     check_digest(&config_bytes, &manifest.config, "the config")?;
-    let config: ImageConfig = serde_json::from_slice(&config_bytes)
-        .map_err(|e| invalid(format!("config {}", manifest.config.digest), e.to_string()))?;
-    if config.rootfs.diff_ids.len() != manifest.layers.len() {
-        return Err(invalid(
-            format!("manifest {}", manifest_desc.digest),
-            "the config's diff_ids do not match the layers".into(),
-        ));
-    }
+    let config: ImageConfig = serde_json::from_slice(&config_bytes).map_err(|e| {
+        Error::malformed(
+            format!("{} config {}", source.reference(), manifest.config.digest),
+            format!("bad JSON: {e}"),
+        )
+    })?;
+    crate::oci::read::check_layers(&manifest_desc, &manifest, &config)?;
     // The indexes of the new image's layers the old one lacks, read from
     // the source (counted); the others are kept whole.
     let old_layers: std::collections::HashSet<Digest> =
         old.layers.iter().map(|l| l.descriptor.digest).collect();
     let mut layers = Vec::new();
     for d in &manifest.layers {
-        let range = match old_layers.contains(&d.digest) {
+        let index = match old_layers.contains(&d.digest) {
             true => None,
-            false => super::index_range(d)?,
-        };
-        let index = match range {
-            None => None,
-            Some((range, digest)) => {
-                let bytes = src.read(&d.digest, d.size, range.offset, range.length)?;
-                if Digest::of(&bytes) != digest {
-                    return Err(invalid(
-                        format!("index of layer {}", d.digest),
-                        "does not match its annotation's digest".into(),
-                    ));
+            false => {
+                let index = super::read_index(source, d)?;
+                if let Some((range, _, _)) = &index {
+                    src.bytes += range.length;
+                    src.requests += 1;
                 }
-                let name = PathBuf::from(format!(
-                    "{} (index of layer {})",
-                    source.reference(),
-                    d.digest
-                ));
-                let index = ChunkIndex::decode(&bytes, &name)?;
-                if index.data_size() != range.offset {
-                    return Err(invalid(
-                        name,
-                        "the frames do not end where the index starts".into(),
-                    ));
-                }
-                Some((range, index, bytes))
+                index
             }
         };
         layers.push((d.clone(), index));
@@ -277,10 +262,12 @@ fn write_blobs(
 }
 
 fn check_digest(bytes: &[u8], d: &Descriptor, what: &str) -> Result<()> {
-    if bytes.len() as u64 != d.size || Digest::of(bytes) != d.digest {
-        return Err(invalid(
-            format!("{what} {}", d.digest),
-            "the bytes read do not match the digest".into(),
+    let got = Digest::of(bytes);
+    if bytes.len() as u64 != d.size || got != d.digest {
+        return Err(Error::digest_mismatch(
+            format!("{what} ({} bytes read, {} expected)", bytes.len(), d.size),
+            d.digest,
+            got,
         ));
     }
     Ok(())
@@ -329,11 +316,11 @@ fn rebuild(
     dest: &LayoutWriter,
     pool: &rayon::ThreadPool,
 ) -> Result<()> {
-    let name = PathBuf::from(format!("layer {}", d.digest));
+    let name = format!("{} layer {}", src.reader.reference(), d.digest);
     let mut blob = dest.temp_blob()?;
     let path = blob.path().to_path_buf();
     let mut tar_hash = HashingWriter::new(std::io::sink());
-    let mut old_blobs: HashMap<usize, crate::oci::read::Blob> = HashMap::new();
+    let mut old_blobs: HashMap<usize, Blob> = HashMap::new();
     // Every planned range, fetched up front by at most `pool`'s threads,
     // `per_request` ranges in each request.
     let fetched: Vec<Vec<u8>> = {
@@ -348,9 +335,9 @@ fn rebuild(
         groups.into_iter().flatten().collect()
     };
     if fetched.len() != ranges.len() {
-        return Err(invalid(
+        return Err(Error::malformed(
             &name,
-            "the source sent another number of ranges".into(),
+            "the source sent another number of ranges",
         ));
     }
     src.bytes += ranges.iter().map(|r| r.1 - r.0).sum::<u64>();
@@ -378,17 +365,21 @@ fn rebuild(
                 let r = ranges
                     .get(at)
                     .filter(|r| r.0 <= start && end <= r.1)
-                    .ok_or_else(|| invalid(&name, format!("frame {i} is in no planned range")))?;
+                    .ok_or_else(|| {
+                        Error::malformed(&name, format!("frame {i} is in no planned range"))
+                    })?;
                 let data = &fetched[at];
                 data[(start - r.0) as usize..(end - r.0) as usize].to_vec()
             }
         };
         let plain = zstd::bulk::decompress(&bytes, f.tar_len as usize)
-            .map_err(|e| invalid(&name, format!("frame {i} does not decompress: {e}")))?;
-        if plain.len() as u64 != f.tar_len || ChunkId::of(&plain) != f.id {
-            return Err(invalid(
-                &name,
-                format!("frame {i} does not match its digest {}", f.id),
+            .map_err(|e| Error::malformed(&name, format!("frame {i} does not decompress: {e}")))?;
+        let got = ChunkId::of(&plain);
+        if plain.len() as u64 != f.tar_len || got != f.id {
+            return Err(Error::digest_mismatch(
+                format!("{name}: frame {i}"),
+                f.id,
+                got,
             ));
         }
         tar_hash
@@ -403,9 +394,10 @@ fn rebuild(
         .map_err(|e| Error::io(&path, e))?;
     let (_, got, _) = tar_hash.finish();
     if got != *diff_id {
-        return Err(invalid(
-            &name,
-            format!("rebuilt tar is {got}, its diff_id says {diff_id}"),
+        return Err(Error::digest_mismatch(
+            format!("{name}: the rebuilt tar (its diff_id)"),
+            diff_id,
+            got,
         ));
     }
     dest.commit_expecting(blob, &d.digest)?;

@@ -29,18 +29,15 @@ pub mod tree;
 pub use apply::{apply, ApplyOptions, ApplyReport};
 
 use std::collections::{HashMap, HashSet};
-use std::path::PathBuf;
 
 use serde::Serialize;
 
 use crate::digest::{ChunkId, Digest};
-use crate::error::{Error, Result};
-use crate::layer::index::{
-    ChunkIndex, FrameKind, INDEX_DIGEST_ANNOTATION, INDEX_LENGTH_ANNOTATION,
-    INDEX_OFFSET_ANNOTATION,
-};
-use crate::oci::read::{Image, ImageReader};
+use crate::error::Result;
+use crate::layer::index::{ChunkIndex, FrameKind, IndexLocation};
+use crate::oci::read::Image;
 use crate::oci::types::Descriptor;
+use crate::store::ImageReader;
 
 /// One layer as planning sees it.
 #[derive(Clone, Debug)]
@@ -81,7 +78,7 @@ pub fn load(reader: &ImageReader, image: &Image) -> Result<ImageView> {
         .map(|d| {
             Ok(LayerView {
                 descriptor: d.clone(),
-                index: read_index(reader, d)?,
+                index: read_index(reader, d)?.map(|(range, index, _)| (range, index)),
             })
         })
         .collect::<Result<_>>()?;
@@ -92,69 +89,24 @@ pub fn load(reader: &ImageReader, image: &Image) -> Result<ImageView> {
     })
 }
 
-/// Where a layer's index is, from its annotations (`None` without them).
-pub fn index_range(d: &Descriptor) -> Result<Option<(IndexRange, Digest)>> {
-    let name = || PathBuf::from(format!("layer {}", d.digest));
-    let get = |key: &str| d.annotations.get(key);
-    let (Some(off), Some(len), Some(digest)) = (
-        get(INDEX_OFFSET_ANNOTATION),
-        get(INDEX_LENGTH_ANNOTATION),
-        get(INDEX_DIGEST_ANNOTATION),
-    ) else {
+/// The chunk index of the layer `d` of the image `reader` reads, if its
+/// annotations say it has one: where it is, decoded (its digest and frames
+/// checked), and its bytes, read as one range.
+pub fn read_index(
+    reader: &ImageReader,
+    d: &Descriptor,
+) -> Result<Option<(IndexRange, ChunkIndex, Vec<u8>)>> {
+    let what = format!("{} layer {}", reader.reference(), d.digest);
+    let Some(location) = IndexLocation::from_annotations(&d.annotations, d.size, &what)? else {
         return Ok(None);
     };
-    let bad = |why: &str| {
-        Error::io(
-            name(),
-            std::io::Error::new(std::io::ErrorKind::InvalidData, why.to_string()),
-        )
+    let bytes = reader.read_range(&d.digest, d.size, location.offset, location.length)?;
+    let index = location.decode(&bytes, &format!("{what} chunk index"))?;
+    let range = IndexRange {
+        offset: location.offset,
+        length: location.length,
     };
-    let offset: u64 = off
-        .parse()
-        .map_err(|_| bad("bad index offset annotation"))?;
-    let length: u64 = len
-        .parse()
-        .map_err(|_| bad("bad index length annotation"))?;
-    let digest = Digest::parse(digest).ok_or_else(|| bad("bad index digest annotation"))?;
-    if offset.checked_add(length).is_none_or(|end| end != d.size)
-        || length > crate::layer::index::MAX_INDEX_BODY as u64
-    {
-        return Err(bad("the index annotations do not fit the blob"));
-    }
-    Ok(Some((IndexRange { offset, length }, digest)))
-}
-
-fn read_index(reader: &ImageReader, d: &Descriptor) -> Result<Option<(IndexRange, ChunkIndex)>> {
-    let Some((range, digest)) = index_range(d)? else {
-        return Ok(None);
-    };
-    let bytes = reader.read_range(&d.digest, d.size, range.offset, range.length)?;
-    let got = Digest::of(&bytes);
-    let name = PathBuf::from(format!(
-        "{} (index of layer {})",
-        reader.reference(),
-        d.digest
-    ));
-    if got != digest {
-        return Err(Error::io(
-            &name,
-            std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                format!("the index is {got}, its annotation says {digest}"),
-            ),
-        ));
-    }
-    let index = ChunkIndex::decode(&bytes, &name)?;
-    if index.data_size() != range.offset {
-        return Err(Error::io(
-            &name,
-            std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                "the index's frames do not end where the index starts",
-            ),
-        ));
-    }
-    Ok(Some((range, index)))
+    Ok(Some((range, index, bytes)))
 }
 
 /// How byte ranges become requests.
@@ -181,6 +133,22 @@ impl Default for DeltaOptions {
 }
 
 impl DeltaOptions {
+    /// An [`crate::Error::Config`] if `max_requests` or
+    /// `ranges_per_request` is 0.
+    pub fn validate(&self) -> Result<()> {
+        if self.max_requests == Some(0) {
+            return Err(crate::Error::Config(
+                "max_requests must be at least 1".into(),
+            ));
+        }
+        if self.ranges_per_request == 0 {
+            return Err(crate::Error::Config(
+                "ranges_per_request must be at least 1".into(),
+            ));
+        }
+        Ok(())
+    }
+
     /// Requests for `ranges` ranges of one blob.
     pub fn requests_for(&self, ranges: usize) -> usize {
         ranges.div_ceil(self.ranges_per_request.max(1))

@@ -8,10 +8,13 @@
 //! allocating, every frame and file against the others, and refuses an
 //! uncompressed body above [`MAX_INDEX_BODY`].
 
-use std::path::{Path, PathBuf};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::Serialize;
 
 use crate::chunker::{Algorithm, ChunkerConfig};
-use crate::digest::ChunkId;
+use crate::digest::{ChunkId, Digest};
 use crate::error::{Error, Result};
 
 /// The skippable-frame magic number the index is stored under
@@ -32,6 +35,91 @@ pub const INDEX_OFFSET_ANNOTATION: &str = "dev.chunkah.index.offset";
 pub const INDEX_LENGTH_ANNOTATION: &str = "dev.chunkah.index.length";
 /// Layer annotation: sha256 of the index's skippable frame.
 pub const INDEX_DIGEST_ANNOTATION: &str = "dev.chunkah.index.digest";
+
+/// Where a layer's chunk index is in its blob, as the layer's descriptor
+/// annotates it ([`INDEX_OFFSET_ANNOTATION`], [`INDEX_LENGTH_ANNOTATION`],
+/// [`INDEX_DIGEST_ANNOTATION`]). The one place these annotations are written
+/// and read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IndexLocation {
+    /// Offset of the index's skippable frame in the blob.
+    pub offset: u64,
+    /// Its length: the frame ends the blob.
+    pub length: u64,
+    /// sha256 of its bytes.
+    pub digest: Digest,
+}
+
+impl IndexLocation {
+    /// Adds the three annotations that locate the index to `annotations`.
+    pub fn annotate(&self, annotations: &mut BTreeMap<String, String>) {
+        annotations.insert(INDEX_OFFSET_ANNOTATION.into(), self.offset.to_string());
+        annotations.insert(INDEX_LENGTH_ANNOTATION.into(), self.length.to_string());
+        annotations.insert(INDEX_DIGEST_ANNOTATION.into(), self.digest.to_string());
+    }
+
+    /// Reads the location from a layer's `annotations` (`None` without
+    /// them: a layer with no index), checked against the blob's size: the
+    /// index ends the blob and is at most [`MAX_INDEX_BODY`] long. `what`
+    /// names the layer in errors.
+    pub fn from_annotations(
+        annotations: &BTreeMap<String, String>,
+        blob_size: u64,
+        what: &str,
+    ) -> Result<Option<IndexLocation>> {
+        let get = |key: &str| annotations.get(key);
+        let (Some(off), Some(len), Some(digest)) = (
+            get(INDEX_OFFSET_ANNOTATION),
+            get(INDEX_LENGTH_ANNOTATION),
+            get(INDEX_DIGEST_ANNOTATION),
+        ) else {
+            return Ok(None);
+        };
+        let bad = |why: &str| Error::malformed(what, why);
+        let offset: u64 = off
+            .parse()
+            .map_err(|_| bad("bad index offset annotation"))?;
+        let length: u64 = len
+            .parse()
+            .map_err(|_| bad("bad index length annotation"))?;
+        let digest = Digest::parse(digest).ok_or_else(|| bad("bad index digest annotation"))?;
+        if offset
+            .checked_add(length)
+            .is_none_or(|end| end != blob_size)
+            || length > MAX_INDEX_BODY as u64
+        {
+            return Err(bad("the index annotations do not fit the blob"));
+        }
+        Ok(Some(IndexLocation {
+            offset,
+            length,
+            digest,
+        }))
+    }
+
+    /// Checks `bytes`, read from this location, against the annotated
+    /// digest, decodes them, and checks that the frames end where the index
+    /// starts. `what` names the index in errors.
+    pub fn decode(&self, bytes: &[u8], what: &str) -> Result<ChunkIndex> {
+        let got = Digest::of(bytes);
+        if got != self.digest {
+            return Err(Error::digest_mismatch(
+                format!("{what} (its annotation)"),
+                self.digest,
+                got,
+            ));
+        }
+        let index = ChunkIndex::decode(bytes, what)?;
+        if index.data_size() != self.offset {
+            return Err(Error::malformed(
+                what,
+                "the index's frames do not end where the index starts",
+            ));
+        }
+        Ok(index)
+    }
+}
 
 /// What a frame holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -203,17 +291,9 @@ impl ChunkIndex {
         out
     }
 
-    /// Decodes an index's skippable frame; `name` is used in errors.
-    pub fn decode(bytes: &[u8], name: &Path) -> Result<ChunkIndex> {
-        let bad = |why: String| {
-            Error::io(
-                name,
-                std::io::Error::new(
-                    std::io::ErrorKind::InvalidData,
-                    format!("chunk index: {why}"),
-                ),
-            )
-        };
+    /// Decodes an index's skippable frame; `what` names it in errors.
+    pub fn decode(bytes: &[u8], what: &str) -> Result<ChunkIndex> {
+        let bad = |why: String| Error::malformed(what, format!("chunk index: {why}"));
         if bytes.len() < 8 || bytes[..4] != SKIPPABLE_MAGIC.to_le_bytes() {
             return Err(bad("not a chunkah index frame".into()));
         }
@@ -483,7 +563,7 @@ mod tests {
         let index = sample();
         let bytes = index.encode();
         assert_eq!(bytes[..4], SKIPPABLE_MAGIC.to_le_bytes());
-        assert_eq!(ChunkIndex::decode(&bytes, Path::new("x")).unwrap(), index);
+        assert_eq!(ChunkIndex::decode(&bytes, "x").unwrap(), index);
         assert_eq!(index.tar_size(), 74_096);
         assert_eq!(index.data_size(), 30_151);
         for v in [0, 1, -1, 22, -7, i32::MAX, i32::MIN] {
@@ -500,23 +580,20 @@ mod tests {
         }
         let golden = std::fs::read(path).expect("testdata/golden/index-v1.bin");
         assert_eq!(bytes, golden, "the encoding changed: bump INDEX_VERSION");
-        assert_eq!(
-            ChunkIndex::decode(&golden, Path::new(path)).unwrap(),
-            sample()
-        );
+        assert_eq!(ChunkIndex::decode(&golden, path).unwrap(), sample());
     }
 
     #[test]
     fn damaged_indexes_are_errors_not_panics() {
         let bytes = sample().encode();
         for len in 0..bytes.len() {
-            assert!(ChunkIndex::decode(&bytes[..len], Path::new("x")).is_err());
+            assert!(ChunkIndex::decode(&bytes[..len], "x").is_err());
         }
         for pos in 0..bytes.len() {
             for flip in [1u8, 0x80, 0xff] {
                 let mut b = bytes.clone();
                 b[pos] ^= flip;
-                let _ = ChunkIndex::decode(&b, Path::new("x"));
+                let _ = ChunkIndex::decode(&b, "x");
             }
         }
         // Bodies that decompress fine but lie.
@@ -529,9 +606,7 @@ mod tests {
             let mut out = SKIPPABLE_MAGIC.to_le_bytes().to_vec();
             out.extend_from_slice(&(packed.len() as u32).to_le_bytes());
             out.extend_from_slice(&packed);
-            ChunkIndex::decode(&out, Path::new("x"))
-                .unwrap_err()
-                .to_string()
+            ChunkIndex::decode(&out, "x").unwrap_err().to_string()
         };
         let header = |b: &mut Vec<u8>| {
             for v in [10507u64, 6, 1, 16384, 65536, 262144] {

@@ -5,6 +5,7 @@ pub mod index;
 pub mod tar;
 
 pub use frames::zstd_version;
+pub use index::IndexLocation;
 
 use std::fs::File;
 use std::io::{self, Read, Write};
@@ -15,7 +16,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use crate::chunker::{Chunker, ChunkerConfig, StreamChunker};
 use crate::digest::{Digest, HashingWriter};
 use crate::error::{Error, Result};
-use crate::walk::{Entry, EntryKind, RegionReader, TarContent};
+use crate::io::RegionReader;
+use crate::walk::{Entry, EntryKind, TarContent};
 use frames::Framer;
 use index::{FrameKind, IndexedFile};
 use tar::TarWriter;
@@ -41,6 +43,26 @@ impl Default for Compression {
 }
 
 impl Compression {
+    /// An [`Error::Config`] unless the level is within the compressor's
+    /// range: zstd 1 to 22, gzip 0 to 9.
+    pub fn validate(self) -> Result<()> {
+        let ok = match self {
+            Compression::Zstd(l) | Compression::SeekableZstd(l) => (1..=22).contains(&l),
+            Compression::Gzip(l) => l <= 9,
+            Compression::None => true,
+        };
+        if ok {
+            return Ok(());
+        }
+        Err(Error::Config(match self {
+            Compression::Gzip(l) => format!("gzip level {l} is out of range 0..=9"),
+            Compression::Zstd(l) | Compression::SeekableZstd(l) => {
+                format!("zstd level {l} is out of range 1..=22")
+            }
+            Compression::None => unreachable!("always valid"),
+        }))
+    }
+
     /// The OCI media type of a layer compressed this way.
     pub fn media_type(self) -> &'static str {
         match self {
@@ -203,17 +225,6 @@ impl<W: Write> Write for Encoder<W> {
             Encoder::Plain(w) => w.flush(),
         }
     }
-}
-
-/// Where a layer's chunk index is in its blob.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct IndexLocation {
-    /// Offset of the index's skippable frame.
-    pub offset: u64,
-    /// Its length.
-    pub length: u64,
-    /// sha256 of its bytes.
-    pub digest: Digest,
 }
 
 /// Writes the tar of `entries` (content read from `source`) to `out`,
@@ -634,7 +645,7 @@ mod tests {
         assert_eq!(loc.offset + loc.length, blob.len() as u64);
         let raw = &blob[loc.offset as usize..];
         assert_eq!(Digest::of(raw), loc.digest);
-        let index = index::ChunkIndex::decode(raw, Path::new("mem")).unwrap();
+        let index = index::ChunkIndex::decode(raw, "mem").unwrap();
         let tar = zstd::decode_all(&blob[..]).unwrap();
         assert_eq!(index.tar_size(), tar.len() as u64);
         assert_eq!(index.data_size(), loc.offset);

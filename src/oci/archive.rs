@@ -11,7 +11,7 @@ use std::io::{BufWriter, Write};
 use std::path::Path;
 
 use super::layout::LayoutWriter;
-use super::read::ImageReader;
+use super::read::LayoutReader;
 use super::types::{Descriptor, Index, Manifest, REF_NAME};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
@@ -27,7 +27,7 @@ const MANIFEST_TYPES: [&str; 2] = [
 
 /// The blobs `index` reaches (manifests, their configs and layers, nested
 /// indexes), read through `reader`.
-fn reachable(reader: &ImageReader, index: &Index) -> Result<BTreeSet<(Digest, u64)>> {
+fn reachable(reader: &LayoutReader, index: &Index) -> Result<BTreeSet<(Digest, u64)>> {
     let mut out = BTreeSet::new();
     let mut todo: Vec<Descriptor> = index.manifests.clone();
     while let Some(desc) = todo.pop() {
@@ -52,10 +52,7 @@ fn reachable(reader: &ImageReader, index: &Index) -> Result<BTreeSet<(Digest, u6
 /// `except` into `layout` (blobs and tags), so that writing the archive back
 /// keeps them.
 pub fn import_archive(file: &Path, layout: &LayoutWriter, except: &str) -> Result<()> {
-    let reader = ImageReader::open(&super::ImageRef::Archive {
-        file: file.to_path_buf(),
-        tag: None,
-    })?;
+    let reader = LayoutReader::open_archive(file)?;
     let mut index = reader.index()?;
     index
         .manifests
@@ -70,13 +67,8 @@ pub fn import_archive(file: &Path, layout: &LayoutWriter, except: &str) -> Resul
         std::io::copy(&mut blob.reader(), temp.writer()).map_err(|e| Error::io(&dest, e))?;
         let (got, _) = layout.commit(temp)?;
         if got != digest {
-            return Err(Error::io(
-                &blob.path,
-                std::io::Error::new(
-                    std::io::ErrorKind::InvalidData,
-                    format!("does not match its digest {digest}"),
-                ),
-            ));
+            layout.remove_blob(&got);
+            return Err(Error::digest_mismatch(blob.path.display(), digest, got));
         }
     }
     for m in index.manifests {
@@ -91,10 +83,7 @@ pub fn import_archive(file: &Path, layout: &LayoutWriter, except: &str) -> Resul
 /// Writes the layout at `dir` as an OCI archive at `dest`: beside it first,
 /// then renamed over it.
 pub fn write_archive(dir: &Path, dest: &Path) -> Result<()> {
-    let reader = ImageReader::open(&super::ImageRef::Layout {
-        dir: dir.to_path_buf(),
-        tag: None,
-    })?;
+    let reader = LayoutReader::open_layout(dir)?;
     let index_path = dir.join("index.json");
     let index_bytes = fs::read(&index_path).map_err(|e| Error::io(&index_path, e))?;
     let index = reader.index()?;

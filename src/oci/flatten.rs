@@ -11,12 +11,12 @@ use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use super::read::{Image, ImageReader};
+use super::read::{Blob, Image};
+use super::types::Descriptor;
 use crate::digest::HashingReader;
 use crate::error::{Error, Result};
-use crate::walk::{
-    anonymous_file, ContentFile, Decoder, StreamCompression, TarContent, TarMerger, Tee, Tree,
-};
+use crate::io::{anonymous_file, Decoder, StreamCompression, Tee};
+use crate::walk::{ContentFile, TarContent, TarMerger, Tree};
 
 /// Whether a layer media type is a file system layer chunkah can read.
 fn is_filesystem_layer(media_type: &str) -> bool {
@@ -25,17 +25,18 @@ fn is_filesystem_layer(media_type: &str) -> bool {
         || media_type.starts_with("application/vnd.docker.image.rootfs.foreign.diff.tar")
 }
 
-/// The root file system of `image`, read through `reader`; compressed layers
+/// The root file system of `image` (called `reference` in errors), each
+/// layer's bytes obtained from `blob` one after the other; compressed layers
 /// are decompressed into scratch files in `scratch_dir`. Stops with
 /// [`Error::Cancelled`] once `cancel` is set.
 pub fn flatten(
-    reader: &ImageReader,
+    reference: &str,
     image: &Image,
+    blob: impl Fn(&Descriptor) -> Result<Blob>,
     scratch_dir: &Path,
     cancel: &AtomicBool,
 ) -> Result<(Tree, TarContent)> {
     let mut merger = TarMerger::new();
-    let reference = reader.reference().to_string();
     for (i, (desc, diff_id)) in image
         .manifest
         .layers
@@ -47,19 +48,17 @@ pub fn flatten(
             return Err(Error::Cancelled);
         }
         let name = PathBuf::from(format!("{reference} layer {} ({})", i + 1, desc.digest));
-        let invalid = |why: String| {
-            Error::io(
-                &name,
-                std::io::Error::new(std::io::ErrorKind::InvalidData, why),
-            )
-        };
+        let what = name.display();
         if !is_filesystem_layer(&desc.media_type) {
-            return Err(invalid(format!(
-                "has media type {:?}, not a file system layer",
-                desc.media_type
-            )));
+            return Err(Error::unsupported(
+                &what,
+                format!(
+                    "has media type {:?}, not a file system layer",
+                    desc.media_type
+                ),
+            ));
         }
-        let blob = reader.blob(&desc.digest, desc.size)?;
+        let blob = blob(desc)?;
         let mut head = [0u8; 4];
         let n = std::io::copy(
             &mut blob.reader().take(4),
@@ -67,7 +66,7 @@ pub fn flatten(
         )
         .map_err(|e| Error::io(&blob.path, e))? as usize;
         let compression = StreamCompression::sniff(&head[..n]);
-        let io = |e| Error::io(&name, e);
+        let io = |e: std::io::Error| Error::malformed(&what, format!("reading it: {e}"));
         let (blob_digest, blob_size, tar_digest) = if compression == StreamCompression::None {
             let content = ContentFile {
                 file: blob
@@ -107,15 +106,19 @@ pub fn flatten(
             (digest, size, tar_digest)
         };
         if blob_size != desc.size || blob_digest != desc.digest {
-            return Err(invalid(format!(
-                "its content does not match its digest (read {blob_size} bytes, {blob_digest})"
-            )));
+            return Err(Error::digest_mismatch(
+                format!("{what}: its content ({blob_size} bytes)"),
+                desc.digest,
+                blob_digest,
+            ));
         }
         if tar_digest != *diff_id {
-            return Err(invalid(format!(
-                "its uncompressed content is {tar_digest}, the config's diff_id says {diff_id}"
-            )));
+            return Err(Error::digest_mismatch(
+                format!("{what}: its uncompressed content (the config's diff_id)"),
+                diff_id,
+                tar_digest,
+            ));
         }
     }
-    merger.finish(Path::new(&reference))
+    merger.finish(Path::new(reference))
 }

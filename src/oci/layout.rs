@@ -9,11 +9,11 @@
 use std::fs::{self, File};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::types::{Descriptor, Index, INDEX_MEDIA_TYPE, REF_NAME};
 use crate::digest::{Digest, HashingWriter};
 use crate::error::{Error, Result};
+use crate::io::{temp_name, write_atomic};
 
 const OCI_LAYOUT: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
 
@@ -61,11 +61,9 @@ impl LayoutWriter {
             Ok(mut rd) => {
                 let empty = rd.next().is_none();
                 if !empty && !root.join("oci-layout").exists() {
-                    return Err(Error::io(
-                        root,
-                        std::io::Error::other(
-                            "exists and is not an OCI image layout (no oci-layout file)",
-                        ),
+                    return Err(Error::malformed(
+                        root.display(),
+                        "exists and is not an OCI image layout (no oci-layout file)",
                     ));
                 }
             }
@@ -131,12 +129,10 @@ impl LayoutWriter {
         writer.flush().map_err(|e| Error::io(&blob.path, e))?;
         let (digest, size) = writer.peek();
         if digest != *expected {
-            return Err(Error::io(
-                &blob.path,
-                std::io::Error::new(
-                    std::io::ErrorKind::InvalidData,
-                    format!("rebuilt blob is {digest}, expected {expected}"),
-                ),
+            return Err(Error::digest_mismatch(
+                format!("the blob written to {}", blob.path.display()),
+                expected,
+                digest,
             ));
         }
         self.commit(blob)?;
@@ -192,12 +188,8 @@ impl LayoutWriter {
     fn update_index(&self, change: impl FnOnce(&mut Index)) -> Result<()> {
         let path = self.root.join("index.json");
         let mut index = match fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice::<Index>(&bytes).map_err(|e| {
-                Error::io(
-                    &path,
-                    std::io::Error::new(std::io::ErrorKind::InvalidData, e),
-                )
-            })?,
+            Ok(bytes) => serde_json::from_slice::<Index>(&bytes)
+                .map_err(|e| Error::malformed(path.display(), format!("bad JSON: {e}")))?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Index {
                 schema_version: 2,
                 media_type: Some(INDEX_MEDIA_TYPE.to_string()),
@@ -210,32 +202,6 @@ impl LayoutWriter {
         let json = serde_json::to_vec(&index).expect("an index serialises");
         write_atomic(&path, &json)
     }
-}
-
-fn temp_name(dir: &Path) -> PathBuf {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    dir.join(format!(
-        ".tmp-chunkah-{}-{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    ))
-}
-
-/// Writes `bytes` to `path` by writing a temporary file beside it and renaming it.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = temp_name(dir);
-    let result = (|| {
-        let mut f = File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        fs::rename(&tmp, path)
-    })();
-    if let Err(e) = result {
-        let _ = fs::remove_file(&tmp);
-        return Err(Error::io(path, e));
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -157,6 +157,46 @@ pub struct ImageConfig {
     pub other: BTreeMap<String, serde_json::Value>,
 }
 
+/// The largest manifest, index or config read, in bytes.
+pub const MAX_JSON_BYTES: u64 = 64 << 20;
+
+/// A tag: 1 to 128 of `[A-Za-z0-9_.-]`, not starting with `.` or `-`.
+pub fn valid_tag(tag: &str) -> bool {
+    !tag.is_empty()
+        && tag.len() <= 128
+        && !tag.starts_with(['.', '-'])
+        && tag
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
+}
+
+/// Whether `media_type` is an image index (OCI or Docker manifest list).
+pub fn is_index(media_type: &str) -> bool {
+    media_type == INDEX_MEDIA_TYPE || media_type == DOCKER_INDEX_MEDIA_TYPE
+}
+
+/// Whether `media_type` is an image manifest (OCI or Docker schema 2).
+pub fn is_manifest(media_type: &str) -> bool {
+    media_type == MANIFEST_MEDIA_TYPE || media_type == DOCKER_MANIFEST_MEDIA_TYPE
+}
+
+/// The manifest of an image index for linux on `architecture`, or its only
+/// manifest.
+pub fn pick_platform<'a>(index: &'a Index, architecture: &str) -> Option<&'a Descriptor> {
+    index
+        .manifests
+        .iter()
+        .find(|m| {
+            m.platform
+                .as_ref()
+                .is_some_and(|p| p.os == "linux" && p.architecture == architecture)
+        })
+        .or(match index.manifests.as_slice() {
+            [only] => Some(only),
+            _ => None,
+        })
+}
+
 /// `seconds` since the epoch as RFC 3339 UTC (`1970-01-01T00:00:00Z`).
 pub fn rfc3339(seconds: i64) -> String {
     let days = seconds.div_euclid(86_400);

@@ -22,13 +22,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
-mod image;
-
-pub use image::{
-    pack_dir, pack_tree, prior_components, LayerReport, PackOptions, PackReport, Progress,
-    COMPONENTS_ANNOTATION,
-};
-
 use crate::walk::{Entry, EntryKind, Tree};
 
 /// The extended attribute that overrides an entry's component.

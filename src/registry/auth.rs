@@ -25,12 +25,17 @@ pub enum Credentials {
         /// The password (never printed by `Debug`).
         password: String,
     },
+    /// The entry for the registry's host in the first of these `auth.json`
+    /// files that has one (missing files are skipped); anonymous if none
+    /// has. Resolved when a [`crate::registry::Client`] is made.
+    AuthFiles(Vec<PathBuf>),
 }
 
 impl fmt::Debug for Credentials {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Credentials::Anonymous => f.write_str("Anonymous"),
+            Credentials::AuthFiles(files) => f.debug_tuple("AuthFiles").field(files).finish(),
             Credentials::Basic { user, .. } => f
                 .debug_struct("Basic")
                 .field("user", user)
@@ -44,7 +49,7 @@ impl Credentials {
     /// The value of an `Authorization: Basic` header, if there are credentials.
     pub(crate) fn basic_header(&self) -> Option<String> {
         match self {
-            Credentials::Anonymous => None,
+            Credentials::Anonymous | Credentials::AuthFiles(_) => None,
             Credentials::Basic { user, password } => Some(format!(
                 "Basic {}",
                 base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
@@ -52,17 +57,13 @@ impl Credentials {
         }
     }
 
-    /// Credentials for `host` (`HOST[:PORT]`) from the usual auth files:
-    /// `$REGISTRY_AUTH_FILE`, `$XDG_RUNTIME_DIR/containers/auth.json`,
-    /// `~/.config/containers/auth.json` and `~/.docker/config.json`, the
-    /// first that has an entry for the host. [`Credentials::Anonymous`] if
-    /// none has.
-    ///
-    /// This reads environment variables, so it is meant for front ends; the
-    /// library itself uses [`Credentials::from_files`] with
-    /// [`default_auth_files`].
-    pub fn from_auth_files(host: &str) -> Result<Self> {
-        Credentials::from_files(host, &default_auth_files(|k| std::env::var_os(k)))
+    /// These credentials for `host`: [`Credentials::AuthFiles`] read,
+    /// the others as they are.
+    pub fn resolve(&self, host: &str) -> Result<Self> {
+        match self {
+            Credentials::AuthFiles(files) => Credentials::from_files(host, files),
+            other => Ok(other.clone()),
+        }
     }
 
     /// Credentials for `host` from the first of `files` that has an entry for
@@ -128,12 +129,7 @@ fn key_host(key: &str) -> &str {
 
 /// The entry for `host` in the `auths` map of an auth file's JSON.
 fn credentials_in(file: &Path, bytes: &[u8], host: &str) -> Result<Option<Credentials>> {
-    let bad = |why: String| {
-        Error::io(
-            file,
-            std::io::Error::new(std::io::ErrorKind::InvalidData, why),
-        )
-    };
+    let bad = |why: String| Error::malformed(file.display(), why);
     let json: serde_json::Value =
         serde_json::from_slice(bytes).map_err(|e| bad(format!("bad JSON: {e}")))?;
     let Some(auths) = json.get("auths").and_then(|a| a.as_object()) else {

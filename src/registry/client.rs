@@ -16,9 +16,9 @@ use super::multipart::{byteranges_boundary, parse_byteranges, parse_content_rang
 use super::reference::{valid_host, RegistryRef, Target};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
-use crate::oci::read::MAX_JSON_BYTES;
 use crate::oci::types::{
     DOCKER_INDEX_MEDIA_TYPE, DOCKER_MANIFEST_MEDIA_TYPE, INDEX_MEDIA_TYPE, MANIFEST_MEDIA_TYPE,
+    MAX_JSON_BYTES,
 };
 
 /// How a [`Client`] connects, authenticates and retries.
@@ -200,9 +200,9 @@ impl<'a> Request<'a> {
     }
 }
 
-/// An error about `url`.
-fn url_error(url: &str, kind: io::ErrorKind, why: impl Into<String>) -> Error {
-    Error::io(PathBuf::from(url), io::Error::new(kind, why.into()))
+/// An error about `url` that is not an error status of the registry's.
+fn url_error(url: &str, why: impl Into<String>) -> Error {
+    Error::registry(url, None, why)
 }
 
 /// A reader that adds what it reads to a counter.
@@ -286,7 +286,7 @@ enum Batch {
 
 impl Client {
     /// A client for `repository` on `host` (`HOST[:PORT]`).
-    pub fn new(host: &str, repository: &str, config: ClientConfig) -> Result<Self> {
+    pub fn new(host: &str, repository: &str, mut config: ClientConfig) -> Result<Self> {
         if !valid_host(host) {
             return Err(Error::Config(format!(
                 "registry host {host:?} is not HOST[:PORT]"
@@ -308,6 +308,7 @@ impl Client {
                 config.retries
             )));
         }
+        config.credentials = config.credentials.resolve(host)?;
         let mut tls = ureq::tls::TlsConfig::builder();
         if let Some(ca) = &config.ca_file {
             tls = tls.root_certs(ureq::tls::RootCerts::new_with_certs(&read_pem_certs(ca)?));
@@ -398,10 +399,10 @@ impl Client {
         let digest = Digest::of(&bytes);
         if let Target::Digest(expected) = target {
             if digest != *expected {
-                return Err(url_error(
-                    &url,
-                    io::ErrorKind::InvalidData,
-                    format!("digest mismatch: the manifest served is {digest}"),
+                return Err(Error::digest_mismatch(
+                    format!("{url}: the manifest served"),
+                    expected,
+                    digest,
                 ));
             }
         }
@@ -462,7 +463,6 @@ impl Client {
                 if received == 0 || range.map(|r| r.start) != Some(received) {
                     return Err(url_error(
                         &url,
-                        io::ErrorKind::InvalidData,
                         format!(
                             "asked for bytes {received}- and got Content-Range {:?}",
                             header(&resp, "content-range").unwrap_or("")
@@ -485,7 +485,6 @@ impl Client {
                         if resumes >= self.config.retries {
                             return Err(url_error(
                                 &url,
-                                e.kind(),
                                 format!(
                                     "download interrupted at byte {received} of {size} \
                                      after {resumes} resumptions: {e}"
@@ -507,7 +506,6 @@ impl Client {
                 if received + chunk.len() as u64 > size {
                     return Err(url_error(
                         &url,
-                        io::ErrorKind::InvalidData,
                         format!("the registry sent more than the {size} bytes expected"),
                     ));
                 }
@@ -519,16 +517,15 @@ impl Client {
         if received != size {
             return Err(url_error(
                 &url,
-                io::ErrorKind::InvalidData,
                 format!("the registry sent {received} bytes, expected {size}"),
             ));
         }
         let got = Digest(hasher.finalize().into());
         if got != *digest {
-            return Err(url_error(
-                &url,
-                io::ErrorKind::InvalidData,
-                format!("digest mismatch: the bytes served hash to {got}"),
+            return Err(Error::digest_mismatch(
+                format!("{url}: the bytes served"),
+                digest,
+                got,
             ));
         }
         Ok(())
@@ -555,7 +552,6 @@ impl Client {
             if start >= end || end > size || start < previous_end {
                 return Err(url_error(
                     &url,
-                    io::ErrorKind::InvalidInput,
                     format!(
                         "cannot read bytes {start}..{end} of a {size}-byte blob \
                          (ranges must be non-empty, sorted, disjoint and inside the blob)"
@@ -617,7 +613,6 @@ impl Client {
                     let (s, e) = ranges[batch[0]];
                     return Err(url_error(
                         url,
-                        io::ErrorKind::InvalidData,
                         format!("asked for bytes {s}..{e} and the answer does not hold them"),
                     ));
                 }
@@ -660,7 +655,6 @@ impl Client {
             if status == 416 {
                 url_error(
                     url,
-                    io::ErrorKind::InvalidInput,
                     format!(
                         "416 Range Not Satisfiable for {spec}: the registry's blob is shorter \
                          than the {size} bytes expected"
@@ -676,7 +670,6 @@ impl Client {
             if body.len() as u64 != size || Digest::of(&body) != *digest {
                 return Err(url_error(
                     url,
-                    io::ErrorKind::InvalidData,
                     format!(
                         "the whole blob was sent for {spec} and it does not match its \
                          digest and size ({} bytes)",
@@ -689,7 +682,6 @@ impl Client {
         let wrong_total = |total: Option<u64>| {
             url_error(
                 url,
-                io::ErrorKind::InvalidData,
                 format!(
                     "the registry says the blob is {} bytes, expected {size}",
                     total.map_or("an unknown number of".into(), |t| t.to_string())
@@ -739,13 +731,7 @@ impl Client {
         bump(&self.counters.single_range_responses, 1);
         let range = header(&resp, "content-range")
             .and_then(parse_content_range)
-            .ok_or_else(|| {
-                url_error(
-                    url,
-                    io::ErrorKind::InvalidData,
-                    "a 206 answer without a valid Content-Range",
-                )
-            })?;
+            .ok_or_else(|| url_error(url, "a 206 answer without a valid Content-Range"))?;
         if range.total.is_some_and(|t| t != size) {
             return Err(wrong_total(range.total));
         }
@@ -757,7 +743,6 @@ impl Client {
         if body.len() as u64 != range.end - range.start {
             return Err(url_error(
                 url,
-                io::ErrorKind::InvalidData,
                 format!(
                     "the answer is {} bytes, its Content-Range says {}",
                     body.len(),
@@ -783,13 +768,7 @@ impl Client {
         let resp = self.send(&mut Request::new("POST", url.clone()).body(Payload::Bytes(&[])))?;
         let resp = self.expect(resp, "POST", &url, &[202])?;
         let location = header(&resp, "location")
-            .ok_or_else(|| {
-                url_error(
-                    &url,
-                    io::ErrorKind::InvalidData,
-                    "a 202 answer without Location",
-                )
-            })?
+            .ok_or_else(|| url_error(&url, "a 202 answer without Location"))?
             .to_string();
         drop(resp);
         let mut put = if location.starts_with("http://") || location.starts_with("https://") {
@@ -799,7 +778,6 @@ impl Client {
         } else {
             return Err(url_error(
                 &url,
-                io::ErrorKind::InvalidData,
                 format!("unusable upload Location {location:?}"),
             ));
         };
@@ -825,7 +803,6 @@ impl Client {
             if *d != digest {
                 return Err(url_error(
                     &url,
-                    io::ErrorKind::InvalidInput,
                     format!("the manifest's digest is {digest}"),
                 ));
             }
@@ -844,7 +821,6 @@ impl Client {
         match header(resp, "docker-content-digest") {
             Some(d) if Digest::parse(d.trim()) != Some(*digest) => Err(url_error(
                 url,
-                io::ErrorKind::InvalidData,
                 format!("the registry stored {d}, expected {digest}"),
             )),
             _ => Ok(()),
@@ -864,20 +840,15 @@ impl Client {
         if ok.contains(&status.as_u16()) {
             return Ok(resp);
         }
-        let kind = match status.as_u16() {
-            404 => io::ErrorKind::NotFound,
-            401 | 403 => io::ErrorKind::PermissionDenied,
-            _ => io::ErrorKind::Other,
-        };
         let body = if method == "HEAD" {
             Vec::new()
         } else {
             self.read_body(resp, MAX_ERROR_BODY, url)
                 .unwrap_or_default()
         };
-        Err(url_error(
+        Err(Error::registry(
             url,
-            kind,
+            Some(status.as_u16()),
             format!("{method}: {}{}", status_text(status), error_summary(&body)),
         ))
     }
@@ -891,11 +862,10 @@ impl Client {
         }
         .take(limit.saturating_add(1))
         .read_to_end(&mut bytes)
-        .map_err(|e| url_error(url, e.kind(), format!("reading the answer: {e}")))?;
+        .map_err(|e| url_error(url, format!("reading the answer: {e}")))?;
         if bytes.len() as u64 > limit {
             return Err(url_error(
                 url,
-                io::ErrorKind::InvalidData,
                 format!("the answer is longer than {limit} bytes"),
             ));
         }
@@ -933,12 +903,13 @@ impl Client {
 
     fn auth_failed(&self, url: &str, why: Option<&str>) -> Error {
         let who = match &self.config.credentials {
-            Credentials::Anonymous => "no credentials were given".to_string(),
+            Credentials::Anonymous | Credentials::AuthFiles(_) => {
+                "no credentials were given".to_string()
+            }
             Credentials::Basic { user, .. } => format!("user {user:?} was refused"),
         };
         url_error(
             url,
-            io::ErrorKind::PermissionDenied,
             format!(
                 "authentication failed for registry {}: {}",
                 self.host,
@@ -1006,18 +977,13 @@ impl Client {
         }
         let resp = self.expect(resp, "GET", &url, &[200])?;
         let body = self.read_body(resp, 1 << 20, &url)?;
-        let json: serde_json::Value = serde_json::from_slice(&body).map_err(|e| {
-            url_error(
-                &url,
-                io::ErrorKind::InvalidData,
-                format!("bad token JSON: {e}"),
-            )
-        })?;
+        let json: serde_json::Value = serde_json::from_slice(&body)
+            .map_err(|e| url_error(&url, format!("bad token JSON: {e}")))?;
         ["token", "access_token"]
             .iter()
             .find_map(|k| json.get(k)?.as_str().filter(|t| !t.is_empty()))
             .map(str::to_string)
-            .ok_or_else(|| url_error(&url, io::ErrorKind::InvalidData, "no token in the answer"))
+            .ok_or_else(|| url_error(&url, "no token in the answer"))
     }
 
     /// Sends `request`, again after a connection error, a 5xx or a 429, up
@@ -1045,13 +1011,16 @@ impl Client {
                         let e = self
                             .expect(resp, request.method, &request.url, &[])
                             .expect_err("no status is accepted");
-                        let Error::Io { source, .. } = e else {
-                            unreachable!("expect gives Io errors")
+                        let Error::Registry {
+                            status, message, ..
+                        } = e
+                        else {
+                            unreachable!("expect gives registry errors")
                         };
-                        return Err(url_error(
+                        return Err(Error::registry(
                             &request.url,
-                            source.kind(),
-                            format!("failed after {attempt} attempt{plural}: {source}"),
+                            status,
+                            format!("failed after {attempt} attempt{plural}: {message}"),
                         ));
                     }
                 }
@@ -1060,7 +1029,6 @@ impl Client {
                 Err(SendError::Transport(e)) => {
                     return Err(url_error(
                         &request.url,
-                        transport_kind(&e),
                         format!(
                             "{} failed after {attempt} attempt{plural}: {e}",
                             request.method
@@ -1091,8 +1059,7 @@ impl Client {
         if let Some(a) = authorization {
             builder = builder.header("Authorization", a);
         }
-        let local =
-            |e: String| SendError::Local(url_error(&request.url, io::ErrorKind::InvalidInput, e));
+        let local = |e: String| SendError::Local(url_error(&request.url, e));
         bump(&self.counters.requests, 1);
         let resp = match &mut request.body {
             Payload::Empty => self
@@ -1131,16 +1098,6 @@ enum SendError {
     /// Not the network's fault: no retry.
     Local(Error),
     Transport(ureq::Error),
-}
-
-fn transport_kind(e: &ureq::Error) -> io::ErrorKind {
-    match e {
-        ureq::Error::Io(io) => io.kind(),
-        ureq::Error::ConnectionFailed => io::ErrorKind::ConnectionRefused,
-        ureq::Error::Timeout(_) => io::ErrorKind::TimedOut,
-        ureq::Error::HostNotFound => io::ErrorKind::NotFound,
-        _ => io::ErrorKind::Other,
-    }
 }
 
 fn status_text(status: http::StatusCode) -> String {
@@ -1188,18 +1145,13 @@ fn read_pem_certs(path: &Path) -> Result<Vec<ureq::tls::Certificate<'static>>> {
         match item {
             Ok(ureq::tls::PemItem::Certificate(c)) => certs.push(c),
             Ok(_) => {}
-            Err(e) => {
-                return Err(Error::io(
-                    path,
-                    io::Error::new(io::ErrorKind::InvalidData, format!("bad PEM: {e}")),
-                ))
-            }
+            Err(e) => return Err(Error::malformed(path.display(), format!("bad PEM: {e}"))),
         }
     }
     if certs.is_empty() {
-        return Err(Error::io(
-            path,
-            io::Error::new(io::ErrorKind::InvalidData, "no certificate in the file"),
+        return Err(Error::malformed(
+            path.display(),
+            "no certificate in the file",
         ));
     }
     Ok(certs)

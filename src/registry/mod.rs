@@ -20,10 +20,8 @@
 mod auth;
 mod client;
 mod multipart;
-mod push;
 mod reference;
 
 pub use auth::{default_auth_files, Credentials};
 pub use client::{Client, ClientConfig, PushOutcome, RemoteManifest, Stats};
-pub use push::{push_image, PushReport};
 pub use reference::{RegistryRef, Target, DOCKER_SCHEME};

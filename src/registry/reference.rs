@@ -5,7 +5,7 @@ use std::fmt;
 
 use crate::digest::Digest;
 use crate::error::{Error, Result};
-use crate::oci::valid_tag;
+use crate::oci::types::valid_tag;
 
 /// What a reference points at inside a repository.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]

@@ -10,10 +10,7 @@
 mod tar;
 mod xattr;
 
-pub use self::tar::{
-    anonymous_file, walk_tar, ContentFile, Decoder, RegionReader, StreamCompression, TarContent,
-    TarMerger, Tee,
-};
+pub use self::tar::{walk_tar, ContentFile, TarContent, TarMerger};
 
 use std::collections::HashMap;
 use std::ffi::OsString;

@@ -26,6 +26,7 @@ use std::path::{Path, PathBuf};
 
 use super::{Entry, EntryKind, Tree};
 use crate::error::{Error, Result};
+use crate::io::{anonymous_file, Decoder, StreamCompression, Tee};
 
 /// A file that holds regular-file content: a tarball, a layer blob, or a
 /// scratch copy of a decompressed layer.
@@ -60,10 +61,7 @@ impl TarContent {
 }
 
 fn invalid(path: &Path, why: String) -> Error {
-    Error::io(
-        path,
-        std::io::Error::new(std::io::ErrorKind::InvalidData, why),
-    )
+    Error::malformed(path.display(), why)
 }
 
 fn lossy(raw: &[u8]) -> std::borrow::Cow<'_, str> {
@@ -517,30 +515,6 @@ fn link_groups(path: &Path, entries: &mut [(Entry, Option<Location>)]) -> Result
     Ok(())
 }
 
-/// The compression a stream starts with, from its magic bytes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum StreamCompression {
-    /// gzip (`1f 8b`).
-    Gzip,
-    /// zstd (`28 b5 2f fd`).
-    Zstd,
-    /// Anything else: taken as plain tar.
-    None,
-}
-
-impl StreamCompression {
-    /// Recognises the first bytes of a stream.
-    pub fn sniff(head: &[u8]) -> Self {
-        if head.starts_with(&[0x1f, 0x8b]) {
-            StreamCompression::Gzip
-        } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-            StreamCompression::Zstd
-        } else {
-            StreamCompression::None
-        }
-    }
-}
-
 /// Reads the tarball at `path`: plain, or compressed with gzip or zstd (then
 /// decompressed into an anonymous scratch file in `scratch_dir`, which
 /// disappears with the returned [`TarContent`]).
@@ -590,132 +564,6 @@ fn read_head(file: &mut File, head: &mut [u8]) -> std::io::Result<usize> {
         }
     }
     Ok(n)
-}
-
-/// A decompressing reader whose input can be taken back.
-pub enum Decoder<R: std::io::BufRead> {
-    /// gzip, every member.
-    Gzip(flate2::bufread::MultiGzDecoder<R>),
-    /// zstd, every frame.
-    Zstd(zstd::stream::read::Decoder<'static, R>),
-    /// No compression.
-    Plain(R),
-}
-
-impl<R: std::io::BufRead> Decoder<R> {
-    /// A decoder for `compression` over `input`.
-    pub fn new(compression: StreamCompression, input: R) -> std::io::Result<Self> {
-        Ok(match compression {
-            StreamCompression::Gzip => Decoder::Gzip(flate2::bufread::MultiGzDecoder::new(input)),
-            StreamCompression::Zstd => {
-                Decoder::Zstd(zstd::stream::read::Decoder::with_buffer(input)?)
-            }
-            StreamCompression::None => Decoder::Plain(input),
-        })
-    }
-
-    /// The input, where the decoder left it.
-    pub fn into_inner(self) -> R {
-        match self {
-            Decoder::Gzip(d) => d.into_inner(),
-            Decoder::Zstd(d) => d.finish(),
-            Decoder::Plain(r) => r,
-        }
-    }
-}
-
-impl<R: std::io::BufRead> Read for Decoder<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        match self {
-            Decoder::Gzip(d) => d.read(buf),
-            Decoder::Zstd(d) => d.read(buf),
-            Decoder::Plain(r) => r.read(buf),
-        }
-    }
-}
-
-/// Reads a region of a file with positioned reads.
-#[derive(Debug)]
-pub struct RegionReader<'a> {
-    file: &'a File,
-    pos: u64,
-    end: u64,
-}
-
-impl<'a> RegionReader<'a> {
-    /// `size` bytes of `file` from `offset`.
-    pub fn new(file: &'a File, offset: u64, size: u64) -> Self {
-        RegionReader {
-            file,
-            pos: offset,
-            end: offset.saturating_add(size),
-        }
-    }
-}
-
-impl Read for RegionReader<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let want = buf.len().min((self.end - self.pos) as usize);
-        if want == 0 {
-            return Ok(0);
-        }
-        let n = std::os::unix::fs::FileExt::read_at(self.file, &mut buf[..want], self.pos)?;
-        if n == 0 {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::UnexpectedEof,
-                "the file ends inside the blob",
-            ));
-        }
-        self.pos += n as u64;
-        Ok(n)
-    }
-}
-
-/// A file in `dir` with no name: it disappears when closed, even after a crash.
-pub fn anonymous_file(dir: &Path) -> Result<File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .custom_flags(libc::O_TMPFILE)
-        .mode(0o600)
-        .open(dir)
-        .or_else(|_| {
-            // File systems without O_TMPFILE: create, then unlink at once.
-            static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-            let p = dir.join(format!(
-                ".chunkah-scratch-{}-{}",
-                std::process::id(),
-                N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-            ));
-            let f = std::fs::OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&p)?;
-            std::fs::remove_file(&p)?;
-            Ok(f)
-        })
-        .map_err(|e| Error::io(dir, e))
-}
-
-/// Passes a stream through, writing a copy of what is read.
-pub struct Tee<'a, R> {
-    /// The stream.
-    pub inner: R,
-    /// Where the copy goes.
-    pub copy: &'a mut File,
-}
-
-impl<R: Read> Read for Tee<'_, R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        use std::io::Write;
-        let n = self.inner.read(buf)?;
-        self.copy.write_all(&buf[..n])?;
-        Ok(n)
-    }
 }
 
 #[cfg(test)]

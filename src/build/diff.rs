@@ -1,0 +1,175 @@
+//! The diff job: what a client holding OLD downloads to get NEW.
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::chunker::ChunkerConfig;
+use crate::component::read_package_databases;
+use crate::delta::tree::{plan_trees, tree_view, TreeView};
+use crate::delta::{self, BlobPlan, DeltaOptions, DeltaPlan, ImageView, Levels};
+use crate::error::{Error, Result};
+use crate::oci::types::{host_architecture, Descriptor};
+use crate::store::{ImageReader, ImageRef, StoreConfig};
+
+/// One side of a diff.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DiffInput {
+    /// An image (only its manifest, config and chunk indexes are read).
+    Image(ImageRef),
+    /// A root file system directory, walked and chunked on the fly, packed
+    /// as `pack` would (the levels then count uncompressed bytes).
+    Tree(PathBuf),
+}
+
+impl DiffInput {
+    /// Parses `dir:PATH` or an image reference.
+    pub fn parse(s: &str) -> Result<Self> {
+        match s.strip_prefix("dir:") {
+            Some(dir) => Ok(DiffInput::Tree(dir.into())),
+            None => ImageRef::parse(s).map(DiffInput::Image),
+        }
+    }
+}
+
+impl std::fmt::Display for DiffInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DiffInput::Image(r) => write!(f, "{r}"),
+            DiffInput::Tree(d) => write!(f, "dir:{}", d.display()),
+        }
+    }
+}
+
+/// A diff job.
+#[derive(Clone, Debug)]
+pub struct DiffJob {
+    /// What the client holds.
+    pub old: DiffInput,
+    /// What it wants (an image if `old` is one, a tree if `old` is one).
+    pub new: DiffInput,
+    /// How byte ranges become requests.
+    pub options: DeltaOptions,
+    /// For trees: mtimes clamped to this time, as `pack` would.
+    pub source_date_epoch: Option<i64>,
+    /// How registries are reached.
+    pub store: StoreConfig,
+}
+
+/// What a diff found: the report `chunkah diff --json` prints.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DiffReport {
+    /// Format of this report.
+    pub schema_version: u32,
+    /// OLD, as given.
+    pub old: String,
+    /// NEW, as given.
+    pub new: String,
+    /// Whether NEW needs nothing OLD lacks.
+    pub same: bool,
+    /// `compressed` for images; `uncompressed` for trees.
+    pub unit: &'static str,
+    /// Bytes (and requests) at each level.
+    pub levels: Levels,
+    /// Bytes this diff read: from images, manifests, configs and indexes;
+    /// from trees, their file content.
+    pub bytes_read: u64,
+    /// The plan (images only): every blob and byte range to fetch.
+    #[serde(skip)]
+    pub plan: Option<PlanFile>,
+}
+
+/// Every blob and byte range to fetch: what `chunkah diff --plan` writes.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PlanFile {
+    /// Format of the plan.
+    pub schema_version: u32,
+    /// OLD, as given.
+    pub old: String,
+    /// NEW, as given.
+    pub new: String,
+    /// NEW's manifest.
+    pub manifest: Descriptor,
+    /// The config and each layer of NEW, and how each is obtained.
+    pub blobs: Vec<BlobPlan>,
+}
+
+/// Opens an image and reads what planning needs; also returns the bytes read.
+pub fn image_view(reference: &ImageRef, store: &StoreConfig) -> Result<(ImageView, u64)> {
+    let reader = ImageReader::open_with(reference, store)?;
+    let image = reader.image(host_architecture())?;
+    let view = delta::load(&reader, &image)?;
+    Ok((view, reader.bytes_read()))
+}
+
+/// Runs a diff job.
+pub fn diff(job: &DiffJob) -> Result<DiffReport> {
+    let (old, new) = match (&job.old, &job.new) {
+        (DiffInput::Image(old), DiffInput::Image(new)) => (old, new),
+        (DiffInput::Tree(old), DiffInput::Tree(new)) => return diff_trees(job, old, new),
+        _ => {
+            return Err(Error::Config(
+                "OLD and NEW must both be images or both dir: trees".into(),
+            ))
+        }
+    };
+    job.options.validate()?;
+    let (old_view, old_read) = image_view(old, &job.store)?;
+    let (new_view, new_read) = image_view(new, &job.store)?;
+    let plan = delta::plan(&old_view, &new_view, job.options);
+    Ok(DiffReport {
+        schema_version: 1,
+        old: job.old.to_string(),
+        new: job.new.to_string(),
+        same: plan.same,
+        unit: "compressed",
+        levels: plan.levels,
+        bytes_read: old_read + new_read,
+        plan: Some(PlanFile {
+            schema_version: 1,
+            old: job.old.to_string(),
+            new: job.new.to_string(),
+            manifest: new_view.manifest.clone(),
+            blobs: plan.blobs,
+        }),
+    })
+}
+
+/// The plan of a diff between two images' views (for [`report`](super::report)).
+pub(super) fn plan_views(old: &ImageView, new: &ImageView, options: DeltaOptions) -> DeltaPlan {
+    delta::plan(old, new, options)
+}
+
+fn diff_trees(job: &DiffJob, old: &Path, new: &Path) -> Result<DiffReport> {
+    let read = |root: &Path, prior: Option<&[Vec<String>]>| {
+        let owners = read_package_databases(root)?;
+        tree_view(
+            root,
+            ChunkerConfig::default(),
+            |p| owners.owner(p).map(str::to_string),
+            prior,
+        )
+    };
+    let old_view = read(old, None)?;
+    let prior: Vec<Vec<String>> = old_view
+        .layers
+        .layers
+        .iter()
+        .map(|l| l.components.clone())
+        .collect();
+    let new_view = read(new, Some(&prior))?;
+    let levels = plan_trees(&old_view, &new_view, job.source_date_epoch);
+    let content = |v: &TreeView| -> u64 { v.chunks.iter().flatten().map(|c| c.chunk.length).sum() };
+    Ok(DiffReport {
+        schema_version: 1,
+        old: job.old.to_string(),
+        new: job.new.to_string(),
+        same: levels.chunk.bytes == 0 && levels.layer.bytes == 0,
+        unit: "uncompressed",
+        levels,
+        bytes_read: content(&old_view) + content(&new_view),
+        plan: None,
+    })
+}

@@ -1,0 +1,26 @@
+//! The jobs: one library call each, typed options in, a typed report out.
+//!
+//! - [`pack()`]: a directory, tarball or image becomes an image in a layout,
+//!   an archive or a registry;
+//! - [`diff()`]: what a client holding one image (or tree) downloads to get
+//!   another, at every level, and the plan of byte ranges;
+//! - [`apply()`]: rebuild the new image from the old one and only the byte
+//!   ranges of the new one the plan asks for;
+//! - [`report()`]: update bandwidth over a series of versions.
+//!
+//! The driver is the one place that knows every stage: it reads sources
+//! through [`crate::store`], plans with [`crate::pack`] and
+//! [`crate::delta`], writes with [`crate::layer`] and [`crate::oci`].
+
+mod apply;
+mod diff;
+mod pack;
+mod report;
+
+pub use apply::{apply, ApplyJob, ApplyOutcome};
+pub use diff::{diff, DiffInput, DiffJob, DiffReport, PlanFile};
+pub use pack::{
+    pack, prior_components, LayerReport, PackJob, PackOptions, PackReport, PackSource, Progress,
+    COMPONENTS_ANNOTATION, MAX_LAYERS,
+};
+pub use report::{report, ReportJob, SeriesReport, Step};

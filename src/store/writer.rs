@@ -1,0 +1,204 @@
+//! Writing an image wherever it goes.
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use super::{ImageRef, StoreConfig};
+use crate::error::{Error, Result};
+use crate::oci::archive::{import_archive, write_archive};
+use crate::oci::layout::LayoutWriter;
+#[cfg(feature = "registry")]
+use crate::oci::read::LayoutReader;
+#[cfg(feature = "registry")]
+use crate::registry::{Client, ClientConfig, PushOutcome, Target};
+
+/// An image being written to an [`ImageRef`].
+///
+/// Blobs, the config and the manifest go into [`ImageWriter::layout`], and
+/// the tag is set there; [`ImageWriter::finish`] then publishes: nothing to
+/// do for a layout, the archive written beside its destination and renamed
+/// over it, or the image pushed to the registry (blobs it lacks, then the
+/// manifest). Dropped without `finish` (a failed run), the writer removes
+/// what it made: the scratch layout, and a destination layout directory
+/// that did not exist before.
+#[derive(Debug)]
+pub struct ImageWriter {
+    dest: ImageRef,
+    layout: LayoutWriter,
+    tag: String,
+    /// A directory to remove unless the write is finished.
+    remove_on_drop: Option<PathBuf>,
+    /// A scratch layout to remove in any case.
+    scratch: Option<PathBuf>,
+    #[cfg(feature = "registry")]
+    registry: Option<ClientConfig>,
+}
+
+/// What [`ImageWriter::finish`] did.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WriteOutcome {
+    /// The image written, with its tag (`oci:DIR:TAG`, `docker://…`).
+    pub reference: String,
+    /// What a push to a registry did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pushed: Option<PushReport>,
+}
+
+/// What a push did.
+#[derive(Clone, Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PushReport {
+    /// Blobs uploaded.
+    pub uploaded: usize,
+    /// Blobs the repository had already.
+    pub skipped: usize,
+    /// Bytes of blobs uploaded.
+    pub uploaded_bytes: u64,
+}
+
+/// A scratch name beside `file`: `.NAME.chunkah-WHAT-PID`.
+fn beside(file: &Path, what: &str) -> Result<PathBuf> {
+    let parent = match file.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let name = file
+        .file_name()
+        .ok_or_else(|| Error::Config(format!("{} is not a file name", file.display())))?;
+    Ok(parent.join(format!(
+        ".{}.chunkah-{what}-{}",
+        name.to_string_lossy(),
+        std::process::id()
+    )))
+}
+
+impl ImageWriter {
+    /// Opens `dest` for writing the image tagged as `dest` says (or
+    /// [`crate::oci::DEFAULT_TAG`]). An archive's other images are kept; a
+    /// registry image is written into a scratch layout in the config's
+    /// scratch directory first and pushed with its registry settings.
+    pub fn open(dest: &ImageRef, config: &StoreConfig) -> Result<Self> {
+        #[cfg(not(feature = "registry"))]
+        let _ = config;
+        let tag = dest.tag_or_default().to_string();
+        let (dir, scratch) = match dest {
+            ImageRef::Layout { dir, .. } => (dir.clone(), false),
+            ImageRef::Archive { file, .. } => (beside(file, "layout")?, true),
+            #[cfg(feature = "registry")]
+            ImageRef::Registry(_) => {
+                let scratch_dir = config.scratch_dir.as_deref().ok_or_else(|| {
+                    Error::Config(format!("pushing to {dest} needs a scratch directory"))
+                })?;
+                static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+                let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                (
+                    scratch_dir.join(format!("chunkah-push-{}-{n}", std::process::id())),
+                    true,
+                )
+            }
+        };
+        let remove_on_drop = (!dir.exists()).then(|| dir.clone());
+        let mut writer = ImageWriter {
+            dest: dest.clone(),
+            layout: LayoutWriter::open(&dir)?,
+            tag,
+            remove_on_drop,
+            scratch: scratch.then(|| dir.clone()),
+            #[cfg(feature = "registry")]
+            registry: dest.is_registry().then(|| config.registry.clone()),
+        };
+        if let ImageRef::Archive { file, .. } = dest {
+            if file.exists() {
+                import_archive(file, &writer.layout, &writer.tag)?;
+            }
+        }
+        if writer.scratch.is_some() {
+            writer.remove_on_drop = None;
+        }
+        Ok(writer)
+    }
+
+    /// The layout the image is written into.
+    pub fn layout(&self) -> &LayoutWriter {
+        &self.layout
+    }
+
+    /// The tag the image is written under.
+    pub fn tag(&self) -> &str {
+        &self.tag
+    }
+
+    /// The destination.
+    pub fn dest(&self) -> &ImageRef {
+        &self.dest
+    }
+
+    /// Publishes the image written into [`ImageWriter::layout`] under
+    /// [`ImageWriter::tag`].
+    pub fn finish(mut self) -> Result<WriteOutcome> {
+        #[cfg_attr(not(feature = "registry"), allow(unused_mut))]
+        let mut pushed = None;
+        match &self.dest {
+            ImageRef::Layout { .. } => {}
+            ImageRef::Archive { file, .. } => write_archive(self.layout.root(), file)?,
+            #[cfg(feature = "registry")]
+            ImageRef::Registry(r) => {
+                let config = self.registry.clone().unwrap_or_default();
+                let client = Client::for_ref(r, config)?;
+                let reader = LayoutReader::open_layout(self.layout.root())?;
+                pushed = Some(push(&reader, &self.tag, &client, &r.target)?);
+            }
+        }
+        self.remove_on_drop = None;
+        Ok(WriteOutcome {
+            reference: self.dest.with_tag(&self.tag).to_string(),
+            pushed,
+        })
+    }
+}
+
+impl Drop for ImageWriter {
+    fn drop(&mut self) {
+        for dir in self.remove_on_drop.iter().chain(&self.scratch) {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+/// Pushes the image tagged `tag` in `source` to `client` under `target`:
+/// blobs first (those the repository has are not sent again), the manifest
+/// last, so the tag never names an incomplete image.
+#[cfg(feature = "registry")]
+pub fn push(
+    source: &LayoutReader,
+    tag: &str,
+    client: &Client,
+    target: &Target,
+) -> Result<PushReport> {
+    let architecture = crate::oci::types::host_architecture();
+    let (desc, manifest, bytes) = source.manifest(Some(tag), architecture)?;
+    let mut report = PushReport::default();
+    for blob in std::iter::once(&manifest.config).chain(&manifest.layers) {
+        let b = source.blob(&blob.digest, blob.size)?;
+        let outcome = if b.offset == 0 {
+            let mut file = b.file.try_clone().map_err(|e| Error::io(&b.path, e))?;
+            client.put_blob(&blob.digest, blob.size, &mut file)?
+        } else {
+            // A member of an archive: read it out first.
+            let mut region = std::io::Cursor::new(Vec::new());
+            std::io::copy(&mut b.reader(), region.get_mut()).map_err(|e| Error::io(&b.path, e))?;
+            client.put_blob(&blob.digest, blob.size, &mut region)?
+        };
+        match outcome {
+            PushOutcome::Skipped => report.skipped += 1,
+            PushOutcome::Uploaded => {
+                report.uploaded += 1;
+                report.uploaded_bytes += blob.size;
+            }
+        }
+    }
+    client.put_manifest(target, &desc.media_type, &bytes)?;
+    Ok(report)
+}
