@@ -128,7 +128,7 @@ R:libz.so.1
         root.write("lib/apk/db/installed", INSTALLED);
         root.mkdir("usr/bin");
         root.symlink("bin", "usr/bin");
-        let o = read_package_databases(root.path()).unwrap();
+        let o = root.read_both();
         let owner = |p: &str| o.owner(Path::new(p));
         assert_eq!(owner("lib/ld-musl-x86_64.so.1"), Some("apk:musl"));
         assert_eq!(owner("lib/libc.musl-x86_64.so.1"), Some("apk:musl"));
@@ -150,7 +150,7 @@ R:libz.so.1
     fn usr_lib_location() {
         let root = TempRoot::new("apk-usr");
         root.write("usr/lib/apk/db/installed", "P:a\nF:etc\nR:a.conf\n");
-        let o = read_package_databases(root.path()).unwrap();
+        let o = root.read_both();
         assert_eq!(o.owner(Path::new("etc/a.conf")), Some("apk:a"));
     }
 

@@ -16,8 +16,6 @@
 //! symbolic links are resolved.
 
 use std::collections::{HashMap, HashSet};
-use std::fs;
-use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use super::{database_path, lines, malformed, utf8, OwnershipBuilder, RootFs};
@@ -54,13 +52,7 @@ pub(super) fn read(tree: &mut RootFs, out: &mut OwnershipBuilder) -> Result<()> 
     // dpkg's own files about a package (var/lib/dpkg/info/NAME.EXT: list,
     // md5sums, postinst...) change with the package: they belong to it.
     let (info_dir, _) = tree.resolve_dir(INFO)?;
-    let info_files: Vec<Vec<u8>> = match fs::read_dir(tree.host_path(&info_dir)) {
-        Ok(rd) => rd
-            .filter_map(|e| e.ok())
-            .map(|e| e.file_name().as_bytes().to_vec())
-            .collect(),
-        Err(_) => Vec::new(),
-    };
+    let info_files: Vec<Vec<u8>> = tree.list(&info_dir)?.unwrap_or_default();
     let mut seen = HashSet::new();
     for package in &installed {
         let id = out.component(package.component.clone());
@@ -297,7 +289,7 @@ Architecture: amd64
         root.write("var/lib/dpkg/info/bash.md5sums", "x");
         root.write("var/lib/dpkg/info/libc6:amd64.postinst", "x");
         root.write("var/lib/dpkg/info/bash.extra.list", "x");
-        let o = read_package_databases(root.path()).unwrap();
+        let o = root.read_both();
         assert_eq!(owner(&o, "var/lib/dpkg/info/bash.list"), Some("deb:bash"));
         assert_eq!(
             owner(&o, "var/lib/dpkg/info/bash.md5sums"),
@@ -325,7 +317,7 @@ Architecture: amd64
         );
         root.write("var/lib/dpkg/info/bash.list", "/bin/bash\n/usr/share/doc\n");
         root.write("var/lib/dpkg/info/removed.list", "/usr/bin/removed\n");
-        let o = read_package_databases(root.path()).unwrap();
+        let o = root.read_both();
 
         // Source with a version, Source without one, no Source at all.
         assert_eq!(
@@ -361,7 +353,7 @@ Architecture: amd64
             "var/lib/dpkg/diversions",
             "/bin/sh\n/bin/sh.distrib\ndash\n/usr/bin/dash\n/usr/bin/dash.local\n:\n",
         );
-        let o = read_package_databases(root.path()).unwrap();
+        let o = root.read_both();
         // bash's /bin/sh went to sh.distrib; dash, the diverter, keeps /bin/sh.
         assert_eq!(owner(&o, "usr/bin/sh"), Some("deb:dash"));
         assert_eq!(owner(&o, "usr/bin/sh.distrib"), Some("deb:bash"));

@@ -41,11 +41,13 @@ mod dpkg;
 mod pacman;
 mod rpm;
 mod sqlite;
+mod view;
+
+pub use view::{DirRoot, Node, RootView, TarRoot};
 
 use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 use std::ffi::OsStr;
-use std::fs;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -133,8 +135,22 @@ impl<P: AsRef<Path>, S: Into<String>> FromIterator<(P, S)> for Ownership {
 /// line (for rpm, the package's row), when a database does not parse.
 pub fn read_package_databases(root: &Path) -> Result<Ownership> {
     // A root that is not there is a mistake, not a tree without databases.
-    fs::read_dir(root).map_err(|e| Error::io(root, e))?;
-    let mut tree = RootFs::new(root);
+    read_package_databases_in(&DirRoot::open(root)?)
+}
+
+/// [`read_package_databases`] for a root file system held in tar streams
+/// (a tarball, an image's layers): the database files are read where the
+/// tar streams hold them, nothing is copied.
+pub fn read_package_databases_in_tar(
+    tree: &crate::walk::Tree,
+    content: &crate::walk::TarContent,
+) -> Result<Ownership> {
+    read_package_databases_in(&TarRoot::new(tree, content))
+}
+
+/// [`read_package_databases`] for any [`RootView`].
+pub fn read_package_databases_in(view: &dyn RootView) -> Result<Ownership> {
+    let mut tree = RootFs::new(view);
     let mut builder = OwnershipBuilder::default();
     dpkg::read(&mut tree, &mut builder)?;
     apk::read(&mut tree, &mut builder)?;
@@ -216,27 +232,41 @@ const MAX_PATH_BYTES: usize = 4096;
 /// (Linux's limit for a whole path lookup).
 const MAX_LINKS: usize = 40;
 
+/// The largest package database file read (a text database or an rpm
+/// sqlite file), in bytes.
+const MAX_DATABASE_BYTES: u64 = 1 << 30;
+
 /// A root file system, with symbolic links resolved inside it.
 ///
 /// Paths are bytes relative to the root, components separated by one `/`,
 /// `""` being the root itself.
-struct RootFs {
-    root: PathBuf,
+struct RootFs<'v> {
+    view: &'v dyn RootView,
     /// Literal directory -> (resolved directory, resolution complete).
     dirs: HashMap<Vec<u8>, (Vec<u8>, bool)>,
 }
 
-impl RootFs {
-    fn new(root: &Path) -> Self {
+impl<'v> RootFs<'v> {
+    fn new(view: &'v dyn RootView) -> Self {
         RootFs {
-            root: root.to_path_buf(),
+            view,
             dirs: HashMap::new(),
         }
     }
 
-    /// Where the relative path `rel` is on the host.
+    /// The relative path `rel` as named in messages.
     fn host_path(&self, rel: &[u8]) -> PathBuf {
-        self.root.join(OsStr::from_bytes(rel))
+        self.view.name(rel)
+    }
+
+    /// What is at the resolved path `rel`.
+    fn node(&self, rel: &[u8]) -> Result<Option<Node>> {
+        self.view.node(rel)
+    }
+
+    /// The names in the resolved directory `rel`, sorted.
+    fn list(&self, rel: &[u8]) -> Result<Option<Vec<Vec<u8>>>> {
+        self.view.list(rel)
     }
 
     /// Resolves the symbolic links among the parent directories of `rel`, but
@@ -332,20 +362,16 @@ impl RootFs {
             if !exists || (pending.is_empty() && !follow_last) {
                 continue;
             }
-            let host = self.host_path(&cur);
-            let metadata = match fs::symlink_metadata(&host) {
-                Ok(m) => m,
-                // ELOOP: an ancestor is a link whose resolution was cut (a
-                // loop): like a missing one, nothing below it resolves.
-                Err(e) if is_missing(&e) || e.raw_os_error() == Some(libc::ELOOP) => {
+            // Missing, or below a link whose resolution was cut (a loop):
+            // nothing below it resolves.
+            let target = match self.view.node(&cur)? {
+                None => {
                     exists = false;
                     continue;
                 }
-                Err(e) => return Err(Error::io(host, e)),
+                Some(Node::Symlink(target)) => target,
+                Some(_) => continue,
             };
-            if !metadata.file_type().is_symlink() {
-                continue;
-            }
             if links == MAX_LINKS {
                 // A loop, or a chain too long to be honest: keep the rest as
                 // it is written.
@@ -355,8 +381,7 @@ impl RootFs {
                 return Ok((cur, false));
             }
             links += 1;
-            let target = fs::read_link(&host).map_err(|e| Error::io(&host, e))?;
-            let target = target.as_os_str().as_bytes();
+            let target = target.as_slice();
             pop_component(&mut cur);
             if target.starts_with(b"/") {
                 cur.clear();
@@ -375,10 +400,13 @@ impl RootFs {
         if !complete {
             return Err(Error::io(host, too_many_links()));
         }
-        match fs::read(&host) {
-            Ok(data) => Ok(Some((host, data))),
-            Err(e) if is_missing(&e) => Ok(None),
-            Err(e) => Err(Error::io(host, e)),
+        match self.view.read(&resolved, MAX_DATABASE_BYTES)? {
+            Some(data) if data.len() as u64 > MAX_DATABASE_BYTES => Err(Error::malformed(
+                host.display(),
+                format!("larger than {MAX_DATABASE_BYTES} bytes: not a package database"),
+            )),
+            Some(data) => Ok(Some((host, data))),
+            None => Ok(None),
         }
     }
 
@@ -390,17 +418,9 @@ impl RootFs {
         if !complete {
             return Err(Error::io(host, too_many_links()));
         }
-        let entries = match fs::read_dir(&host) {
-            Ok(entries) => entries,
-            Err(e) if is_missing(&e) => return Ok(None),
-            Err(e) => return Err(Error::io(host, e)),
+        let Some(names) = self.view.list(&resolved)? else {
+            return Ok(None);
         };
-        let mut names = Vec::new();
-        for entry in entries {
-            let entry = entry.map_err(|e| Error::io(&host, e))?;
-            names.push(entry.file_name().as_bytes().to_vec());
-        }
-        names.sort();
         Ok(Some(Listing {
             dir: resolved,
             names,
@@ -414,14 +434,6 @@ struct Listing {
     dir: Vec<u8>,
     /// The names of its entries, sorted.
     names: Vec<Vec<u8>>,
-}
-
-/// Whether an error says that a path is not there (a parent may be a file).
-fn is_missing(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
-    )
 }
 
 fn too_many_links() -> io::Error {
@@ -538,6 +550,26 @@ mod test_support {
         }
     }
 
+    impl TempRoot {
+        /// The ownership read from the directory, checked to be the same
+        /// when the tree is read from a tarball of it instead.
+        pub(crate) fn read_both(&self) -> super::Ownership {
+            let from_dir = super::read_package_databases(&self.0).unwrap();
+            let mut tarball = tar::Builder::new(Vec::new());
+            tarball.follow_symlinks(false);
+            tarball.append_dir_all(".", &self.0).unwrap();
+            let bytes = tarball.into_inner().unwrap();
+            let file = self.0.with_extension("tar");
+            std::fs::write(&file, bytes).unwrap();
+            let scratch = std::env::temp_dir();
+            let (tree, content) = crate::walk::walk_tar(&file, &scratch).unwrap();
+            std::fs::remove_file(&file).unwrap();
+            let from_tar = super::read_package_databases_in_tar(&tree, &content).unwrap();
+            assert_eq!(from_dir, from_tar, "a directory and a tarball of it differ");
+            from_dir
+        }
+    }
+
     impl Drop for TempRoot {
         fn drop(&mut self) {
             let _ = std::fs::remove_dir_all(&self.0);
@@ -555,7 +587,7 @@ mod tests {
         let root = TempRoot::new("empty");
         root.mkdir("usr/bin");
         root.write("usr/bin/ls", "x");
-        let ownership = read_package_databases(root.path()).unwrap();
+        let ownership = root.read_both();
         assert!(ownership.is_empty());
         assert_eq!(ownership.len(), 0);
         assert_eq!(ownership.components().count(), 0);
@@ -623,7 +655,8 @@ mod tests {
         // A loop.
         root.symlink("a", "b");
         root.symlink("b", "a");
-        let mut tree = RootFs::new(root.path());
+        let view = DirRoot::open(root.path()).unwrap();
+        let mut tree = RootFs::new(&view);
         let mut parent =
             |p: &str| String::from_utf8(tree.resolve_parent(p.as_bytes()).unwrap()).unwrap();
         assert_eq!(parent("bin/ls"), "usr/bin/ls");
@@ -658,7 +691,7 @@ mod tests {
             "Package: p\nStatus: install ok installed\n\n",
         );
         root.write("var/lib/dpkg/info/p.list", "/a/file\n/a/b/file\n/a/b/c/d\n");
-        let owned = read_package_databases(root.path()).unwrap();
+        let owned = root.read_both();
         for p in ["a/file", "a/b/file", "a/b/c/d"] {
             assert_eq!(owned.owner(Path::new(p)), Some("deb:p"), "{p}: {owned:?}");
         }
@@ -670,88 +703,4 @@ mod tests {
         let ownership: Ownership = [(Path::new(raw), "apk:x")].into_iter().collect();
         assert_eq!(ownership.owner(Path::new(raw)), Some("apk:x"));
     }
-}
-
-/// Package databases live under these directories.
-const DATABASE_DIRS: [&str; 6] = [
-    "var/lib/dpkg",
-    "lib/apk/db",
-    "usr/lib/apk/db",
-    "var/lib/pacman/local",
-    "usr/lib/sysimage/rpm",
-    "var/lib/rpm",
-];
-
-/// [`read_package_databases`] for a root file system held in a tarball: the
-/// directories, symbolic links and package database files are laid out in a
-/// scratch directory (no other content), read there, and removed.
-pub fn read_package_databases_in_tar(
-    tree: &crate::walk::Tree,
-    content: &crate::walk::TarContent,
-) -> Result<Ownership> {
-    use crate::walk::EntryKind;
-    use std::os::unix::fs::FileExt;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    static N: AtomicUsize = AtomicUsize::new(0);
-    let scratch = std::env::temp_dir().join(format!(
-        "chunkah-pkgdb-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    ));
-    struct Remove(PathBuf);
-    impl Drop for Remove {
-        fn drop(&mut self) {
-            let _ = fs::remove_dir_all(&self.0);
-        }
-    }
-    let _cleanup = Remove(scratch.clone());
-    fs::create_dir_all(&scratch).map_err(|e| Error::io(&scratch, e))?;
-    let is_db = |p: &Path| DATABASE_DIRS.iter().any(|d| p.starts_with(d));
-    // Symbolic links are laid out as they are, so nothing may be created
-    // below one: that could write outside the scratch directory.
-    let mut links: std::collections::HashSet<&Path> = std::collections::HashSet::new();
-    for e in &tree.entries {
-        if e.path.ancestors().skip(1).any(|a| links.contains(a)) {
-            continue;
-        }
-        if let EntryKind::Symlink { .. } = e.kind {
-            links.insert(&e.path);
-        }
-        let dest = scratch.join(&e.path);
-        let made = match &e.kind {
-            // Safe: no ancestor of `dest` is a symbolic link (checked above).
-            EntryKind::Directory => fs::create_dir_all(&dest),
-            EntryKind::Symlink { target } => std::os::unix::fs::symlink(target, &dest),
-            EntryKind::Regular { size } if is_db(&e.path) && *size > 1 << 30 => {
-                return Err(Error::io(
-                    &e.path,
-                    std::io::Error::other(format!(
-                        "{} is too large for a package database",
-                        e.path.display()
-                    )),
-                ));
-            }
-            EntryKind::Regular { size } if is_db(&e.path) => (|| {
-                let (file, off) = content
-                    .locate(&e.path)
-                    .map_err(|e| io::Error::other(e.to_string()))?;
-                let mut buf = vec![0u8; *size as usize];
-                file.file.read_exact_at(&mut buf, off)?;
-                if let Some(parent) = dest.parent() {
-                    fs::create_dir_all(parent)?;
-                }
-                fs::write(&dest, buf)
-            })(),
-            _ => Ok(()),
-        };
-        // A parent that is a symlink or missing in the tarball: skip what cannot be laid out.
-        if let Err(err) = made {
-            if err.kind() != std::io::ErrorKind::NotFound
-                && err.kind() != std::io::ErrorKind::AlreadyExists
-            {
-                return Err(Error::io(&dest, err));
-            }
-        }
-    }
-    read_package_databases(&scratch)
 }

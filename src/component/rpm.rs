@@ -30,14 +30,11 @@
 //! (`Packages.db`, openSUSE) formats are not read: a root that has one of
 //! them and no sqlite database is an error, not a tree without packages.
 
-use std::fs::File;
-use std::io::{self, Read};
+use std::io;
 use std::path::{Path, PathBuf};
 
 use super::sqlite::{Database, Value, MAX_FILE_BYTES};
-use super::{
-    database_path, is_missing, malformed, push_component, too_many_links, OwnershipBuilder, RootFs,
-};
+use super::{database_path, malformed, push_component, too_many_links, OwnershipBuilder, RootFs};
 use crate::{Error, Result};
 
 /// Where rpm keeps its database, newest layout first.
@@ -53,7 +50,7 @@ pub(super) fn read(tree: &mut RootFs, out: &mut OwnershipBuilder) -> Result<()> 
             continue;
         };
         if !read.contains(&resolved) {
-            read_sqlite(tree, out, &host)?;
+            read_sqlite(tree, out, &resolved, &host)?;
             read.push(resolved);
         }
     }
@@ -90,18 +87,22 @@ fn locate(tree: &mut RootFs, dir: &[u8], name: &[u8]) -> Result<Option<(Vec<u8>,
     if !complete {
         return Err(Error::io(host, too_many_links()));
     }
-    match std::fs::symlink_metadata(&host) {
-        Ok(_) => Ok(Some((resolved, host))),
-        Err(e) if is_missing(&e) => Ok(None),
-        Err(e) => Err(Error::io(host, e)),
-    }
+    Ok(tree.node(&resolved)?.map(|_| (resolved, host)))
 }
 
-fn read_sqlite(tree: &mut RootFs, out: &mut OwnershipBuilder, file: &Path) -> Result<()> {
-    let mut data = Vec::new();
-    File::open(file)
-        .and_then(|f| f.take(MAX_FILE_BYTES + 1).read_to_end(&mut data))
-        .map_err(|e| Error::io(file, e))?;
+/// Reads the sqlite database at `rel` (resolved), called `file` in messages.
+fn read_sqlite(
+    tree: &mut RootFs,
+    out: &mut OwnershipBuilder,
+    rel: &[u8],
+    file: &Path,
+) -> Result<()> {
+    let Some(data) = tree.view.read(rel, MAX_FILE_BYTES)? else {
+        return Err(Error::io(
+            file,
+            io::Error::new(io::ErrorKind::InvalidInput, "not a regular file"),
+        ));
+    };
     let db = Database::new(file, &data)?;
     let Some(root) = db.table_root("Packages")? else {
         return Err(Error::io(
@@ -600,7 +601,7 @@ mod tests {
         root.mkdir("usr/bin");
         root.symlink("bin", "usr/bin");
         root.symlink("var/lib/rpm", "../../usr/lib/sysimage/rpm");
-        let o = read_package_databases(root.path()).unwrap();
+        let o = root.read_both();
         let owner = |p: &str| o.owner(Path::new(p));
         assert_eq!(owner("usr/bin/bash"), Some("rpm:bash"));
         assert_eq!(owner("usr/bin/sh"), Some("rpm:bash"));
@@ -614,7 +615,7 @@ mod tests {
         // RHEL 9: var/lib/rpm only.
         let root = TempRoot::new("rpm-var");
         rpmdb(&root, VAR, &[bash()]);
-        let o = read_package_databases(root.path()).unwrap();
+        let o = root.read_both();
         assert_eq!(o.owner(Path::new("etc/bashrc")), Some("rpm:bash"));
 
         // Two distinct databases are both read.
@@ -625,7 +626,7 @@ mod tests {
             (DIRNAMES, Strs(&["/usr/bin/"])),
         ]);
         rpmdb(&root, SYSIMAGE, &[other]);
-        let o = read_package_databases(root.path()).unwrap();
+        let o = root.read_both();
         assert_eq!(o.components().collect::<Vec<_>>(), ["rpm:bash", "rpm:zsh"]);
     }
 
@@ -647,7 +648,7 @@ mod tests {
             );
             // Left over beside a sqlite database: not looked at.
             rpmdb(&root, SYSIMAGE, &[bash()]);
-            assert_eq!(read_package_databases(root.path()).unwrap().len(), 4);
+            assert_eq!(root.read_both().len(), 4);
         }
     }
 

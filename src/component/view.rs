@@ -96,7 +96,9 @@ impl RootView for DirRoot {
     fn read(&self, rel: &[u8], limit: u64) -> Result<Option<Vec<u8>>> {
         let host = self.name(rel);
         let mut data = Vec::new();
-        match fs::File::open(&host).and_then(|f| f.take(limit.saturating_add(1)).read_to_end(&mut data)) {
+        match fs::File::open(&host)
+            .and_then(|f| f.take(limit.saturating_add(1)).read_to_end(&mut data))
+        {
             Ok(_) => Ok(Some(data)),
             Err(e) if is_missing(&e) => Ok(None),
             Err(e) => Err(Error::io(host, e)),
