@@ -217,11 +217,13 @@ fn series_steps_diff_and_apply_exactly() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // A tree and an image cannot be compared: a usage mistake.
     let out = chunkah()
         .args(["diff", &tree("v1"), &images_ref("v1")])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("both images or both dir: trees"));
     // The same image needs nothing.
     let out = chunkah()
         .args([

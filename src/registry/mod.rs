@@ -19,8 +19,13 @@
 
 mod auth;
 mod client;
+mod handshake;
 mod multipart;
+mod pull;
+mod push;
+mod ranges;
 mod reference;
+mod transport;
 
 pub use auth::{default_auth_files, Credentials};
 pub use client::{Client, ClientConfig, PushOutcome, RemoteManifest, Stats};

@@ -1,0 +1,37 @@
+//! Packs a tarball (as `podman export` writes it, plain, gzip or zstd) into
+//! an OCI archive, keeping the archive's other images, with gzip layers for
+//! clients that read no zstd.
+//!
+//! `cargo run --release --example pack_tarball -- ROOTFS.tar OUT.tar [TAG]`
+
+use std::path::PathBuf;
+
+use chunkah::build::{pack, PackJob, PackOptions, PackSource};
+use chunkah::layer::Compression;
+use chunkah::store::{ImageRef, StoreConfig};
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let mut args = std::env::args().skip(1);
+    let (Some(tarball), Some(archive)) = (args.next(), args.next()) else {
+        return Err("usage: pack_tarball ROOTFS.tar OUT.tar [TAG]".into());
+    };
+    let job = PackJob {
+        source: PackSource::Tar(PathBuf::from(tarball)),
+        dest: ImageRef::Archive {
+            file: PathBuf::from(archive),
+            tag: args.next(),
+        },
+        options: PackOptions {
+            compression: Compression::Gzip(6),
+            ..PackOptions::default()
+        },
+        // A compressed tarball is decompressed into a nameless file here.
+        store: StoreConfig {
+            scratch_dir: Some(std::env::temp_dir()),
+            ..StoreConfig::default()
+        },
+    };
+    let report = pack(&job, &|_| {})?;
+    println!("{} {}", report.reference, report.manifest);
+    Ok(())
+}
