@@ -2,9 +2,78 @@
 //! updates, and tells what a client must download to go from one image
 //! version to the next.
 //!
-//! This release holds the first stage of that pipeline: content-defined
-//! chunking with FastCDC (cut points identical to the `fastcdc` crate's
-//! v2020 algorithm) and a SIMD-native gear hash, with BLAKE3 chunk digests.
+//! # Jobs
+//!
+//! Each job is one call in [`build`], with typed options in and a typed
+//! report out; the `chunkah` binary is a thin layer over them.
+//!
+//! Pack a root file system (here the sample tarball of the repository) into
+//! an image layout:
+//!
+//! ```
+//! use chunkah::build::{pack, PackJob, PackOptions, PackSource};
+//! use chunkah::store::{ImageRef, StoreConfig};
+//!
+//! let dir = std::env::temp_dir().join(format!("chunkah-doc-{}", std::process::id()));
+//! let store = StoreConfig { scratch_dir: Some(std::env::temp_dir()), ..StoreConfig::default() };
+//! let job = |tag: &str, max_layers| PackJob {
+//!     source: PackSource::Tar("testdata/sample-rootfs.tar".into()),
+//!     dest: ImageRef::Layout { dir: dir.clone(), tag: Some(tag.into()) },
+//!     options: PackOptions { max_layers, source_date_epoch: Some(1_700_000_000), ..PackOptions::default() },
+//!     store: store.clone(),
+//! };
+//! let v1 = pack(&job("v1", 64), &|_progress| {})?;
+//! assert_eq!((v1.components, v1.layers.len()), (4, 4));
+//! // The same tree packed into fewer layers: another image.
+//! let v2 = pack(&job("v2", 2), &|_progress| {})?;
+//! assert_eq!(v2.layers.len(), 2);
+//! # std::fs::remove_dir_all(&dir).unwrap();
+//! # Ok::<(), chunkah::Error>(())
+//! ```
+//!
+//! Plan the download from one version to another, then rebuild the new one
+//! from the old one and only the byte ranges the plan names:
+//!
+//! ```
+//! # use chunkah::build::{pack, PackJob, PackOptions, PackSource};
+//! use chunkah::build::{apply, diff, ApplyJob, DiffInput, DiffJob};
+//! use chunkah::store::{ImageRef, StoreConfig};
+//! # let dir = std::env::temp_dir().join(format!("chunkah-doc-plan-{}", std::process::id()));
+//! # let store = StoreConfig { scratch_dir: Some(std::env::temp_dir()), ..StoreConfig::default() };
+//! # for (tag, max_layers) in [("v1", 64), ("v2", 2)] {
+//! #     pack(&PackJob {
+//! #         source: PackSource::Tar("testdata/sample-rootfs.tar".into()),
+//! #         dest: ImageRef::Layout { dir: dir.clone(), tag: Some(tag.into()) },
+//! #         options: PackOptions { max_layers, source_date_epoch: Some(1_700_000_000), ..PackOptions::default() },
+//! #         store: store.clone(),
+//! #     }, &|_| {})?;
+//! # }
+//! let image = |tag: &str| ImageRef::Layout { dir: dir.clone(), tag: Some(tag.into()) };
+//! let report = diff(&DiffJob {
+//!     old: DiffInput::Image(image("v1")),
+//!     new: DiffInput::Image(image("v2")),
+//!     options: Default::default(),
+//!     source_date_epoch: None,
+//!     store: store.clone(),
+//! })?;
+//! assert!(!report.same);
+//! // Regrouped layers share every chunk: the chunk level is far below the layer level.
+//! assert!(report.levels.chunk.bytes < report.levels.layer.bytes);
+//!
+//! let applied = apply(&ApplyJob {
+//!     from: image("v1"),
+//!     source: image("v2"),
+//!     dest: image("v2-rebuilt"),
+//!     options: Default::default(),
+//!     store,
+//! })?;
+//! assert_eq!(applied.report.bytes_read, report.levels.chunk.bytes);
+//! assert_eq!(applied.report.manifest, report.plan.unwrap().manifest.digest);
+//! # std::fs::remove_dir_all(&dir).unwrap();
+//! # Ok::<(), chunkah::Error>(())
+//! ```
+//!
+//! The chunker alone:
 //!
 //! ```
 //! use chunkah::chunker::{Algorithm, Chunker, ChunkerConfig};
@@ -20,8 +89,38 @@
 //! }
 //! # Ok::<(), chunkah::Error>(())
 //! ```
+//!
+//! # The house
+//!
+//! Data flows one way, and so do imports: each module uses only those
+//! listed before it (`tests/layering.rs` checks this).
+//!
+//! | module | what it holds |
+//! |---|---|
+//! | [`error`], [`digest`], [`io`] | the [`Error`] type; [`ChunkId`] (BLAKE3) and [`Digest`] (sha256); file regions, scratch files, decompression, atomic writes |
+//! | [`chunker`] | content-defined chunking: FastCDC and the vector gear hash, SIMD kernels |
+//! | [`walk`] | a directory or tar streams become a sorted tree of entries |
+//! | [`component`] | which package owns each path (dpkg, rpm, apk, pacman) |
+//! | [`pack`] | components and their grouping into at most N layers (a plan) |
+//! | [`layer`] | tar writing, zstd frames, the chunk index and its annotations |
+//! | [`oci`] | OCI JSON types, layouts and archives on this machine, an image's layers applied |
+//! | `registry` | the OCI distribution client (feature `registry`), knowing only OCI's JSON types |
+//! | [`store`] | references resolved to a layout, an archive or a registry; reading and writing any of them |
+//! | [`delta`] | what a client holding one image fetches for another; rebuilding it |
+//! | [`build`] | the jobs, driving all of the above |
+//!
+//! The library never prints, never exits and reads no environment variable:
+//! scratch space, registry credentials and the epoch come in the options.
+//!
+//! # Features
+//!
+//! - `cli` (default): the `chunkah` binary and what only it needs (clap,
+//!   indicatif, anyhow).
+//! - `registry` (default): `docker://` references and the registry client
+//!   (ureq, rustls). Without it the [`store`] reads and writes layouts and
+//!   archives, and a `docker://` reference is [`Error::Unsupported`].
 
-#![warn(missing_docs)]
+#![deny(missing_docs)]
 
 pub mod build;
 pub mod chunker;

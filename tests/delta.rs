@@ -222,8 +222,9 @@ fn series_steps_diff_and_apply_exactly() {
         .args(["diff", &tree("v1"), &images_ref("v1")])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("both images or both dir: trees"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("both images or both dir: trees"), "{err}");
     // The same image needs nothing.
     let out = chunkah()
         .args([

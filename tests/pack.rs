@@ -197,14 +197,17 @@ fn a_layout_keeps_its_other_tags_and_bad_input_fails_cleanly() {
         .collect();
     assert_eq!(tags, ["one", "two"]);
     let before = fs::read(layout.join("index.json")).unwrap();
-    for (args, needle) in [
+    // Exit 1 for a source that is not there, 2 for usage mistakes.
+    for (args, needle, code) in [
         (
             vec!["pack", "/nonexistent/rootfs", "-o"],
             "/nonexistent/rootfs",
+            1,
         ),
         (
             vec!["pack", src.to_str().unwrap(), "--max-layers", "0", "-o"],
             "--max-layers",
+            2,
         ),
         (
             vec![
@@ -217,10 +220,12 @@ fn a_layout_keeps_its_other_tags_and_bad_input_fails_cleanly() {
                 "-o",
             ],
             "level 40",
+            2,
         ),
         (
             vec!["pack", src.to_str().unwrap(), "--label", "novalue", "-o"],
             "KEY=VALUE",
+            2,
         ),
     ] {
         let out = chunkah()
@@ -228,8 +233,8 @@ fn a_layout_keeps_its_other_tags_and_bad_input_fails_cleanly() {
             .arg(format!("oci:{}:three", layout.display()))
             .output()
             .unwrap();
-        assert_eq!(out.status.code(), Some(1), "{args:?}");
         let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "{args:?}: {err}");
         assert!(err.contains(needle), "{args:?}: {err}");
     }
     assert_eq!(

@@ -68,7 +68,7 @@ pub fn import_archive(file: &Path, layout: &LayoutWriter, except: &str) -> Resul
         let (got, _) = layout.commit(temp)?;
         if got != digest {
             layout.remove_blob(&got);
-            return Err(Error::digest_mismatch(blob.path.display(), digest, got));
+            return Err(Error::digest_mismatch(&blob.name, digest, got));
         }
     }
     for m in index.manifests {

@@ -8,7 +8,7 @@
 //! files is then read from.
 
 use std::io::{BufReader, Read};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::read::{Blob, Image};
@@ -47,8 +47,7 @@ pub fn flatten(
         if cancel.load(Ordering::Relaxed) {
             return Err(Error::Cancelled);
         }
-        let name = PathBuf::from(format!("{reference} layer {} ({})", i + 1, desc.digest));
-        let what = name.display();
+        let what = format!("{reference} layer {} ({})", i + 1, desc.digest);
         if !is_filesystem_layer(&desc.media_type) {
             return Err(Error::unsupported(
                 &what,
@@ -73,7 +72,8 @@ pub fn flatten(
                     .file
                     .try_clone()
                     .map_err(|e| Error::io(&blob.path, e))?,
-                path: name.clone(),
+                path: blob.path.clone(),
+                name: what.to_string(),
             };
             let mut stream = BufReader::with_capacity(1 << 18, HashingReader::new(blob.reader()));
             merger.add_layer(&mut stream, content, blob.offset, true)?;
@@ -87,7 +87,8 @@ pub fn flatten(
             let decoder = Decoder::new(compression, compressed).map_err(io)?;
             let content = ContentFile {
                 file: scratch,
-                path: name.clone(),
+                path: scratch_dir.to_path_buf(),
+                name: what.to_string(),
             };
             let mut stream = BufReader::with_capacity(
                 1 << 18,

@@ -30,8 +30,12 @@ pub const DEFAULT_TAG: &str = "latest";
 pub struct Blob {
     /// The file holding the blob.
     pub file: File,
-    /// Its name, for error messages.
+    /// Where that file is: a layout's blob file, an archive, or the scratch
+    /// directory of a nameless download (for I/O errors).
     pub path: PathBuf,
+    /// The blob as named in messages (`oci:DIR blob sha256:…`,
+    /// `ARCHIVE:blobs/sha256/…`).
+    pub name: String,
     /// Where the blob starts in it.
     pub offset: u64,
     /// The blob's size.
@@ -181,6 +185,7 @@ impl LayoutReader {
                 }
                 Ok(Blob {
                     file,
+                    name: path.display().to_string(),
                     path,
                     offset: 0,
                     size: meta.len(),
@@ -196,7 +201,8 @@ impl LayoutReader {
                 })?;
                 Ok(Blob {
                     file: file.try_clone().map_err(|e| Error::io(path, e))?,
-                    path: self.member_path(member),
+                    path: path.clone(),
+                    name: self.member_path(member).display().to_string(),
                     offset,
                     size,
                 })
@@ -210,7 +216,7 @@ impl LayoutReader {
         let blob = self.member(&format!("blobs/sha256/{}", digest.hex()))?;
         if blob.size != size {
             return Err(Error::malformed(
-                blob.path.display(),
+                &blob.name,
                 format!("is {} bytes long, its descriptor says {size}", blob.size),
             ));
         }
@@ -228,7 +234,7 @@ impl LayoutReader {
         let blob = self.blob(digest, size)?;
         if offset.checked_add(length).is_none_or(|end| end > size) {
             return Err(Error::malformed(
-                blob.path.display(),
+                &blob.name,
                 format!(
                     "has no bytes {offset}..{} (it is {size} long)",
                     offset.saturating_add(length)
@@ -247,7 +253,7 @@ impl LayoutReader {
     fn read_small(&self, blob: &Blob) -> Result<Vec<u8>> {
         if blob.size > MAX_JSON_BYTES {
             return Err(Error::malformed(
-                blob.path.display(),
+                &blob.name,
                 format!(
                     "is {} bytes long, more than a JSON document may be",
                     blob.size
@@ -273,14 +279,10 @@ impl LayoutReader {
         let bytes = self.read_small(&blob)?;
         let got = Digest::of(&bytes);
         if got != desc.digest {
-            return Err(Error::digest_mismatch(
-                blob.path.display(),
-                desc.digest,
-                got,
-            ));
+            return Err(Error::digest_mismatch(&blob.name, desc.digest, got));
         }
         let t = serde_json::from_slice(&bytes)
-            .map_err(|e| Error::malformed(blob.path.display(), format!("bad JSON: {e}")))?;
+            .map_err(|e| Error::malformed(&blob.name, format!("bad JSON: {e}")))?;
         Ok((t, bytes))
     }
 
@@ -289,7 +291,7 @@ impl LayoutReader {
         let blob = self.member("index.json")?;
         let bytes = self.read_small(&blob)?;
         serde_json::from_slice(&bytes)
-            .map_err(|e| Error::malformed(blob.path.display(), format!("bad JSON: {e}")))
+            .map_err(|e| Error::malformed(&blob.name, format!("bad JSON: {e}")))
     }
 
     /// The image tagged `tag`, or without a tag `latest` or the only image

@@ -175,7 +175,8 @@ impl ImageReader {
                 bytes_read.fetch_add(size, Ordering::Relaxed);
                 Ok(Blob {
                     file,
-                    path: PathBuf::from(format!("{} blob {digest}", self.reference)),
+                    path: scratch.to_path_buf(),
+                    name: format!("{} blob {digest}", self.reference),
                     offset: 0,
                     size,
                 })

@@ -34,8 +34,11 @@ use crate::io::{anonymous_file, Decoder, StreamCompression, Tee};
 pub struct ContentFile {
     /// The open file.
     pub file: File,
-    /// Its name, for error messages.
+    /// Where it is (for I/O errors): the tarball, a layer's blob file, the
+    /// archive holding it, or the directory of a nameless scratch file.
     pub path: PathBuf,
+    /// What it holds, as named in messages (the tarball, `oci:DIR layer 2 (…)`).
+    pub name: String,
 }
 
 /// Where the content of each regular file is.
@@ -52,9 +55,9 @@ impl TarContent {
     pub fn locate(&self, path: &Path) -> Result<(&ContentFile, u64)> {
         match self.offsets.get(path) {
             Some(&(i, off)) => Ok((&self.files[i], off)),
-            None => Err(Error::io(
-                self.files.first().map_or(Path::new(""), |f| &f.path),
-                std::io::Error::other(format!("no content recorded for {}", path.display())),
+            None => Err(Error::malformed(
+                self.files.first().map_or("", |f| f.name.as_str()),
+                format!("no content recorded for {}", path.display()),
             )),
         }
     }
@@ -168,7 +171,7 @@ impl TarMerger {
         whiteouts: bool,
     ) -> Result<()> {
         let file_index = self.files.len();
-        let name = content.path.clone();
+        let name = PathBuf::from(&content.name);
         self.files.push(content);
         let layer = self.layers;
         self.layers += 1;
@@ -529,6 +532,7 @@ pub fn walk_tar(path: &Path, scratch_dir: &Path) -> Result<(Tree, TarContent)> {
         let content = ContentFile {
             file: reopen()?,
             path: path.to_path_buf(),
+            name: path.display().to_string(),
         };
         merger.add_layer(std::io::BufReader::new(reopen()?), content, 0, false)?;
     } else {
@@ -538,7 +542,8 @@ pub fn walk_tar(path: &Path, scratch_dir: &Path) -> Result<(Tree, TarContent)> {
             .map_err(|e| Error::io(path, e))?;
         let content = ContentFile {
             file: scratch,
-            path: path.to_path_buf(),
+            path: scratch_dir.to_path_buf(),
+            name: path.display().to_string(),
         };
         let mut stream = std::io::BufReader::with_capacity(
             1 << 18,
@@ -617,6 +622,7 @@ mod tests {
             let content = ContentFile {
                 file: f,
                 path: format!("layer{i}").into(),
+                name: format!("layer{i}"),
             };
             m.add_layer(&bytes[..], content, 0, true)?;
         }
@@ -758,6 +764,7 @@ mod tests {
         let content = ContentFile {
             file: anonymous_file(&std::env::temp_dir()).unwrap(),
             path: "bomb".into(),
+            name: "bomb".into(),
         };
         let err = TarMerger::new()
             .add_layer(stream, content, 0, true)
@@ -780,6 +787,7 @@ mod tests {
         let content = ContentFile {
             file: f,
             path: "t".into(),
+            name: "t".into(),
         };
         m.add_layer(&bytes[..], content, 0, false).unwrap();
         let (tree, _) = m.finish(Path::new("t")).unwrap();
