@@ -197,12 +197,114 @@ fn errors_name_the_cause_and_exit_non_zero() {
         (vec!["chunk", "--threads", "0", p], "--threads"),
     ] {
         let out = chunkah(&args, None);
-        assert!(!out.status.success(), "{args:?}");
         let err = String::from_utf8_lossy(&out.stderr);
+        // Values out of range are usage mistakes, found by clap or after it.
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
         assert!(err.contains(needle), "{args:?}: {err}");
     }
     // A usage error is exit code 2.
     assert_eq!(chunkah(&["chunk"], None).status.code(), Some(2));
+}
+
+#[test]
+fn pack_names_sources_and_usage_mistakes_exit_2() {
+    let dir = tempdir::TempDir::new();
+    let sample = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/sample-rootfs.tar");
+    let layout = format!("oci:{}", dir.0.join("out").display());
+    for (args, needle) in [
+        (vec!["pack", sample, "-o", "/tmp/x"], "expected oci:DIR"),
+        (
+            vec!["pack", sample, "-o", "docker-archive:x.tar"],
+            "unknown transport \"docker-archive\"",
+        ),
+        (
+            vec!["pack", sample, "--max-layers", "0", "-o", &layout],
+            "--max-layers",
+        ),
+        (
+            vec!["pack", sample, "--label", "foo", "-o", &layout],
+            "KEY=VALUE",
+        ),
+        (
+            vec!["pack", "foo:bar", "-o", &layout],
+            "unknown transport \"foo\"",
+        ),
+        (vec!["chunk", "--min", "0", sample], "minimum size 0"),
+    ] {
+        let out = chunkah(&args, None);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(needle), "{args:?}: {err}");
+    }
+    // A missing tarball is named once.
+    let missing = dir.0.join("missing.tar");
+    let out = chunkah(&["pack", missing.to_str().unwrap(), "-o", &layout], None);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(err.matches("missing.tar").count(), 1, "{err}");
+    // A bare file path is a tarball; a malformed one is an error whose
+    // message carries no raw control bytes.
+    let bad = dir.0.join("bad.tar");
+    let mut bytes = vec![0x1bu8, b'[', b'3', b'1', b'm'];
+    bytes.extend(std::iter::repeat_n(b'A', 600));
+    std::fs::write(&bad, &bytes).unwrap();
+    let out = chunkah(&["pack", bad.to_str().unwrap(), "-o", &layout], None);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("bad.tar"), "{err}");
+    assert!(
+        !err.trim_end().chars().any(|c| c.is_control()),
+        "control characters reach the terminal: {err:?}"
+    );
+    assert!(!dir.0.join("out").exists(), "a failed pack left its layout");
+}
+
+/// The README's sample output is what `pack --json` prints for the sample.
+#[test]
+fn the_readme_sample_is_what_pack_prints() {
+    let dir = tempdir::TempDir::new();
+    let root = env!("CARGO_MANIFEST_DIR");
+    let out = command()
+        .current_dir(root)
+        .args(["pack", "tar:testdata/sample-rootfs.tar", "-o"])
+        .arg(format!("oci:{}", dir.0.join("sample-image").display()))
+        .arg("--json")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let short = |d: &Value| format!("{}…", &d.as_str().unwrap()[..15]);
+    let mut want = format!(
+        "{{\n  \"schemaVersion\": 1,\n  \"manifest\": \"{}\",\n  \"config\": \"{}\",\n  \"totalSize\": {},\n  \"components\": {},\n  \"layers\": [\n",
+        short(&r["manifest"]),
+        short(&r["config"]),
+        r["totalSize"],
+        r["components"]
+    );
+    let layers = r["layers"].as_array().unwrap();
+    for (i, l) in layers.iter().enumerate() {
+        want.push_str(&format!(
+            "    {{ \"digest\": \"{}\", \"size\": {}, \"tarSize\": {}, \"entries\": {}, \"components\": {} }}{}\n",
+            short(&l["digest"]),
+            l["size"],
+            l["tarSize"],
+            l["entries"],
+            l["components"].to_string().replace(',', ", "),
+            if i + 1 < layers.len() { "," } else { "" }
+        ));
+    }
+    want.push_str(
+        "  ],\n  \"warnings\": [],\n  \"reference\": \"oci:target/sample-image:latest\"\n}",
+    );
+    let readme = std::fs::read_to_string(format!("{root}/README.md")).unwrap();
+    assert!(
+        readme.contains(&want),
+        "README.md's sample output is stale; it should read:\n{want}"
+    );
 }
 
 #[test]

@@ -224,7 +224,7 @@ fn series_steps_diff_and_apply_exactly() {
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
-    assert!(err.contains("both images or both dir: trees"), "{err}");
+    assert!(err.contains("both be images or both dir: trees"), "{err}");
     // The same image needs nothing.
     let out = chunkah()
         .args([

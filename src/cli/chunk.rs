@@ -54,8 +54,8 @@ pub struct ChunkArgs {
     #[arg(long)]
     backend: Option<String>,
     /// Worker threads (default: one per core).
-    #[arg(long)]
-    threads: Option<usize>,
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+    threads: Option<u16>,
     /// Chunk digest.
     #[arg(long, value_enum, default_value = "blake3")]
     digest: DigestKind,
@@ -78,8 +78,7 @@ pub fn run(args: ChunkArgs) -> Result<()> {
         .with_algorithm(algorithm);
     let chunker = Chunker::new(config, backend)?;
     let threads = match args.threads {
-        Some(0) => anyhow::bail!("--threads must be at least 1"),
-        Some(n) => n,
+        Some(n) => usize::from(n),
         None => std::thread::available_parallelism().map_or(1, |n| n.get()),
     };
     let pool = rayon::ThreadPoolBuilder::new()
