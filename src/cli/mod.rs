@@ -159,6 +159,13 @@ pub fn cancel_on_signals() -> std::sync::Arc<std::sync::atomic::AtomicBool> {
     flag
 }
 
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<io::Error>()
+            .is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -168,11 +175,4 @@ mod tests {
             "a\\u{1b}[31mb\\nc\\u{7f}é"
         );
     }
-}
-
-fn is_broken_pipe(e: &anyhow::Error) -> bool {
-    e.chain().any(|c| {
-        c.downcast_ref::<io::Error>()
-            .is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe)
-    })
 }

@@ -641,7 +641,7 @@ mod tests {
             &AtomicBool::new(false),
         )
         .unwrap();
-        let loc = info.index.clone().unwrap();
+        let loc = info.index.unwrap();
         assert_eq!(loc.offset + loc.length, blob.len() as u64);
         let raw = &blob[loc.offset as usize..];
         assert_eq!(Digest::of(raw), loc.digest);
