@@ -16,11 +16,12 @@ for tree in "$@"; do
     pack_args="$tree -o oci:$work/pack-layout --compression zstd --compression-level 3 --threads 2 --quiet"
     baseline=()
     if [ -n "${CHUNKAH_BASELINE:-}" ]; then
-        baseline=(-n "baseline pack --threads 2" --prepare "rm -rf $work/pack-layout" "$CHUNKAH_BASELINE pack $pack_args")
+        baseline=(-n "baseline pack --threads 2" "$CHUNKAH_BASELINE pack $pack_args")
     fi
-    hyperfine -w 1 -r "${RUNS:-5}" \
+    # One preparation for every command: no layout left from the run before.
+    hyperfine -w 1 -r "${RUNS:-5}" --prepare "rm -rf $work/pack-layout" \
         -n "tar | zstd -3 -T2" "tar -cf - -C $tree . 2>/dev/null | zstd -q -3 -T2 > /dev/null" \
-        -n "chunkah pack --threads 2" --prepare "rm -rf $work/pack-layout" \
+        -n "chunkah pack --threads 2" \
         "target/release/chunkah pack $pack_args" \
         "${baseline[@]}" \
         --export-json "$work/pack.json"

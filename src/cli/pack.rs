@@ -111,12 +111,9 @@ fn read_runtime(file: &std::path::Path) -> Result<RuntimeConfig> {
         .with_context(|| format!("{} is not an image runtime configuration", what()))
 }
 
-pub fn run(args: PackArgs) -> Result<()> {
-    let source = PackSource::parse(&args.source)?;
-    if args.max_layers > 127 && !args.quiet {
-        eprintln!("chunkah: warning: more than 127 layers break some older clients");
-    }
-    let compression = match (args.compression, args.compression_level) {
+/// The layer compression the flags ask for (levels are checked by the library).
+fn compression(kind: CompressionArg, level: Option<i32>) -> Result<Compression> {
+    Ok(match (kind, level) {
         (CompressionArg::Zstd, l) => Compression::SeekableZstd(l.unwrap_or(3)),
         (CompressionArg::ZstdStream, l) => Compression::Zstd(l.unwrap_or(3)),
         (CompressionArg::Gzip, l) => Compression::Gzip(match l {
@@ -132,7 +129,15 @@ pub fn run(args: PackArgs) -> Result<()> {
             ))
             .into())
         }
-    };
+    })
+}
+
+pub fn run(args: PackArgs) -> Result<()> {
+    let source = PackSource::parse(&args.source)?;
+    if args.max_layers > 127 && !args.quiet {
+        eprintln!("chunkah: warning: more than 127 layers break some older clients");
+    }
+    let compression = compression(args.compression, args.compression_level)?;
     let job = PackJob {
         source,
         dest: args.dest.clone(),
