@@ -300,7 +300,20 @@ fn the_readme_sample_is_what_pack_prints() {
     want.push_str(
         "  ],\n  \"warnings\": [],\n  \"reference\": \"oci:target/sample-image:latest\"\n}",
     );
-    let readme = std::fs::read_to_string(format!("{root}/README.md")).unwrap();
+    let mut readme = std::fs::read_to_string(format!("{root}/README.md")).unwrap();
+    // The README shows what x86_64 prints: elsewhere the config names
+    // another architecture, so its digest and the manifest's differ; the
+    // layers are the same everywhere.
+    if std::env::consts::ARCH != "x86_64" {
+        let drop_digests = |text: &str| -> String {
+            text.lines()
+                .filter(|l| !l.starts_with("  \"manifest\": ") && !l.starts_with("  \"config\": "))
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        readme = drop_digests(&readme);
+        want = drop_digests(&want);
+    }
     assert!(
         readme.contains(&want),
         "README.md's sample output is stale; it should read:\n{want}"
