@@ -163,11 +163,7 @@ impl<R: Read> Read for Tee<'_, R> {
 /// part.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     use std::io::Write;
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let tmp = temp_name(dir);
+    let tmp = temp_name(parent_dir(path));
     let result = (|| {
         let mut f = File::options().write(true).create_new(true).open(&tmp)?;
         f.write_all(bytes)?;
@@ -179,6 +175,27 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         return Err(Error::io(path, e));
     }
     Ok(())
+}
+
+/// The directory `path` is in (`.` for a bare file name).
+pub fn parent_dir(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
+/// A scratch name beside `file`, for what is made there before it replaces
+/// or accompanies `file`: `.NAME.chunkah-WHAT-PID`.
+pub fn beside(file: &Path, what: &str) -> Result<PathBuf> {
+    let name = file
+        .file_name()
+        .ok_or_else(|| Error::Config(format!("{} is not a file name", file.display())))?;
+    Ok(parent_dir(file).join(format!(
+        ".{}.chunkah-{what}-{}",
+        name.to_string_lossy(),
+        std::process::id()
+    )))
 }
 
 /// A name for a temporary file in `dir`, unique in this process and

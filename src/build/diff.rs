@@ -7,7 +7,7 @@ use serde::Serialize;
 use crate::chunker::ChunkerConfig;
 use crate::component::read_package_databases;
 use crate::delta::tree::{plan_trees, tree_view, TreeView};
-use crate::delta::{self, BlobPlan, DeltaOptions, DeltaPlan, ImageView, Levels};
+use crate::delta::{self, BlobPlan, DeltaOptions, ImageView, Levels};
 use crate::error::{Error, Result};
 use crate::oci::types::{host_architecture, Descriptor};
 use crate::store::{ImageReader, ImageRef, StoreConfig};
@@ -135,11 +135,6 @@ pub fn diff(job: &DiffJob) -> Result<DiffReport> {
             blobs: plan.blobs,
         }),
     })
-}
-
-/// The plan of a diff between two images' views (for [`report`](super::report)).
-pub(super) fn plan_views(old: &ImageView, new: &ImageView, options: DeltaOptions) -> DeltaPlan {
-    delta::plan(old, new, options)
 }
 
 fn diff_trees(job: &DiffJob, old: &Path, new: &Path) -> Result<DiffReport> {

@@ -24,7 +24,7 @@ use crate::oci::types::{
     CONFIG_MEDIA_TYPE, MANIFEST_MEDIA_TYPE,
 };
 use crate::pack::{assign_components, plan_layers};
-use crate::store::{ImageReader, ImageRef, ImageWriter, PushReport, StoreConfig};
+use crate::store::{transport_of, ImageReader, ImageRef, ImageWriter, PushReport, StoreConfig};
 use crate::walk::{walk_dir, walk_tar, Entry, EntryKind, Tree};
 
 /// Layer annotation listing a layer's components, one per line.
@@ -64,19 +64,12 @@ impl PackSource {
             Ok(_) => Ok(PackSource::Dir(path.into())),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 // `foo:bar` that is no file: a transport chunkah does not know.
-                if let Some((transport, _)) = s.split_once(':') {
-                    if !transport.is_empty()
-                        && !transport.contains('/')
-                        && transport
-                            .bytes()
-                            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
-                    {
-                        return Err(Error::Config(format!(
-                            "source {s:?}: unknown transport {transport:?} (expected dir:PATH, \
-                             tar:FILE, oci:DIR[:TAG], oci-archive:FILE[:TAG] or \
-                             docker://HOST/REPO:TAG)"
-                        )));
-                    }
+                if let Some(transport) = transport_of(s) {
+                    return Err(Error::Config(format!(
+                        "source {s:?}: unknown transport {transport:?} (expected dir:PATH, \
+                         tar:FILE, oci:DIR[:TAG], oci-archive:FILE[:TAG] or \
+                         docker://HOST/REPO:TAG)"
+                    )));
                 }
                 Err(Error::io(path, e))
             }

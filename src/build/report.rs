@@ -2,8 +2,8 @@
 
 use serde::Serialize;
 
-use super::diff::{image_view, plan_views};
-use crate::delta::{DeltaOptions, Levels};
+use super::diff::image_view;
+use crate::delta::{self, DeltaOptions, Levels};
 use crate::error::{Error, Result};
 use crate::store::{ImageRef, StoreConfig};
 
@@ -59,7 +59,7 @@ pub fn report(job: &ReportJob) -> Result<SeriesReport> {
         .map(|(v, refs)| Step {
             old: refs[0].to_string(),
             new: refs[1].to_string(),
-            levels: plan_views(&v[0], &v[1], job.options).levels,
+            levels: delta::plan(&v[0], &v[1], job.options).levels,
         })
         .collect();
     Ok(SeriesReport {

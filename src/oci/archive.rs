@@ -88,18 +88,7 @@ pub fn write_archive(dir: &Path, dest: &Path) -> Result<()> {
     let index_bytes = fs::read(&index_path).map_err(|e| Error::io(&index_path, e))?;
     let index = reader.index()?;
     let blobs = reachable(&reader, &index)?;
-    let parent = match dest.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let name = dest
-        .file_name()
-        .ok_or_else(|| Error::Config(format!("{} is not a file name", dest.display())))?;
-    let temp = parent.join(format!(
-        ".{}.chunkah-{}",
-        name.to_string_lossy(),
-        std::process::id()
-    ));
+    let temp = crate::io::beside(dest, "archive")?;
     let result = (|| -> Result<()> {
         let io = |e| Error::io(&temp, e);
         let file = File::options()

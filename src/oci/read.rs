@@ -294,21 +294,9 @@ impl LayoutReader {
             .map_err(|e| Error::malformed(&blob.name, format!("bad JSON: {e}")))
     }
 
-    /// The image tagged `tag`, or without a tag `latest` or the only image
-    /// there is. An image index in between is resolved to the manifest for
-    /// `architecture` on linux.
-    pub fn image(&self, tag: Option<&str>, architecture: &str) -> Result<Image> {
-        let (descriptor, manifest, _) = self.manifest(tag, architecture)?;
-        let config: ImageConfig = self.json_blob(&manifest.config)?;
-        check_layers(&descriptor, &manifest, &config)?;
-        Ok(Image {
-            descriptor,
-            manifest,
-            config,
-        })
-    }
-
-    /// The manifest [`LayoutReader::image`] reads, its descriptor and bytes.
+    /// The manifest of the image tagged `tag`, or without a tag `latest` or
+    /// the only image there is, its descriptor and bytes. An image index in
+    /// between is resolved to the manifest for `architecture` on linux.
     pub fn manifest(
         &self,
         tag: Option<&str>,

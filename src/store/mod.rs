@@ -67,17 +67,9 @@ impl ImageRef {
         } else if let Some(rest) = s.strip_prefix("oci-archive:") {
             (true, rest)
         } else {
-            let why = match s.split_once(':') {
-                Some((transport, _))
-                    if !transport.is_empty()
-                        && !transport.contains('/')
-                        && transport
-                            .bytes()
-                            .all(|b| b.is_ascii_alphanumeric() || b == b'-') =>
-                {
-                    format!("unknown transport {transport:?}: ")
-                }
-                _ => String::new(),
+            let why = match transport_of(s) {
+                Some(transport) => format!("unknown transport {transport:?}: "),
+                None => String::new(),
             };
             return Err(bad(&format!(
                 "{why}expected oci:DIR[:TAG], oci-archive:FILE[:TAG] or docker://HOST/REPO:TAG"
@@ -157,6 +149,18 @@ impl ImageRef {
             ImageRef::Registry(_) => true,
         }
     }
+}
+
+/// The transport `s` starts with (`docker-archive` of
+/// `docker-archive:x.tar`), if it looks like one: letters, digits and `-`
+/// before the first `:`, no `/`.
+pub fn transport_of(s: &str) -> Option<&str> {
+    let (transport, _) = s.split_once(':')?;
+    (!transport.is_empty()
+        && transport
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+    .then_some(transport)
 }
 
 impl std::str::FromStr for ImageRef {

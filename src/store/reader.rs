@@ -275,13 +275,4 @@ impl ImageReader {
             }
         }
     }
-
-    /// The local layout or archive, if that is what this reader reads.
-    pub fn local(&self) -> Option<&LayoutReader> {
-        match &self.source {
-            Source::Local(l) => Some(l),
-            #[cfg(feature = "registry")]
-            Source::Registry { .. } => None,
-        }
-    }
 }

@@ -1,11 +1,14 @@
 //! Writing an image wherever it goes.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde::Serialize;
 
 use super::{ImageRef, StoreConfig};
-use crate::error::{Error, Result};
+#[cfg(feature = "registry")]
+use crate::error::Error;
+use crate::error::Result;
+use crate::io::beside;
 use crate::oci::archive::{import_archive, write_archive};
 use crate::oci::layout::LayoutWriter;
 #[cfg(feature = "registry")]
@@ -58,22 +61,6 @@ pub struct PushReport {
     pub uploaded_bytes: u64,
 }
 
-/// A scratch name beside `file`: `.NAME.chunkah-WHAT-PID`.
-fn beside(file: &Path, what: &str) -> Result<PathBuf> {
-    let parent = match file.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let name = file
-        .file_name()
-        .ok_or_else(|| Error::Config(format!("{} is not a file name", file.display())))?;
-    Ok(parent.join(format!(
-        ".{}.chunkah-{what}-{}",
-        name.to_string_lossy(),
-        std::process::id()
-    )))
-}
-
 impl ImageWriter {
     /// Opens `dest` for writing the image tagged as `dest` says (or
     /// [`crate::oci::DEFAULT_TAG`]). An archive's other images are kept; a
@@ -99,8 +86,10 @@ impl ImageWriter {
                 )
             }
         };
-        let remove_on_drop = (!dir.exists()).then(|| dir.clone());
-        let mut writer = ImageWriter {
+        // A scratch layout goes in any case; a destination layout only if
+        // this run creates it.
+        let remove_on_drop = (!scratch && !dir.exists()).then(|| dir.clone());
+        let writer = ImageWriter {
             dest: dest.clone(),
             layout: LayoutWriter::open(&dir)?,
             tag,
@@ -114,9 +103,6 @@ impl ImageWriter {
                 import_archive(file, &writer.layout, &writer.tag)?;
             }
         }
-        if writer.scratch.is_some() {
-            writer.remove_on_drop = None;
-        }
         Ok(writer)
     }
 
@@ -128,11 +114,6 @@ impl ImageWriter {
     /// The tag the image is written under.
     pub fn tag(&self) -> &str {
         &self.tag
-    }
-
-    /// The destination.
-    pub fn dest(&self) -> &ImageRef {
-        &self.dest
     }
 
     /// Publishes the image written into [`ImageWriter::layout`] under
