@@ -525,6 +525,7 @@ fn write_image(
                 }
                 a
             },
+            artifact_type: None,
             platform: None,
         })
         .collect();
@@ -533,6 +534,8 @@ fn write_image(
         media_type: MANIFEST_MEDIA_TYPE.to_string(),
         config: config_desc.clone(),
         layers,
+        artifact_type: None,
+        subject: None,
         annotations: {
             let mut a: BTreeMap<String, String> =
                 base_annotations.map_or_else(BTreeMap::new, |a| a.clone());

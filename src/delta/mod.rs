@@ -24,6 +24,7 @@
 //! fetched whole at every level.
 
 pub mod apply;
+pub mod binary;
 pub mod tree;
 
 pub use apply::{apply, ApplyOptions, ApplyReport};

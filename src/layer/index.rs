@@ -13,6 +13,7 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
+use super::wire::{decompress_bounded, put_varint, Cursor, Parsed};
 use crate::chunker::{Algorithm, ChunkerConfig};
 use crate::digest::{ChunkId, Digest};
 use crate::error::{Error, Result};
@@ -36,6 +37,25 @@ pub const INDEX_LENGTH_ANNOTATION: &str = "dev.chunkah.index.length";
 /// Layer annotation: sha256 of the index's skippable frame.
 pub const INDEX_DIGEST_ANNOTATION: &str = "dev.chunkah.index.digest";
 
+/// The three annotations that locate a trailer of a blob: its offset,
+/// length and sha256.
+#[derive(Clone, Copy, Debug)]
+pub struct TrailerKeys {
+    /// The offset's annotation.
+    pub offset: &'static str,
+    /// The length's annotation.
+    pub length: &'static str,
+    /// The digest's annotation.
+    pub digest: &'static str,
+}
+
+/// The annotations of a layer's chunk index.
+pub const INDEX_KEYS: TrailerKeys = TrailerKeys {
+    offset: INDEX_OFFSET_ANNOTATION,
+    length: INDEX_LENGTH_ANNOTATION,
+    digest: INDEX_DIGEST_ANNOTATION,
+};
+
 /// Where a layer's chunk index is in its blob, as the layer's descriptor
 /// annotates it ([`INDEX_OFFSET_ANNOTATION`], [`INDEX_LENGTH_ANNOTATION`],
 /// [`INDEX_DIGEST_ANNOTATION`]). The one place these annotations are written
@@ -54,9 +74,15 @@ pub struct IndexLocation {
 impl IndexLocation {
     /// Adds the three annotations that locate the index to `annotations`.
     pub fn annotate(&self, annotations: &mut BTreeMap<String, String>) {
-        annotations.insert(INDEX_OFFSET_ANNOTATION.into(), self.offset.to_string());
-        annotations.insert(INDEX_LENGTH_ANNOTATION.into(), self.length.to_string());
-        annotations.insert(INDEX_DIGEST_ANNOTATION.into(), self.digest.to_string());
+        self.annotate_as(&INDEX_KEYS, annotations);
+    }
+
+    /// Adds the three annotations `keys` names, locating a trailer of a
+    /// blob like the index (a binary delta's lookup, say).
+    pub fn annotate_as(&self, keys: &TrailerKeys, annotations: &mut BTreeMap<String, String>) {
+        annotations.insert(keys.offset.into(), self.offset.to_string());
+        annotations.insert(keys.length.into(), self.length.to_string());
+        annotations.insert(keys.digest.into(), self.digest.to_string());
     }
 
     /// Reads the location from a layer's `annotations` (`None` without
@@ -68,12 +94,20 @@ impl IndexLocation {
         blob_size: u64,
         what: &str,
     ) -> Result<Option<IndexLocation>> {
+        Self::from_annotations_as(&INDEX_KEYS, annotations, blob_size, what)
+    }
+
+    /// [`IndexLocation::from_annotations`] under the annotations `keys` names.
+    pub fn from_annotations_as(
+        keys: &TrailerKeys,
+        annotations: &BTreeMap<String, String>,
+        blob_size: u64,
+        what: &str,
+    ) -> Result<Option<IndexLocation>> {
         let get = |key: &str| annotations.get(key);
-        let (Some(off), Some(len), Some(digest)) = (
-            get(INDEX_OFFSET_ANNOTATION),
-            get(INDEX_LENGTH_ANNOTATION),
-            get(INDEX_DIGEST_ANNOTATION),
-        ) else {
+        let (Some(off), Some(len), Some(digest)) =
+            (get(keys.offset), get(keys.length), get(keys.digest))
+        else {
             return Ok(None);
         };
         let bad = |why: &str| Error::malformed(what, why);
@@ -304,23 +338,10 @@ impl ChunkIndex {
                 bytes.len() - 8
             )));
         }
-        let body = decompress_bounded(&bytes[8..]).map_err(|e| bad(e.to_string()))?;
+        let body =
+            decompress_bounded(&bytes[8..], MAX_INDEX_BODY).map_err(|e| bad(e.to_string()))?;
         parse_body(&body).map_err(bad)
     }
-}
-
-/// Decompresses `data`, refusing more than [`MAX_INDEX_BODY`] bytes.
-fn decompress_bounded(data: &[u8]) -> std::io::Result<Vec<u8>> {
-    use std::io::Read;
-    let mut out = Vec::new();
-    let decoder = zstd::stream::read::Decoder::new(data)?;
-    decoder
-        .take(MAX_INDEX_BODY as u64 + 1)
-        .read_to_end(&mut out)?;
-    if out.len() > MAX_INDEX_BODY {
-        return Err(std::io::Error::other("the body is too large"));
-    }
-    Ok(out)
 }
 
 fn zigzag(v: i32) -> u64 {
@@ -330,66 +351,6 @@ fn zigzag(v: i32) -> u64 {
 fn unzigzag(v: u64) -> Option<i32> {
     let v = u32::try_from(v).ok()?;
     Some(((v >> 1) as i32) ^ -((v & 1) as i32))
-}
-
-fn put_varint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
-/// A cursor over the body with checked reads.
-struct Cursor<'a> {
-    data: &'a [u8],
-    pos: usize,
-}
-
-type Parsed<T> = std::result::Result<T, String>;
-
-impl<'a> Cursor<'a> {
-    fn left(&self) -> usize {
-        self.data.len() - self.pos
-    }
-    fn bytes(&mut self, n: usize, what: &str) -> Parsed<&'a [u8]> {
-        if self.left() < n {
-            return Err(format!("truncated in {what}"));
-        }
-        let s = &self.data[self.pos..self.pos + n];
-        self.pos += n;
-        Ok(s)
-    }
-    fn byte(&mut self, what: &str) -> Parsed<u8> {
-        Ok(self.bytes(1, what)?[0])
-    }
-    fn varint(&mut self, what: &str) -> Parsed<u64> {
-        let mut v: u64 = 0;
-        for shift in (0..64).step_by(7) {
-            let b = self.byte(what)?;
-            let part = u64::from(b & 0x7f);
-            if shift == 63 && part > 1 {
-                return Err(format!("{what} overflows"));
-            }
-            v |= part << shift;
-            if b & 0x80 == 0 {
-                return Ok(v);
-            }
-        }
-        Err(format!("{what} overflows"))
-    }
-    /// A count of records of at least `min_size` bytes each, checked
-    /// against what is left before anything is allocated for them.
-    fn count(&mut self, min_size: usize, what: &str) -> Parsed<usize> {
-        let n = self.varint(what)?;
-        if n > (self.left() / min_size) as u64 {
-            return Err(format!("{n} {what} cannot fit in {} bytes", self.left()));
-        }
-        Ok(n as usize)
-    }
-    fn usize(&mut self, what: &str) -> Parsed<usize> {
-        usize::try_from(self.varint(what)?).map_err(|_| format!("{what} is too large"))
-    }
 }
 
 fn parse_body(body: &[u8]) -> Parsed<ChunkIndex> {

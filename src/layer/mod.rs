@@ -3,6 +3,7 @@
 mod frames;
 pub mod index;
 pub mod tar;
+pub(crate) mod wire;
 
 pub use frames::zstd_version;
 pub use index::IndexLocation;

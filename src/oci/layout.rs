@@ -157,6 +157,7 @@ impl LayoutWriter {
             digest,
             size,
             annotations: Default::default(),
+            artifact_type: None,
             platform: None,
         })
     }

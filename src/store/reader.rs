@@ -264,6 +264,7 @@ impl ImageReader {
                         digest: m.digest,
                         size: m.size,
                         annotations: Default::default(),
+                        artifact_type: None,
                         platform: None,
                     };
                     return Ok((desc, manifest, m.bytes));
