@@ -11,5 +11,6 @@
 //! digest. [`format`] is the blob; [`make`] writes one.
 
 pub mod format;
+pub mod make;
 
 pub use format::{DeltaLookup, Part, Run};

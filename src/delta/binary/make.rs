@@ -1,0 +1,638 @@
+//! Making a delta: which NEW frames each part rebuilds, against which OLD
+//! frames, and the parts compressed on all threads of the current rayon
+//! pool.
+//!
+//! The frames a delta covers are those the chunk level would fetch: NEW's
+//! frames whose compressed bytes OLD lacks. They are grouped so:
+//! - a large file (frames of its own) whose old version is found — OLD's
+//!   file at the same path, else at the same path with its version numbers
+//!   changed, else with the same file name so changed in another directory
+//!   (the size closest wins) — gets a part of its own, its missing frames
+//!   against the old file (in windows of [`SEGMENT_BYTES`] for huge files);
+//! - the rest of each layer (entries frames of tar headers and small files,
+//!   large files with no old version, and any file part that did not pay)
+//!   goes into solid parts of up to [`SEGMENT_BYTES`], against OLD's
+//!   entries frames holding the same small files.
+//!
+//! A part is kept only if it is smaller than the compressed frames it
+//! rebuilds; what no part covers is fetched by ranges as without a delta.
+
+use std::collections::HashMap;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+use rayon::prelude::*;
+
+use super::format::{compress_part, push_frame, DeltaLookup, Part, Run, MAX_PART_BYTES};
+use crate::delta::{old_frames, ImageView};
+use crate::digest::ChunkId;
+use crate::error::{Error, Result};
+use crate::layer::index::{ChunkIndex, Frame};
+use crate::oci::read::Blob;
+use crate::store::ImageReader;
+
+/// The most content one part rebuilds when it is made (32 MiB); a file
+/// part's reference is then at most [`MAX_PART_BYTES`].
+pub const SEGMENT_BYTES: u64 = 32 << 20;
+
+/// How a delta is made.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DeltaConfig {
+    /// The zstd level of the parts (1 to 22).
+    pub level: i32,
+}
+
+impl Default for DeltaConfig {
+    fn default() -> Self {
+        DeltaConfig { level: 19 }
+    }
+}
+
+impl DeltaConfig {
+    /// An [`Error::Config`] unless the level is 1 to 22.
+    pub fn validate(&self) -> Result<()> {
+        if !(1..=22).contains(&self.level) {
+            return Err(Error::Config(format!(
+                "delta zstd level {} is out of range 1..=22",
+                self.level
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// One side of a delta: an image and how to read its frames.
+pub struct Side<'a> {
+    /// Reads the image's blobs.
+    pub reader: &'a ImageReader,
+    /// Its manifest, config and chunk indexes.
+    pub view: &'a ImageView,
+}
+
+/// What making a delta found, part by part kind.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MakeStats {
+    /// Frames of NEW that OLD lacks, and their compressed bytes (what the
+    /// chunk level fetches of them).
+    pub missing_frames: u64,
+    /// Their compressed bytes.
+    pub missing_bytes: u64,
+    /// File parts kept, and how many found their old file by path, by
+    /// version numbers, by file name.
+    pub file_parts: u64,
+    /// Of `file_parts`, by the same path.
+    pub by_path: u64,
+    /// Of `file_parts`, by the path with version numbers changed.
+    pub by_version: u64,
+    /// Of `file_parts`, by the file name in another directory.
+    pub by_name: u64,
+    /// Solid parts kept.
+    pub solid_parts: u64,
+    /// Parts dropped for not being smaller than the frames they rebuild.
+    pub dropped_parts: u64,
+    /// Frames the kept parts rebuild.
+    pub covered_frames: u64,
+    /// The compressed bytes of those frames.
+    pub covered_bytes: u64,
+    /// The bytes of the kept parts.
+    pub part_bytes: u64,
+}
+
+/// `path` with every run of digits (and the `.`, `-`, `+`, `~`, `_`
+/// between digits) replaced by `#`: one key for two versions of a file
+/// (`libfoo.so.3.0.12`, `python3.11/`, `doc/pkg-1.2/`).
+pub fn version_key(path: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(path.len());
+    let mut i = 0;
+    while i < path.len() {
+        if path[i].is_ascii_digit() {
+            let mut j = i + 1;
+            while j < path.len()
+                && (path[j].is_ascii_digit()
+                    || (b"._-+~".contains(&path[j])
+                        && path.get(j + 1).is_some_and(u8::is_ascii_digit)))
+            {
+                j += 1;
+            }
+            out.push(b'#');
+            i = j;
+        } else {
+            out.push(path[i]);
+            i += 1;
+        }
+    }
+    out
+}
+
+/// How a file part found its old file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Found {
+    Path,
+    Version,
+    Name,
+}
+
+/// OLD's files, looked up by path, by version key and by file name key.
+struct OldFiles<'a> {
+    view: &'a ImageView,
+    by_path: HashMap<&'a [u8], (usize, usize)>,
+    by_version: HashMap<Vec<u8>, Vec<(usize, usize)>>,
+    by_name: HashMap<Vec<u8>, Vec<(usize, usize)>>,
+}
+
+impl<'a> OldFiles<'a> {
+    fn new(view: &'a ImageView) -> Self {
+        let mut files = OldFiles {
+            view,
+            by_path: HashMap::new(),
+            by_version: HashMap::new(),
+            by_name: HashMap::new(),
+        };
+        for (l, layer) in view.layers.iter().enumerate() {
+            let Some((_, index)) = &layer.index else {
+                continue;
+            };
+            for (i, f) in index.files.iter().enumerate() {
+                let path = f.path.as_os_str().as_bytes();
+                files.by_path.entry(path).or_insert((l, i));
+                files
+                    .by_version
+                    .entry(version_key(path))
+                    .or_default()
+                    .push((l, i));
+                files
+                    .by_name
+                    .entry(version_key(file_name(&f.path)))
+                    .or_default()
+                    .push((l, i));
+            }
+        }
+        files
+    }
+
+    fn index(&self, layer: usize) -> &'a ChunkIndex {
+        &self.view.layers[layer]
+            .index
+            .as_ref()
+            .expect("an indexed layer")
+            .1
+    }
+
+    /// The old version of a file at `path` of `size` bytes, and how it was
+    /// found.
+    fn find(&self, path: &Path, size: u64) -> Option<((usize, usize), Found)> {
+        let bytes = path.as_os_str().as_bytes();
+        if let Some(&at) = self.by_path.get(bytes) {
+            return Some((at, Found::Path));
+        }
+        let closest = |c: &Vec<(usize, usize)>| {
+            c.iter()
+                .min_by_key(|&&(l, i)| {
+                    let f = &self.index(l).files[i];
+                    (f.size.abs_diff(size), f.path.clone())
+                })
+                .copied()
+        };
+        if let Some(at) = self.by_version.get(&version_key(bytes)).and_then(closest) {
+            return Some((at, Found::Version));
+        }
+        let name = self.by_name.get(&version_key(file_name(path)))?;
+        closest(name).map(|at| (at, Found::Name))
+    }
+
+    /// The frames holding an old file's content: its own, or the entries
+    /// frame that holds a small file.
+    fn frames(&self, (l, i): (usize, usize)) -> Run {
+        let f = &self.index(l).files[i];
+        Run {
+            layer: l as u32,
+            first: f.first_frame as u32,
+            count: f.frame_count.max(1) as u32,
+        }
+    }
+}
+
+fn file_name(path: &Path) -> &[u8] {
+    path.file_name().map_or(b"", |n| n.as_bytes())
+}
+
+/// A part before it is compressed.
+#[derive(Clone, Debug)]
+struct Candidate {
+    reference: Vec<Run>,
+    targets: Vec<Run>,
+    found: Option<Found>,
+}
+
+/// Reads the uncompressed content of frames of one image, checking each.
+struct Frames<'a> {
+    side: &'a Side<'a>,
+    blobs: Vec<Option<Blob>>,
+}
+
+impl<'a> Frames<'a> {
+    fn open(side: &'a Side<'a>, layers: impl Fn(usize) -> bool) -> Result<Self> {
+        let blobs = side
+            .view
+            .layers
+            .iter()
+            .enumerate()
+            .map(|(l, layer)| match layer.index.is_some() && layers(l) {
+                true => {
+                    let d = &layer.descriptor;
+                    side.reader.blob(&d.digest, d.size).map(Some)
+                }
+                false => Ok(None),
+            })
+            .collect::<Result<_>>()?;
+        Ok(Frames { side, blobs })
+    }
+
+    fn frame(&self, layer: usize, frame: usize) -> Option<&Frame> {
+        let (_, index) = self.side.view.layers.get(layer)?.index.as_ref()?;
+        index.frames.get(frame)
+    }
+
+    /// The content of the frames of `runs`, one after the other.
+    fn read(&self, runs: &[Run]) -> Result<Vec<u8>> {
+        let mut out = Vec::new();
+        for r in runs {
+            for (l, i) in r.frames() {
+                let (Some(Some(blob)), Some(f)) = (self.blobs.get(l), self.frame(l, i)) else {
+                    return Err(Error::malformed(
+                        self.side.reader.reference(),
+                        format!("no frame {i} in layer {l}"),
+                    ));
+                };
+                read_frame(blob, f, &mut out)?;
+            }
+        }
+        Ok(out)
+    }
+
+    fn content_len(&self, runs: &[Run]) -> u64 {
+        runs.iter()
+            .flat_map(Run::frames)
+            .filter_map(|(l, i)| self.frame(l, i))
+            .map(|f| f.tar_len)
+            .sum()
+    }
+
+    fn blob_len(&self, runs: &[Run]) -> u64 {
+        runs.iter()
+            .flat_map(Run::frames)
+            .filter_map(|(l, i)| self.frame(l, i))
+            .map(|f| f.blob_len)
+            .sum()
+    }
+}
+
+/// Appends the uncompressed content of frame `f` of `blob` to `out`,
+/// checked against its digest.
+pub fn read_frame(blob: &Blob, f: &Frame, out: &mut Vec<u8>) -> Result<()> {
+    use std::os::unix::fs::FileExt;
+    let mut packed = vec![0u8; f.blob_len as usize];
+    blob.file
+        .read_exact_at(&mut packed, blob.offset + f.blob_offset)
+        .map_err(|e| Error::io(&blob.path, e))?;
+    let start = out.len();
+    out.reserve(f.tar_len as usize);
+    let bad = |why: String| Error::malformed(&blob.name, why);
+    let n = zstd::zstd_safe::decompress(&mut *out, &packed).map_err(|c| {
+        bad(format!(
+            "a frame does not decompress: {}",
+            zstd::zstd_safe::get_error_name(c)
+        ))
+    })?;
+    let got = ChunkId::of(&out[start..]);
+    if n as u64 != f.tar_len || got != f.id {
+        return Err(Error::digest_mismatch(
+            format!("{}: the frame at {}", blob.name, f.blob_offset),
+            f.id,
+            got,
+        ));
+    }
+    Ok(())
+}
+
+/// Makes the delta from `old` to `new`: writes the parts to `out` and
+/// returns the lookup (not yet written) and what was found.
+/// `progress(done, total)` is called as parts are compressed.
+pub fn make(
+    old: &Side<'_>,
+    new: &Side<'_>,
+    config: DeltaConfig,
+    out: &mut dyn std::io::Write,
+    out_path: &Path,
+    progress: &(dyn Fn(u64, u64) + Sync),
+) -> Result<(DeltaLookup, MakeStats)> {
+    config.validate()?;
+    let old_layers: std::collections::HashSet<_> = old
+        .view
+        .layers
+        .iter()
+        .map(|l| l.descriptor.digest)
+        .collect();
+    let known = old_frames(old.view);
+    // Which frames of NEW the chunk level would fetch.
+    let mut missing: Vec<Vec<bool>> = Vec::new();
+    let mut stats = MakeStats::default();
+    for l in &new.view.layers {
+        let m = match &l.index {
+            Some((_, index)) if !old_layers.contains(&l.descriptor.digest) => index
+                .frames
+                .iter()
+                .map(|f| {
+                    let lacks =
+                        !known.contains_key(&(f.id, f.blob_len, index.zstd_version, index.level));
+                    if lacks {
+                        stats.missing_frames += 1;
+                        stats.missing_bytes += f.blob_len;
+                    }
+                    lacks
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+        missing.push(m);
+    }
+    let old_files = OldFiles::new(old.view);
+    let old_frames_reader = Frames::open(old, |_| true)?;
+    let new_frames_reader = Frames::open(new, |l| missing[l].iter().any(|&m| m))?;
+
+    // File parts first.
+    let mut candidates = Vec::new();
+    for (l, layer) in new.view.layers.iter().enumerate() {
+        let Some((_, index)) = &layer.index else {
+            continue;
+        };
+        for file in index.files.iter().filter(|f| f.frame_count > 0) {
+            let frames = file.first_frame..file.first_frame + file.frame_count;
+            if !frames.clone().any(|i| missing[l][i]) {
+                continue;
+            }
+            let Some((at, found)) = old_files.find(&file.path, file.size) else {
+                continue;
+            };
+            let old_run = old_files.frames(at);
+            let old_len = old_frames_reader.content_len(&[old_run]);
+            candidates.extend(file_segments(
+                index,
+                l,
+                frames,
+                &missing[l],
+                (&old_frames_reader, old_run, old_len, file.size),
+                found,
+            ));
+        }
+    }
+    let mut parts = Vec::new();
+    let mut covered: Vec<Vec<bool>> = missing.iter().map(|m| vec![false; m.len()]).collect();
+    let mut written = 0u64;
+    let total = candidates.len() as u64;
+    encode_all(
+        &candidates,
+        (&old_frames_reader, &new_frames_reader),
+        config,
+        (out, out_path),
+        (&mut parts, &mut covered, &mut written, &mut stats),
+        |done| progress(done, total),
+    )?;
+
+    // Then the rest of each layer, solid, against old entries frames
+    // holding the same small files.
+    let mut rest = Vec::new();
+    for (l, layer) in new.view.layers.iter().enumerate() {
+        let Some((_, index)) = &layer.index else {
+            continue;
+        };
+        let mut small_files: HashMap<usize, Vec<usize>> = HashMap::new();
+        for (i, f) in index.files.iter().enumerate() {
+            if f.frame_count == 0 {
+                small_files.entry(f.first_frame).or_default().push(i);
+            }
+        }
+        let mut targets: Vec<Run> = Vec::new();
+        let mut reference: Vec<Run> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        let (mut content, mut reference_len) = (0u64, 0u64);
+        for (i, f) in index.frames.iter().enumerate() {
+            if !missing[l][i] || covered[l][i] {
+                continue;
+            }
+            if content + f.tar_len > SEGMENT_BYTES && !targets.is_empty() {
+                rest.push(Candidate {
+                    reference: std::mem::take(&mut reference),
+                    targets: std::mem::take(&mut targets),
+                    found: None,
+                });
+                (content, reference_len) = (0, 0);
+                seen.clear();
+            }
+            push_frame(&mut targets, l, i);
+            content += f.tar_len;
+            for &fi in small_files.get(&i).into_iter().flatten() {
+                let file = &index.files[fi];
+                let Some((at, _)) = old_files.find(&file.path, file.size) else {
+                    continue;
+                };
+                let run = old_files.frames(at);
+                let len = old_frames_reader.content_len(&[run]);
+                if reference_len + len <= MAX_PART_BYTES && seen.insert(run) {
+                    reference.push(run);
+                    reference_len += len;
+                }
+            }
+        }
+        if !targets.is_empty() {
+            rest.push(Candidate {
+                reference,
+                targets,
+                found: None,
+            });
+        }
+    }
+    for c in &mut rest {
+        c.reference.sort();
+    }
+    let total = total + rest.len() as u64;
+    let done_files = candidates.len() as u64;
+    encode_all(
+        &rest,
+        (&old_frames_reader, &new_frames_reader),
+        config,
+        (out, out_path),
+        (&mut parts, &mut covered, &mut written, &mut stats),
+        |done| progress(done_files + done, total),
+    )?;
+    Ok((
+        DeltaLookup {
+            base: old.view.manifest.digest,
+            target: new.view.manifest.digest,
+            parts,
+        },
+        stats,
+    ))
+}
+
+/// The file parts of one new large file: its missing frames in segments
+/// of at most [`SEGMENT_BYTES`], each against the old file (or, for huge
+/// files, the window of it around the same relative position).
+fn file_segments(
+    index: &ChunkIndex,
+    layer: usize,
+    frames: std::ops::Range<usize>,
+    missing: &[bool],
+    (old, old_run, old_len, new_len): (&Frames<'_>, Run, u64, u64),
+    found: Found,
+) -> Vec<Candidate> {
+    let start = index.frames[frames.start].tar_offset;
+    let mut out = Vec::new();
+    let mut segment: Vec<Run> = Vec::new();
+    let (mut seg_start, mut seg_len) = (0u64, 0u64);
+    let mut flush = |segment: Vec<Run>, from: u64, to: u64| {
+        let reference = if old_len <= MAX_PART_BYTES {
+            vec![old_run]
+        } else {
+            // The old frames around [from, to) scaled to the old size.
+            let scale = |x: u64| (x as u128 * old_len as u128 / new_len.max(1) as u128) as u64;
+            let margin = (MAX_PART_BYTES - (to - from).min(MAX_PART_BYTES)) / 2;
+            let (lo, hi) = (scale(from).saturating_sub(margin), scale(to) + margin);
+            let mut runs = Vec::new();
+            let mut at = 0u64;
+            let mut len = 0u64;
+            for (l, i) in old_run.frames() {
+                let f = old.frame(l, i).expect("a frame of the old file");
+                if at + f.tar_len > lo && at < hi && len + f.tar_len <= MAX_PART_BYTES {
+                    push_frame(&mut runs, l, i);
+                    len += f.tar_len;
+                }
+                at += f.tar_len;
+            }
+            runs
+        };
+        out.push(Candidate {
+            reference,
+            targets: segment,
+            found: Some(found),
+        });
+    };
+    for i in frames {
+        let f = &index.frames[i];
+        if !missing[i] {
+            continue;
+        }
+        let at = f.tar_offset - start;
+        if seg_len + f.tar_len > SEGMENT_BYTES && !segment.is_empty() {
+            flush(std::mem::take(&mut segment), seg_start, at);
+            seg_len = 0;
+        }
+        if segment.is_empty() {
+            seg_start = at;
+        }
+        push_frame(&mut segment, layer, i);
+        seg_len += f.tar_len;
+    }
+    if !segment.is_empty() {
+        let end = seg_start + seg_len;
+        flush(segment, seg_start, end.max(seg_start));
+    }
+    out
+}
+
+/// Parts compressed at a time: their outputs wait in memory to be written
+/// in order.
+const BATCH: usize = 32;
+
+/// Compresses `candidates` in batches on the current rayon pool and
+/// appends those that pay to `out` and `parts`, marking their frames in
+/// `covered`.
+#[allow(clippy::type_complexity)]
+fn encode_all(
+    candidates: &[Candidate],
+    (old, new): (&Frames<'_>, &Frames<'_>),
+    config: DeltaConfig,
+    (out, out_path): (&mut dyn std::io::Write, &Path),
+    (parts, covered, written, stats): (
+        &mut Vec<Part>,
+        &mut Vec<Vec<bool>>,
+        &mut u64,
+        &mut MakeStats,
+    ),
+    progress: impl Fn(u64),
+) -> Result<()> {
+    let mut done = 0u64;
+    for batch in candidates.chunks(BATCH) {
+        let packed: Vec<Option<(Vec<u8>, u64)>> = batch
+            .par_iter()
+            .map(|c| {
+                let frames_cost = new.blob_len(&c.targets);
+                let reference = old.read(&c.reference)?;
+                let content = new.read(&c.targets)?;
+                let bytes = compress_part(config.level, &reference, &content)
+                    .map_err(|e| Error::io(out_path, e))?;
+                Ok((bytes.len() as u64) < frames_cost)
+                    .map(|pays| pays.then_some((bytes, content.len() as u64)))
+            })
+            .collect::<Result<_>>()?;
+        for (c, p) in batch.iter().zip(packed) {
+            done += 1;
+            let Some((bytes, content_len)) = p else {
+                stats.dropped_parts += 1;
+                continue;
+            };
+            out.write_all(&bytes).map_err(|e| Error::io(out_path, e))?;
+            for (l, i) in c.targets.iter().flat_map(Run::frames) {
+                covered[l][i] = true;
+                stats.covered_frames += 1;
+            }
+            stats.covered_bytes += new.blob_len(&c.targets);
+            stats.part_bytes += bytes.len() as u64;
+            match c.found {
+                None => stats.solid_parts += 1,
+                Some(found) => {
+                    stats.file_parts += 1;
+                    match found {
+                        Found::Path => stats.by_path += 1,
+                        Found::Version => stats.by_version += 1,
+                        Found::Name => stats.by_name += 1,
+                    }
+                }
+            }
+            parts.push(Part {
+                offset: *written,
+                length: bytes.len() as u64,
+                content_len,
+                reference: c.reference.clone(),
+                targets: c.targets.clone(),
+            });
+            *written += bytes.len() as u64;
+        }
+        progress(done);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::version_key;
+
+    #[test]
+    fn version_keys_match_versions_of_one_file() {
+        let k = |s: &str| String::from_utf8(version_key(s.as_bytes())).unwrap();
+        assert_eq!(k("usr/lib/libfoo.so.3.0.12"), k("usr/lib/libfoo.so.3.0.15"));
+        assert_eq!(k("usr/lib/python3.11/os.py"), k("usr/lib/python3.13/os.py"));
+        assert_eq!(
+            k("lib/modules/6.1.0-18-amd64/kernel/x.ko"),
+            k("lib/modules/6.1.0-21-amd64/kernel/x.ko")
+        );
+        assert_eq!(
+            k("usr/share/doc/pkg-1.2/README"),
+            "usr/share/doc/pkg-#/README"
+        );
+        assert_ne!(k("usr/bin/a"), k("usr/bin/b"));
+        assert_eq!(k("x1.y"), "x#.y");
+        assert_eq!(k("v."), "v.");
+    }
+}
