@@ -13,11 +13,13 @@
 //! [`crate::delta`], writes with [`crate::layer`] and [`crate::oci`].
 
 mod apply;
+mod delta;
 mod diff;
 mod pack;
 mod report;
 
 pub use apply::{apply, ApplyJob, ApplyOutcome};
+pub use delta::{delta, DeltaJob, DeltaReport, EMPTY_MEDIA_TYPE};
 pub use diff::{diff, DiffInput, DiffJob, DiffReport, PlanFile};
 pub use pack::{
     pack, prior_components, LayerReport, PackJob, PackOptions, PackReport, PackSource, Progress,

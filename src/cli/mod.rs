@@ -7,6 +7,7 @@
 
 mod apply;
 mod chunk;
+mod delta;
 mod diff;
 mod pack;
 mod plan_args;
@@ -42,6 +43,8 @@ enum Command {
     Apply(apply::ApplyArgs),
     /// Update bandwidth at every level for a series of image versions.
     Report(report::ReportArgs),
+    /// Make a binary delta from OLD to NEW and publish it beside NEW.
+    Delta(delta::DeltaArgs),
 }
 
 /// Runs the command line and maps the outcome to an exit code.
@@ -54,6 +57,7 @@ pub fn main() -> ExitCode {
         Command::Pack(args) => pack::run(args).map(|()| 0),
         Command::Apply(args) => apply::run(args).map(|()| 0),
         Command::Report(args) => report::run(args).map(|()| 0),
+        Command::Delta(args) => delta::run(args).map(|()| 0),
         Command::Diff(args) => {
             if args.exit_code() {
                 error_code = 2;

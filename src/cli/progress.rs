@@ -44,6 +44,22 @@ impl Bar {
         self.0.set_message(msg.to_string());
     }
 
+    /// Work of `total` items starts: a bar counting them.
+    pub fn start_items(&self, msg: &str, total: u64) {
+        self.0.set_style(
+            ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} eta {eta}")
+                .expect("a valid template")
+                .progress_chars("=> "),
+        );
+        self.0.set_length(total);
+        self.0.set_message(msg.to_string());
+    }
+
+    /// `done` items are done in all.
+    pub fn set_position(&self, done: u64) {
+        self.0.set_position(done);
+    }
+
     /// A new message beside the bar.
     pub fn message(&self, msg: String) {
         self.0.set_message(msg);

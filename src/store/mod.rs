@@ -9,11 +9,13 @@
 //! is pushed.
 
 mod reader;
+mod referrers;
 mod writer;
 
 use std::path::PathBuf;
 
 pub use reader::{ImageReader, StoreConfig};
+pub use referrers::{merge_referrer, referrers_tag};
 #[cfg(feature = "registry")]
 pub use writer::push;
 pub use writer::{ImageWriter, PushReport, WriteOutcome};

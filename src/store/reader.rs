@@ -33,13 +33,13 @@ pub struct StoreConfig {
 #[derive(Debug)]
 pub struct ImageReader {
     reference: ImageRef,
-    source: Source,
+    pub(super) source: Source,
     #[cfg_attr(not(feature = "registry"), allow(dead_code))]
     scratch_dir: Option<PathBuf>,
 }
 
 #[derive(Debug)]
-enum Source {
+pub(super) enum Source {
     Local(LayoutReader),
     #[cfg(feature = "registry")]
     Registry {

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use super::{ImageRef, StoreConfig};
+use crate::digest::Digest;
 #[cfg(feature = "registry")]
 use crate::error::Error;
 use crate::error::Result;
@@ -36,6 +37,8 @@ pub struct ImageWriter {
     scratch: Option<PathBuf>,
     #[cfg(feature = "registry")]
     registry: Option<ClientConfig>,
+    /// The tag names an index of referrers, not an image.
+    referrers: bool,
 }
 
 /// What [`ImageWriter::finish`] did.
@@ -97,12 +100,23 @@ impl ImageWriter {
             scratch: scratch.then(|| dir.clone()),
             #[cfg(feature = "registry")]
             registry: dest.is_registry().then(|| config.registry.clone()),
+            referrers: false,
         };
         if let ImageRef::Archive { file, .. } = dest {
             if file.exists() {
                 import_archive(file, &writer.layout, &writer.tag)?;
             }
         }
+        Ok(writer)
+    }
+
+    /// Opens `dest` for writing artifacts that refer to the manifest
+    /// `subject`, and the index of its referrers under the referrers tag
+    /// schema ([`super::referrers_tag`]); [`ImageWriter::finish`] pushes
+    /// each artifact of the index the layout holds, then the index.
+    pub fn open_referrers(dest: &ImageRef, subject: &Digest, config: &StoreConfig) -> Result<Self> {
+        let mut writer = Self::open(&dest.with_tag(&super::referrers_tag(subject)), config)?;
+        writer.referrers = true;
         Ok(writer)
     }
 
@@ -129,12 +143,18 @@ impl ImageWriter {
                 let config = self.registry.clone().unwrap_or_default();
                 let client = Client::for_ref(r, config)?;
                 let reader = LayoutReader::open_layout(self.layout.root())?;
-                pushed = Some(push(&reader, &self.tag, &client, &r.target)?);
+                pushed = Some(match self.referrers {
+                    false => push(&reader, &self.tag, &client, &r.target)?,
+                    true => push_referrers(&reader, &self.tag, &client)?,
+                });
             }
         }
         self.remove_on_drop = None;
         Ok(WriteOutcome {
-            reference: self.dest.with_tag(&self.tag).to_string(),
+            reference: match self.referrers {
+                false => self.dest.with_tag(&self.tag).to_string(),
+                true => self.dest.to_string(),
+            },
             pushed,
         })
     }
@@ -161,6 +181,19 @@ pub fn push(
     let architecture = crate::oci::types::host_architecture();
     let (desc, manifest, bytes) = source.manifest(Some(tag), architecture)?;
     let mut report = PushReport::default();
+    push_blobs(source, &manifest, client, &mut report)?;
+    client.put_manifest(target, &desc.media_type, &bytes)?;
+    Ok(report)
+}
+
+/// Pushes the config and layers of `manifest` the repository lacks.
+#[cfg(feature = "registry")]
+fn push_blobs(
+    source: &LayoutReader,
+    manifest: &crate::oci::types::Manifest,
+    client: &Client,
+    report: &mut PushReport,
+) -> Result<()> {
     for blob in std::iter::once(&manifest.config).chain(&manifest.layers) {
         let b = source.blob(&blob.digest, blob.size)?;
         let outcome = if b.offset == 0 {
@@ -180,6 +213,38 @@ pub fn push(
             }
         }
     }
-    client.put_manifest(target, &desc.media_type, &bytes)?;
+    Ok(())
+}
+
+/// Pushes the artifacts listed in the index tagged `tag` in `source` that
+/// `source` holds (blobs, then each manifest by digest), then the index
+/// under `tag`.
+#[cfg(feature = "registry")]
+fn push_referrers(source: &LayoutReader, tag: &str, client: &Client) -> Result<PushReport> {
+    use crate::oci::types::{Index, Manifest, REF_NAME};
+    let index_path = source.member_path("index.json");
+    let tagged = source
+        .index()?
+        .manifests
+        .into_iter()
+        .find(|m| m.annotations.get(REF_NAME).map(String::as_str) == Some(tag))
+        .ok_or_else(|| {
+            Error::malformed(index_path.display(), format!("no index tagged {tag:?}"))
+        })?;
+    let (index, index_bytes): (Index, Vec<u8>) = source.json_blob_bytes(&tagged)?;
+    let mut report = PushReport::default();
+    for m in &index.manifests {
+        // Entries merged from the registry's own index are there already.
+        let Ok((manifest, bytes)) = source.json_blob_bytes::<Manifest>(m) else {
+            continue;
+        };
+        push_blobs(source, &manifest, client, &mut report)?;
+        client.put_manifest(&Target::Digest(m.digest), &m.media_type, &bytes)?;
+    }
+    client.put_manifest(
+        &Target::Tag(tag.to_string()),
+        &tagged.media_type,
+        &index_bytes,
+    )?;
     Ok(report)
 }

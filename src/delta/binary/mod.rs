@@ -10,6 +10,7 @@
 //! NEW's chunk index records and checks against the index and the blob's
 //! digest. [`format`] is the blob; [`make`] writes one.
 
+pub mod find;
 pub mod format;
 pub mod make;
 

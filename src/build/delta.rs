@@ -1,0 +1,184 @@
+//! The delta job: a binary delta from OLD to NEW, published beside NEW as
+//! an OCI artifact whose `subject` is NEW's manifest.
+
+use serde::Serialize;
+
+use crate::delta::binary::format::{BASE_ANNOTATION, DELTA_MEDIA_TYPE, LOOKUP_KEYS};
+use crate::delta::binary::make::{make, DeltaConfig, MakeStats, Side};
+use crate::delta::{self};
+use crate::digest::Digest;
+use crate::error::{Error, Result};
+use crate::layer::index::IndexLocation;
+use crate::oci::types::{host_architecture, Descriptor, Manifest, MANIFEST_MEDIA_TYPE};
+use crate::store::{merge_referrer, ImageReader, ImageRef, ImageWriter, StoreConfig};
+
+/// The OCI empty descriptor's media type: an artifact with no config.
+pub const EMPTY_MEDIA_TYPE: &str = "application/vnd.oci.empty.v1+json";
+
+/// A delta job.
+#[derive(Clone, Debug)]
+pub struct DeltaJob {
+    /// The image clients hold.
+    pub old: ImageRef,
+    /// The image they want.
+    pub new: ImageRef,
+    /// Where the delta goes: a layout (NEW's own, typically), an archive or
+    /// a registry repository (NEW's).
+    pub dest: ImageRef,
+    /// How parts are compressed.
+    pub config: DeltaConfig,
+    /// Worker threads; `None`: one per core.
+    pub threads: Option<usize>,
+    /// How registries are reached, and where whole blobs are downloaded.
+    pub store: StoreConfig,
+}
+
+/// What a delta job made: the report `chunkah delta --json` prints.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeltaReport {
+    /// Format of this report.
+    pub schema_version: u32,
+    /// OLD's manifest digest.
+    pub base: Digest,
+    /// NEW's manifest digest.
+    pub target: Digest,
+    /// The delta artifact's manifest digest.
+    pub manifest: Digest,
+    /// The delta blob's size (parts and lookup).
+    pub size: u64,
+    /// Of `size`, the lookup's.
+    pub lookup_bytes: u64,
+    /// Parts.
+    pub parts: usize,
+    /// What the parts cover, and how their old files were found.
+    pub stats: MakeStats,
+    /// Where the delta was published (the referrers index's reference).
+    pub reference: String,
+}
+
+/// Runs a delta job. `progress(done, total)` counts parts compressed.
+pub fn delta(job: &DeltaJob, progress: &(dyn Fn(u64, u64) + Sync)) -> Result<DeltaReport> {
+    job.config.validate()?;
+    if job.threads == Some(0) {
+        return Err(Error::Config("threads must be at least 1".into()));
+    }
+    let arch = host_architecture();
+    let old_reader = ImageReader::open_with(&job.old, &job.store)?;
+    let old_image = old_reader.image(arch)?;
+    let old_view = delta::load(&old_reader, &old_image)?;
+    let new_reader = ImageReader::open_with(&job.new, &job.store)?;
+    let new_image = new_reader.image(arch)?;
+    let new_view = delta::load(&new_reader, &new_image)?;
+    if !new_view.layers.iter().any(|l| l.index.is_some()) {
+        return Err(Error::unsupported(
+            &job.new,
+            "no layer has a chunk index (pack it with --compression zstd:chunked)",
+        ));
+    }
+    let subject = new_image.descriptor.digest;
+    // The referrers NEW has at the destination already (deltas from other
+    // versions are kept).
+    let existing = match exists(&job.dest) {
+        true => ImageReader::open_with(&job.dest, &job.store)?.referrers(&subject)?,
+        false => None,
+    };
+    let writer = ImageWriter::open_referrers(&job.dest, &subject, &job.store)?;
+    let layout = writer.layout();
+
+    let threads = job
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .map_err(|e| Error::Config(format!("starting {threads} threads: {e}")))?;
+    let mut blob = layout.temp_blob()?;
+    let path = blob.path().to_path_buf();
+    let (lookup, stats) = pool.install(|| {
+        make(
+            &Side {
+                reader: &old_reader,
+                view: &old_view,
+            },
+            &Side {
+                reader: &new_reader,
+                view: &new_view,
+            },
+            job.config,
+            blob.writer(),
+            &path,
+            progress,
+        )
+    })?;
+    let lookup_bytes = lookup.encode();
+    std::io::Write::write_all(blob.writer(), &lookup_bytes).map_err(|e| Error::io(&path, e))?;
+    let (digest, size) = layout.commit(blob)?;
+    let location = IndexLocation {
+        offset: lookup.parts_size(),
+        length: lookup_bytes.len() as u64,
+        digest: Digest::of(&lookup_bytes),
+    };
+    let mut annotations = Default::default();
+    location.annotate_as(&LOOKUP_KEYS, &mut annotations);
+    let delta_desc = Descriptor {
+        media_type: DELTA_MEDIA_TYPE.into(),
+        digest,
+        size,
+        artifact_type: None,
+        annotations,
+        platform: None,
+    };
+    let config = layout.put_blob(EMPTY_MEDIA_TYPE, b"{}")?;
+    let base: std::collections::BTreeMap<String, String> = [(
+        BASE_ANNOTATION.to_string(),
+        old_image.descriptor.digest.to_string(),
+    )]
+    .into();
+    let manifest = Manifest {
+        schema_version: 2,
+        media_type: MANIFEST_MEDIA_TYPE.into(),
+        config,
+        layers: vec![delta_desc],
+        artifact_type: Some(DELTA_MEDIA_TYPE.into()),
+        subject: Some(Descriptor {
+            media_type: new_image.descriptor.media_type.clone(),
+            digest: subject,
+            size: new_image.descriptor.size,
+            artifact_type: None,
+            annotations: Default::default(),
+            platform: None,
+        }),
+        annotations: base.clone(),
+    };
+    let manifest_json = serde_json::to_vec(&manifest).expect("a manifest serialises");
+    let mut manifest_desc = layout.put_blob(MANIFEST_MEDIA_TYPE, &manifest_json)?;
+    manifest_desc.artifact_type = Some(DELTA_MEDIA_TYPE.into());
+    manifest_desc.annotations = base;
+    let index = merge_referrer(existing, manifest_desc.clone(), &[BASE_ANNOTATION]);
+    let index_json = serde_json::to_vec(&index).expect("an index serialises");
+    let index_desc = layout.put_blob(crate::oci::types::INDEX_MEDIA_TYPE, &index_json)?;
+    layout.set_tag(writer.tag(), index_desc)?;
+    let outcome = writer.finish()?;
+    Ok(DeltaReport {
+        schema_version: 1,
+        base: old_image.descriptor.digest,
+        target: subject,
+        manifest: manifest_desc.digest,
+        size,
+        lookup_bytes: lookup_bytes.len() as u64,
+        parts: lookup.parts.len(),
+        stats,
+        reference: outcome.reference,
+    })
+}
+
+/// Whether `dest` exists already (a registry is asked in any case).
+fn exists(dest: &ImageRef) -> bool {
+    match dest {
+        ImageRef::Layout { dir, .. } => dir.join("index.json").exists(),
+        ImageRef::Archive { file, .. } => file.exists(),
+        #[allow(unreachable_patterns)]
+        _ => true,
+    }
+}
