@@ -170,7 +170,7 @@ pub struct Level {
     pub index_bytes: Option<u64>,
 }
 
-/// The four levels.
+/// The levels.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Levels {
     /// The whole new image.
@@ -181,6 +181,11 @@ pub struct Levels {
     pub file: Level,
     /// New chunks.
     pub chunk: Level,
+    /// A binary delta, and new chunks where it has no part that pays;
+    /// finding the delta counted (`None`: no delta is published for the
+    /// pair).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delta: Option<Level>,
 }
 
 /// How a blob of the new image is obtained at the chunk level.
@@ -261,6 +266,22 @@ pub fn old_frames(old: &ImageView) -> HashMap<FrameKey, OldFrame> {
 
 /// Plans the way from `old` to `new`.
 pub fn plan(old: &ImageView, new: &ImageView, options: DeltaOptions) -> DeltaPlan {
+    plan_covering(old, new, options, &Coverage::new())
+}
+
+/// Frames of NEW (layer, frame: positions in the manifest and the layer's
+/// index) that come from elsewhere than the old image and byte ranges: a
+/// binary delta.
+pub type Coverage = HashSet<(usize, usize)>;
+
+/// [`plan`], but the frames in `covered` are not fetched at the chunk level
+/// (they are rebuilt from a binary delta).
+pub fn plan_covering(
+    old: &ImageView,
+    new: &ImageView,
+    options: DeltaOptions,
+    covered: &Coverage,
+) -> DeltaPlan {
     let old_blobs: HashSet<Digest> = old
         .layers
         .iter()
@@ -296,7 +317,7 @@ pub fn plan(old: &ImageView, new: &ImageView, options: DeltaOptions) -> DeltaPla
     }];
     // Per rebuilt blob: its fetch ranges before request-limit merging.
     let mut rebuilt: Vec<(usize, Vec<(u64, u64)>)> = Vec::new();
-    for l in &new.layers {
+    for (at, l) in new.layers.iter().enumerate() {
         let d = &l.descriptor;
         image += d.size;
         if old_blobs.contains(&d.digest) {
@@ -341,10 +362,13 @@ pub fn plan(old: &ImageView, new: &ImageView, options: DeltaOptions) -> DeltaPla
         // Chunk level: every frame the old image lacks.
         let mut ranges: Vec<(u64, u64)> = Vec::new();
         let (mut reused_frames, mut reused_bytes) = (0, 0);
-        for f in &index.frames {
+        for (i, f) in index.frames.iter().enumerate() {
             if frames.contains_key(&key(f)) {
                 reused_frames += 1;
                 reused_bytes += f.blob_len;
+                continue;
+            }
+            if covered.contains(&(at, i)) {
                 continue;
             }
             let (start, end) = (f.blob_offset, f.blob_offset + f.blob_len);
@@ -421,6 +445,7 @@ pub fn plan(old: &ImageView, new: &ImageView, options: DeltaOptions) -> DeltaPla
             requests: Some(chunk_requests),
             index_bytes: Some(index_bytes),
         },
+        delta: None,
     };
     let same = blobs.iter().all(|b| b.action == BlobAction::Keep);
     DeltaPlan {

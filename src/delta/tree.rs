@@ -211,5 +211,6 @@ pub fn plan_trees(old: &TreeView, new: &TreeView, clamp: Option<i64>) -> Levels 
             requests: Some(chunk_requests),
             index_bytes: Some(0),
         },
+        delta: None,
     }
 }

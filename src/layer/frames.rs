@@ -26,11 +26,19 @@ pub fn zstd_version() -> u32 {
     zstd::zstd_safe::version_number()
 }
 
+/// A compressor that makes the frames of a seekable layer at `level`: no
+/// checksum, the content size in the header. The same zstd version and
+/// level give the same bytes, which is what lets a client rebuild frames.
+pub fn frame_compressor(level: i32) -> io::Result<zstd::bulk::Compressor<'static>> {
+    let mut compressor = zstd::bulk::Compressor::new(level)?;
+    compressor.include_checksum(false)?;
+    compressor.include_contentsize(true)?;
+    Ok(compressor)
+}
+
 impl<W: Write> Framer<W> {
     pub(super) fn new(out: W, level: i32) -> io::Result<Self> {
-        let mut compressor = zstd::bulk::Compressor::new(level)?;
-        compressor.include_checksum(false)?;
-        compressor.include_contentsize(true)?;
+        let compressor = frame_compressor(level)?;
         Ok(Framer {
             out,
             pending: Vec::with_capacity(512 << 10),

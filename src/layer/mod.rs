@@ -5,7 +5,7 @@ pub mod index;
 pub mod tar;
 pub(crate) mod wire;
 
-pub use frames::zstd_version;
+pub use frames::{frame_compressor, zstd_version};
 pub use index::IndexLocation;
 
 use std::fs::File;

@@ -297,14 +297,19 @@ pub fn read_frame(blob: &Blob, f: &Frame, out: &mut Vec<u8>) -> Result<()> {
         .read_exact_at(&mut packed, blob.offset + f.blob_offset)
         .map_err(|e| Error::io(&blob.path, e))?;
     let start = out.len();
-    out.reserve(f.tar_len as usize);
     let bad = |why: String| Error::malformed(&blob.name, why);
-    let n = zstd::zstd_safe::decompress(&mut *out, &packed).map_err(|c| {
+    let len = usize::try_from(f.tar_len)
+        .ok()
+        .filter(|&n| n as u64 <= super::format::MAX_PART_BYTES)
+        .ok_or_else(|| bad(format!("a frame of {} bytes", f.tar_len)))?;
+    out.resize(start + len, 0);
+    let n = zstd::zstd_safe::decompress(&mut out[start..], &packed).map_err(|c| {
         bad(format!(
             "a frame does not decompress: {}",
             zstd::zstd_safe::get_error_name(c)
         ))
     })?;
+    out.truncate(start + n);
     let got = ChunkId::of(&out[start..]);
     if n as u64 != f.tar_len || got != f.id {
         return Err(Error::digest_mismatch(
@@ -364,7 +369,7 @@ pub fn make(
     // File parts first.
     let mut candidates = Vec::new();
     for (l, layer) in new.view.layers.iter().enumerate() {
-        let Some((_, index)) = &layer.index else {
+        let Some((_, index)) = layer.index.as_ref().filter(|_| !missing[l].is_empty()) else {
             continue;
         };
         for file in index.files.iter().filter(|f| f.frame_count > 0) {
@@ -404,7 +409,7 @@ pub fn make(
     // holding the same small files.
     let mut rest = Vec::new();
     for (l, layer) in new.view.layers.iter().enumerate() {
-        let Some((_, index)) = &layer.index else {
+        let Some((_, index)) = layer.index.as_ref().filter(|_| !missing[l].is_empty()) else {
             continue;
         };
         let mut small_files: HashMap<usize, Vec<usize>> = HashMap::new();

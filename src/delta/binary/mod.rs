@@ -10,8 +10,10 @@
 //! NEW's chunk index records and checks against the index and the blob's
 //! digest. [`format`] is the blob; [`make`] writes one.
 
+pub mod choose;
 pub mod find;
 pub mod format;
 pub mod make;
+pub mod rebuild;
 
 pub use format::{DeltaLookup, Part, Run};

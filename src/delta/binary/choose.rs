@@ -1,0 +1,138 @@
+//! Which parts of a delta a client takes, and what the update costs with
+//! them: the **delta** level of a plan.
+//!
+//! A part is taken when every frame it names exists (its reference in OLD,
+//! its targets in NEW, with chunk indexes), every target is a frame the
+//! chunk level would fetch and this client can compress again to the same
+//! bytes (NEW's index records this zstd version), no earlier part rebuilds
+//! it, its length matches its targets, and it is smaller than their
+//! compressed frames. Everything else is fetched by ranges as without a
+//! delta.
+
+use super::find::FoundDelta;
+use super::format::{Part, Run};
+use crate::delta::{
+    old_frames, plan, plan_covering, Coverage, DeltaOptions, DeltaPlan, ImageView, Level,
+};
+use crate::layer::index::Frame;
+
+/// The parts a client takes.
+#[derive(Clone, Debug, Default)]
+pub struct DeltaChoice {
+    /// Positions of the parts taken in the lookup, in blob order.
+    pub parts: Vec<usize>,
+    /// The NEW frames they rebuild.
+    pub covered: Coverage,
+}
+
+fn frame(view: &ImageView, (l, i): (usize, usize)) -> Option<(&Frame, u32)> {
+    let (_, index) = view.layers.get(l)?.index.as_ref()?;
+    Some((index.frames.get(i)?, index.zstd_version))
+}
+
+/// The parts of `found` worth taking from `old` to `new`.
+pub fn choose(found: &FoundDelta, old: &ImageView, new: &ImageView) -> DeltaChoice {
+    let ours = crate::layer::zstd_version();
+    let old_layers: std::collections::HashSet<_> =
+        old.layers.iter().map(|l| l.descriptor.digest).collect();
+    let known = old_frames(old);
+    let needed = |(l, i): (usize, usize)| -> Option<&Frame> {
+        let layer = new.layers.get(l)?;
+        if old_layers.contains(&layer.descriptor.digest) {
+            return None;
+        }
+        let (_, index) = layer.index.as_ref()?;
+        let f = index.frames.get(i)?;
+        let have = known.contains_key(&(f.id, f.blob_len, index.zstd_version, index.level));
+        (index.zstd_version == ours && !have).then_some(f)
+    };
+    let mut choice = DeltaChoice::default();
+    'parts: for (p, part) in found.lookup.parts.iter().enumerate() {
+        if !part
+            .reference
+            .iter()
+            .flat_map(Run::frames)
+            .all(|at| frame(old, at).is_some())
+        {
+            continue;
+        }
+        let (mut content, mut cost) = (0u64, 0u64);
+        for at in part.targets.iter().flat_map(Run::frames) {
+            match needed(at) {
+                Some(f) if !choice.covered.contains(&at) => {
+                    content += f.tar_len;
+                    cost += f.blob_len;
+                }
+                _ => continue 'parts,
+            }
+        }
+        if content != part.content_len || part.length >= cost {
+            continue;
+        }
+        choice
+            .covered
+            .extend(part.targets.iter().flat_map(Run::frames));
+        choice.parts.push(p);
+    }
+    choice
+}
+
+/// The byte ranges of the delta blob that hold `parts`, merged across gaps
+/// of at most `gap` bytes.
+pub fn part_ranges(parts: &[&Part], gap: u64) -> Vec<(u64, u64)> {
+    let mut ranges: Vec<(u64, u64)> = Vec::new();
+    for p in parts {
+        let (start, end) = (p.offset, p.offset + p.length);
+        match ranges.last_mut() {
+            Some(last) if start >= last.1 && start - last.1 <= gap => last.1 = end,
+            _ => ranges.push((start, end)),
+        }
+    }
+    ranges
+}
+
+/// The plan from `old` to `new` with the delta `found`: the chunk plan's
+/// levels, and the delta level (finding the delta, its parts taken, and
+/// ranges for the rest); the blobs are those of the delta level, with the
+/// parts taken. When the delta does not pay, the chunk plan, its delta
+/// level the same as the chunk level plus what finding the delta cost.
+pub fn plan_with_delta(
+    old: &ImageView,
+    new: &ImageView,
+    options: DeltaOptions,
+    found: &FoundDelta,
+) -> (DeltaPlan, DeltaChoice) {
+    let chunk_plan = plan(old, new, options);
+    let choice = choose(found, old, new);
+    let mut with = plan_covering(old, new, options, &choice.covered);
+    let parts: Vec<&Part> = choice
+        .parts
+        .iter()
+        .map(|&p| &found.lookup.parts[p])
+        .collect();
+    let ranges = part_ranges(&parts, options.gap);
+    let delta = Level {
+        bytes: with.levels.chunk.bytes
+            + found.bytes_read
+            + ranges.iter().map(|(s, e)| e - s).sum::<u64>(),
+        requests: Some(
+            with.levels.chunk.requests.unwrap_or(0)
+                + found.requests
+                + options.requests_for(ranges.len()) as u64,
+        ),
+        index_bytes: with.levels.chunk.index_bytes,
+    };
+    if choice.parts.is_empty() || delta.bytes >= chunk_plan.levels.chunk.bytes {
+        let mut p = chunk_plan;
+        let chunk = p.levels.chunk;
+        p.levels.delta = Some(Level {
+            bytes: chunk.bytes + found.bytes_read,
+            requests: Some(chunk.requests.unwrap_or(0) + found.requests),
+            index_bytes: chunk.index_bytes,
+        });
+        return (p, DeltaChoice::default());
+    }
+    with.levels = chunk_plan.levels;
+    with.levels.delta = Some(delta);
+    (with, choice)
+}

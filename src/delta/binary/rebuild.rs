@@ -1,0 +1,250 @@
+//! Rebuilding NEW's frames from the parts of a delta: each part fetched by
+//! range, its reference read from OLD's frames, decompressed, cut into
+//! NEW's frames, each checked against NEW's chunk index, compressed again
+//! as NEW's layer compressed it and checked to have the same length. The
+//! compressed frames go to a spill file, so memory holds one part at a
+//! time. A part that fails any check is a [`Fallback`]: its frames are
+//! fetched by ranges instead; the blob's sha256 is checked at the end in
+//! any case.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use super::find::FoundDelta;
+use super::format::{decompress_part, Part, Run};
+use super::make::read_frame;
+use crate::delta::ImageView;
+use crate::digest::ChunkId;
+use crate::error::{Error, Result};
+use crate::oci::read::Blob;
+use crate::store::ImageReader;
+
+/// A part of a delta that was not used, and why: its frames were fetched
+/// by ranges instead.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Fallback {
+    /// The part's position in the lookup (`None`: the whole delta).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub part: Option<usize>,
+    /// The NEW frames it was to rebuild.
+    pub frames: u64,
+    /// Why it was not used.
+    pub reason: String,
+}
+
+/// NEW's frames rebuilt from a delta, compressed, in a spill file.
+#[derive(Debug)]
+pub struct Rebuilt {
+    spill: File,
+    spill_path: PathBuf,
+    /// (layer, frame) → (offset, length) in the spill file.
+    at: HashMap<(usize, usize), (u64, u64)>,
+    /// Bytes of the delta read (parts).
+    pub bytes_read: u64,
+    /// Requests made for them.
+    pub requests: u64,
+    /// The parts that failed.
+    pub fallbacks: Vec<Fallback>,
+}
+
+impl Rebuilt {
+    /// The frames rebuilt.
+    pub fn covered(&self) -> crate::delta::Coverage {
+        self.at.keys().copied().collect()
+    }
+
+    /// The compressed bytes of frame `i` of layer `layer`, if rebuilt.
+    pub fn frame(&self, layer: usize, i: usize) -> Result<Option<Vec<u8>>> {
+        let Some(&(offset, len)) = self.at.get(&(layer, i)) else {
+            return Ok(None);
+        };
+        let mut v = vec![0u8; len as usize];
+        self.spill
+            .read_exact_at(&mut v, offset)
+            .map_err(|e| Error::io(&self.spill_path, e))?;
+        Ok(Some(v))
+    }
+}
+
+/// Parts decoded at a time (each holds its reference and content).
+const BATCH: usize = 2;
+
+/// Rebuilds the frames of the parts `chosen` of `found` (read from
+/// `source` by ranges, `per_request` to a request), against OLD's frames
+/// read through `old_reader`. The spill file is a nameless file in
+/// `scratch`.
+pub fn rebuild(
+    found: &FoundDelta,
+    chosen: &[usize],
+    (old_reader, old): (&ImageReader, &ImageView),
+    (source, new): (&ImageReader, &ImageView),
+    gap: u64,
+    scratch: &Path,
+) -> Result<Rebuilt> {
+    let spill = crate::io::anonymous_file(scratch)?;
+    let mut out = Rebuilt {
+        spill,
+        spill_path: scratch.to_path_buf(),
+        at: HashMap::new(),
+        bytes_read: 0,
+        requests: 0,
+        fallbacks: Vec::new(),
+    };
+    let mut old_blobs: HashMap<usize, Blob> = HashMap::new();
+    let mut spilled = 0u64;
+    for batch in chosen.chunks(BATCH) {
+        let parts: Vec<&Part> = batch.iter().map(|&p| &found.lookup.parts[p]).collect();
+        let ranges = super::choose::part_ranges(&parts, gap);
+        let fetched = match source.read_ranges(&found.blob.digest, found.blob.size, &ranges) {
+            Ok(f) if f.len() == ranges.len() => f,
+            Ok(_) | Err(_) => {
+                // The parts cannot be had: their frames come by ranges.
+                for (&p, part) in batch.iter().zip(&parts) {
+                    out.fallbacks.push(Fallback {
+                        part: Some(p),
+                        frames: frames_of(part),
+                        reason: "the delta blob could not be read".into(),
+                    });
+                }
+                continue;
+            }
+        };
+        out.bytes_read += ranges.iter().map(|(s, e)| e - s).sum::<u64>();
+        out.requests += ranges.len() as u64;
+        // Each part's bytes within the fetched ranges.
+        let data: Vec<&[u8]> = parts
+            .iter()
+            .map(|p| {
+                let r = ranges
+                    .iter()
+                    .position(|r| r.0 <= p.offset && p.offset + p.length <= r.1)
+                    .expect("a range holds each part");
+                let start = (p.offset - ranges[r].0) as usize;
+                &fetched[r][start..start + p.length as usize]
+            })
+            .collect();
+        // The old blobs the references need, opened once.
+        for part in &parts {
+            for (l, _) in part.reference.iter().flat_map(Run::frames) {
+                if let std::collections::hash_map::Entry::Vacant(e) = old_blobs.entry(l) {
+                    let d = &old.layers[l].descriptor;
+                    e.insert(old_reader.blob(&d.digest, d.size)?);
+                }
+            }
+        }
+        let decoded: Vec<std::result::Result<Vec<((usize, usize), Vec<u8>)>, String>> = {
+            use rayon::prelude::*;
+            parts
+                .par_iter()
+                .zip(data.par_iter())
+                .zip(batch.par_iter())
+                .map(|((part, bytes), p)| {
+                    decode(
+                        part,
+                        bytes,
+                        &old_blobs,
+                        old,
+                        new,
+                        &format!("delta part {p}"),
+                    )
+                })
+                .collect()
+        };
+        for ((&p, part), result) in batch.iter().zip(&parts).zip(decoded) {
+            match result {
+                Ok(frames) => {
+                    for (at, bytes) in frames {
+                        out.spill
+                            .write_all_at(&bytes, spilled)
+                            .map_err(|e| Error::io(scratch, e))?;
+                        out.at.insert(at, (spilled, bytes.len() as u64));
+                        spilled += bytes.len() as u64;
+                    }
+                }
+                Err(reason) => out.fallbacks.push(Fallback {
+                    part: Some(p),
+                    frames: frames_of(part),
+                    reason,
+                }),
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn frames_of(part: &Part) -> u64 {
+    part.targets.iter().map(|r| u64::from(r.count)).sum()
+}
+
+/// Decodes one part into NEW's compressed frames, or says why it cannot.
+fn decode(
+    part: &Part,
+    bytes: &[u8],
+    old_blobs: &HashMap<usize, Blob>,
+    old: &ImageView,
+    new: &ImageView,
+    what: &str,
+) -> std::result::Result<Vec<((usize, usize), Vec<u8>)>, String> {
+    let text = |e: Error| e.to_string();
+    let mut reference = Vec::new();
+    for (l, i) in part.reference.iter().flat_map(Run::frames) {
+        let f = old.layers[l]
+            .index
+            .as_ref()
+            .and_then(|(_, x)| x.frames.get(i))
+            .ok_or("a reference frame OLD does not have")?;
+        read_frame(&old_blobs[&l], f, &mut reference).map_err(text)?;
+        if reference.len() as u64 > super::format::MAX_PART_BYTES {
+            return Err(format!("{what}: its reference is above the part limit"));
+        }
+    }
+    let content = decompress_part(&reference, bytes, part.content_len, what).map_err(text)?;
+    drop(reference);
+    let mut out = Vec::new();
+    let mut at = 0usize;
+    let mut compressors: HashMap<i32, zstd::bulk::Compressor<'static>> = HashMap::new();
+    for (l, i) in part.targets.iter().flat_map(Run::frames) {
+        let (_, index) = new.layers[l]
+            .index
+            .as_ref()
+            .ok_or("a target layer without an index")?;
+        let f = index
+            .frames
+            .get(i)
+            .ok_or("a target frame NEW does not have")?;
+        let end = at + f.tar_len as usize;
+        let plain = content
+            .get(at..end)
+            .ok_or_else(|| format!("{what}: shorter than its targets"))?;
+        if ChunkId::of(plain) != f.id {
+            return Err(format!(
+                "{what}: layer {l} frame {i} rebuilt with another digest than NEW's index gives"
+            ));
+        }
+        let compressor = match compressors.entry(index.level) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(crate::layer::frame_compressor(index.level).map_err(|e| e.to_string())?)
+            }
+        };
+        let packed = compressor.compress(plain).map_err(|e| e.to_string())?;
+        if packed.len() as u64 != f.blob_len {
+            return Err(format!(
+                "{what}: layer {l} frame {i} compresses to {} bytes here, {} in NEW",
+                packed.len(),
+                f.blob_len
+            ));
+        }
+        out.push(((l, i), packed));
+        at = end;
+    }
+    if at != content.len() {
+        return Err(format!("{what}: longer than its targets"));
+    }
+    Ok(out)
+}
