@@ -30,6 +30,9 @@ pub struct ApplyArgs {
     /// At most this many requests to the source at a time.
     #[arg(long, default_value_t = 4, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     parallel: u16,
+    /// Do not look for a binary delta beside NEW: ranges only.
+    #[arg(long)]
+    no_delta: bool,
     /// Print a JSON report on stdout.
     #[arg(long)]
     json: bool,
@@ -45,10 +48,21 @@ pub fn run(args: ApplyArgs) -> Result<()> {
         options: ApplyOptions {
             plan: args.plan_args.options(),
             parallel: args.parallel.into(),
+            delta: !args.no_delta,
         },
         store: args.registry.store()?,
     };
     let outcome = apply(&job)?;
+    for f in &outcome.report.fallbacks {
+        let what = f
+            .part
+            .map_or_else(|| "the delta".to_string(), |p| format!("delta part {p}"));
+        eprintln!(
+            "chunkah: warning: {what} not used, {} frames fetched by ranges instead: {}",
+            f.frames,
+            super::escape_controls(&f.reason)
+        );
+    }
     let mut out = io::stdout().lock();
     if args.json {
         let json = serde_json::to_string_pretty(&outcome).expect("a report serialises");

@@ -133,7 +133,7 @@ extern "C" fn on_signal(_: libc::c_int) {
 
 /// `text` with control characters escaped (`\n`, `\u{1b}`), so that an
 /// error message cannot drive the terminal.
-fn escape_controls(text: &str) -> String {
+pub(crate) fn escape_controls(text: &str) -> String {
     text.chars()
         .map(|c| {
             if c.is_control() {

@@ -13,7 +13,12 @@ use std::io::Write;
 
 use serde::Serialize;
 
-use super::{load, old_frames, plan, BlobAction, DeltaOptions, DeltaPlan, ImageView, OldFrame};
+use super::binary::choose::plan_with_delta;
+use super::binary::find::{find, Lookup};
+use super::binary::rebuild::{rebuild as rebuild_frames, Fallback, Rebuilt};
+use super::{
+    load, old_frames, plan, plan_covering, BlobAction, DeltaOptions, DeltaPlan, ImageView, OldFrame,
+};
 use crate::digest::{ChunkId, Digest, HashingWriter};
 use crate::error::{Error, Result};
 use crate::layer::index::ChunkIndex;
@@ -29,6 +34,9 @@ pub struct ApplyOptions {
     pub plan: DeltaOptions,
     /// At most this many requests to the source at a time.
     pub parallel: usize,
+    /// Look for a binary delta from OLD beside NEW and take its parts that
+    /// pay.
+    pub delta: bool,
 }
 
 impl ApplyOptions {
@@ -47,6 +55,7 @@ impl Default for ApplyOptions {
         ApplyOptions {
             plan: DeltaOptions::default(),
             parallel: 4,
+            delta: true,
         }
     }
 }
@@ -65,9 +74,32 @@ pub struct ApplyReport {
     pub requests: u64,
     /// The new image's manifest digest.
     pub manifest: Digest,
+    /// The binary delta used, if one was.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delta: Option<DeltaUse>,
+    /// Parts of the delta (or the whole delta) not used, and why: their
+    /// frames were fetched by ranges.
+    pub fallbacks: Vec<Fallback>,
     /// The plan that was followed.
     #[serde(skip)]
     pub plan: DeltaPlan,
+}
+
+/// The binary delta an apply used.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeltaUse {
+    /// The delta artifact's manifest digest.
+    pub manifest: Digest,
+    /// Parts taken, and of them those that rebuilt their frames.
+    pub parts: usize,
+    /// Parts that rebuilt their frames.
+    pub parts_used: usize,
+    /// Frames rebuilt from the delta.
+    pub frames: u64,
+    /// Bytes read to find the delta (referrers, manifest, lookup) and its
+    /// parts.
+    pub bytes_read: u64,
 }
 
 /// Counts what is read from the source.
@@ -160,7 +192,70 @@ pub fn apply(
             })
             .collect(),
     };
-    let the_plan = plan(&old, &new, options.plan);
+    let chunk_plan = plan(&old, &new, options.plan);
+    let mut fallbacks = Vec::new();
+    let mut delta_use = None;
+    let (the_plan, rebuilt) = match options.delta {
+        false => (chunk_plan, None),
+        true => match find(source, &manifest_desc.digest, &old.manifest.digest) {
+            Lookup::None {
+                bytes_read,
+                requests,
+            } => {
+                src.bytes += bytes_read;
+                src.requests += requests;
+                (chunk_plan, None)
+            }
+            Lookup::Unusable {
+                reason,
+                bytes_read,
+                requests,
+            } => {
+                src.bytes += bytes_read;
+                src.requests += requests;
+                fallbacks.push(Fallback {
+                    part: None,
+                    frames: 0,
+                    reason,
+                });
+                (chunk_plan, None)
+            }
+            Lookup::Found(found) => {
+                src.bytes += found.bytes_read;
+                src.requests += found.requests;
+                let (with, choice) = plan_with_delta(&old, &new, options.plan, &found);
+                if choice.parts.is_empty() {
+                    (with, None)
+                } else {
+                    let rebuilt = pool.install(|| {
+                        rebuild_frames(
+                            &found,
+                            &choice.parts,
+                            (old_reader, &old),
+                            (source, &new),
+                            options.plan.gap,
+                            dest.root(),
+                        )
+                    })?;
+                    src.bytes += rebuilt.bytes_read;
+                    src.requests += rebuilt.requests;
+                    fallbacks.extend(rebuilt.fallbacks.iter().cloned());
+                    let covered = rebuilt.covered();
+                    delta_use = Some(DeltaUse {
+                        manifest: found.manifest,
+                        parts: choice.parts.len(),
+                        parts_used: choice.parts.len() - rebuilt.fallbacks.len(),
+                        frames: covered.len() as u64,
+                        bytes_read: found.bytes_read + rebuilt.bytes_read,
+                    });
+                    // Ranges for every frame no part rebuilt.
+                    let mut followed = plan_covering(&old, &new, options.plan, &covered);
+                    followed.levels = with.levels;
+                    (followed, Some(rebuilt))
+                }
+            }
+        },
+    };
 
     // A failed run takes away the blobs it added: the destination keeps
     // only what it had, and the blobs of images it lists.
@@ -179,6 +274,7 @@ pub fn apply(
             &the_plan,
             &config,
             (&manifest.config, &config_bytes),
+            rebuilt.as_ref(),
             dest,
             (&pool, options.plan.ranges_per_request),
         )?;
@@ -197,10 +293,12 @@ pub fn apply(
         return Err(e);
     }
     Ok(ApplyReport {
-        schema_version: 1,
+        schema_version: 2,
         bytes_read: src.bytes,
         requests: src.requests,
         manifest: manifest_desc.digest,
+        delta: delta_use,
+        fallbacks,
         plan: the_plan,
     })
 }
@@ -219,14 +317,16 @@ fn write_blobs(
     the_plan: &DeltaPlan,
     config: &ImageConfig,
     (config_desc, config_bytes): (&Descriptor, &[u8]),
+    rebuilt: Option<&Rebuilt>,
     dest: &LayoutWriter,
     (pool, per_request): (&rayon::ThreadPool, usize),
 ) -> Result<()> {
     let frames = old_frames(old);
     dest.put_blob(&config_desc.media_type, config_bytes)?;
-    for ((d, index), (blob_plan, diff_id)) in layers
+    for (at, ((d, index), (blob_plan, diff_id))) in layers
         .iter()
         .zip(the_plan.blobs[1..].iter().zip(&config.rootfs.diff_ids))
+        .enumerate()
     {
         match &blob_plan.action {
             BlobAction::Keep => copy_old(old_reader, old, d, dest)?,
@@ -252,6 +352,7 @@ fn write_blobs(
                     index_bytes,
                     (ranges, per_request),
                     diff_id,
+                    rebuilt.map(|r| (r, at)),
                     dest,
                     pool,
                 )?;
@@ -313,6 +414,7 @@ fn rebuild(
     index_bytes: &[u8],
     (ranges, per_request): (&[(u64, u64)], usize),
     diff_id: &Digest,
+    rebuilt: Option<(&Rebuilt, usize)>,
     dest: &LayoutWriter,
     pool: &rayon::ThreadPool,
 ) -> Result<()> {
@@ -345,8 +447,13 @@ fn rebuild(
     for (i, f) in index.frames.iter().enumerate() {
         let key = (f.id, f.blob_len, index.zstd_version, index.level);
         let (start, end) = (f.blob_offset, f.blob_offset + f.blob_len);
-        let bytes: Vec<u8> = match frames.get(&key) {
-            Some(of) => {
+        let from_delta = match rebuilt {
+            Some((r, layer)) if !frames.contains_key(&key) => r.frame(layer, i)?,
+            _ => None,
+        };
+        let bytes: Vec<u8> = match (from_delta, frames.get(&key)) {
+            (Some(bytes), _) => bytes,
+            (None, Some(of)) => {
                 let l = &old.layers[of.blob].descriptor;
                 let b = match old_blobs.entry(of.blob) {
                     std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
@@ -359,7 +466,7 @@ fn rebuild(
                     .map_err(|e| Error::io(&b.path, e))?;
                 v
             }
-            None => {
+            (None, None) => {
                 // The range that holds this frame (ranges are sorted).
                 let at = ranges.partition_point(|r| r.1 <= start);
                 let r = ranges
