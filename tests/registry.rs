@@ -14,7 +14,7 @@ use chunkah::oci::types::{host_architecture, Manifest};
 use chunkah::registry::{Client, ClientConfig, Credentials, PushOutcome, Target};
 use chunkah::store::ImageReader;
 use chunkah::store::ImageRef;
-use common::{require_tool, run, TempDir};
+use common::{delta_tree, require_tool, run, TempDir};
 
 /// A `docker-registry serve` on a free port of 127.0.0.1, killed on drop.
 struct Registry {
@@ -915,8 +915,10 @@ fn series_steps_push_and_pull_partially_through_the_registry() {
             headers < 1024 * wire["requests"].as_u64().unwrap(),
             "{wire}"
         );
+        // One request more: asking for a binary delta (a 404: none).
         assert_eq!(
-            wire["requests"], diff["levels"]["chunk"]["requests"],
+            wire["requests"].as_u64().unwrap(),
+            diff["levels"]["chunk"]["requests"].as_u64().unwrap() + 1,
             "{wire}"
         );
         assert_eq!(wire["fullBlobFallbacks"], 0, "{wire}");
@@ -1324,4 +1326,130 @@ fn honours_retry_after() {
         started.elapsed()
     );
     assert_eq!(client.stats().retries, 1);
+}
+
+/// Binary deltas through the registry: pushed beside the image (the image
+/// and its tags undisturbed, skopeo still copies it), found by the
+/// referrers tag schema, used by `pull`; each client takes the delta from
+/// its own version; an image with no delta pulls by ranges; a corrupted
+/// delta falls back to ranges with a correct image.
+#[test]
+fn deltas_pushed_beside_the_image_are_used_by_pull() {
+    let registry = Registry::start("reg-delta");
+    let tmp = TempDir::new("reg-delta");
+    let chunkah = || Command::new(env!("CARGO_BIN_EXE_chunkah"));
+    let local = |v: u8| format!("oci:{}:v{v}", tmp.path().join("local").display());
+    let remote = |v: u8| format!("docker://{}/delta:v{v}", registry.host());
+    let repository = format!("docker://{}/delta", registry.host());
+    for v in [1, 2, 3] {
+        let src = tmp.path().join(format!("src-{v}"));
+        delta_tree(&src, v);
+        for dest in [local(v), remote(v)] {
+            run(chunkah()
+                .arg("pack")
+                .arg(&src)
+                .args(["-o", &dest, "--quiet", "--max-layers", "2"])
+                .args(["--source-date-epoch", "1700000000", "--tls-verify=false"]));
+        }
+    }
+    let remote_digest = |reference: &str| {
+        let store = chunkah::store::StoreConfig {
+            registry: ClientConfig {
+                tls_verify: false,
+                ..ClientConfig::default()
+            },
+            scratch_dir: None,
+        };
+        let reader = ImageReader::open_with(&ImageRef::parse(reference).unwrap(), &store).unwrap();
+        reader.manifest(host_architecture()).unwrap().0.digest
+    };
+    let v3 = remote_digest(&remote(3));
+    let mut deltas = Vec::new();
+    for old in [1, 2] {
+        let out = run(chunkah().args(["delta", &local(old), &remote(3)]).args([
+            "--json",
+            "--quiet",
+            "--tls-verify=false",
+        ]));
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        deltas.push(report["manifest"].as_str().unwrap().to_string());
+    }
+    // The image and its tag are as they were; the referrers tag is there.
+    assert_eq!(remote_digest(&remote(3)), v3);
+    let tags = run(Command::new(skopeo())
+        .args(["list-tags", "--tls-verify=false"])
+        .arg(&repository));
+    let tags = String::from_utf8_lossy(&tags.stdout).into_owned();
+    assert!(tags.contains(&format!("sha256-{}", v3.hex())), "{tags}");
+    let copy = tmp.path().join("copy");
+    run(Command::new(skopeo())
+        .args(["copy", "--src-tls-verify=false", "--preserve-digests"])
+        .arg(remote(3))
+        .arg(format!("oci:{}:v3", copy.display())));
+    let pull = |old: u8, new: u8, dest: &Path| -> serde_json::Value {
+        let out = run(chunkah()
+            .args(["pull", "--from", &local(old), "--source", &remote(new)])
+            .args(["--tls-verify=false", "--json", "-o"])
+            .arg(format!("oci:{}:new", dest.display())));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let digest_in = |dest: &Path| tagged_digest(&format!("oci:{}:new", dest.display()));
+    for (old, delta) in [1, 2].into_iter().zip(&deltas) {
+        let dest = tmp.path().join(format!("pulled-{old}"));
+        let diff: serde_json::Value = serde_json::from_slice(
+            &run(chunkah().args([
+                "diff",
+                &local(old),
+                &remote(3),
+                "--json",
+                "--tls-verify=false",
+            ]))
+            .stdout,
+        )
+        .unwrap();
+        let pulled = pull(old, 3, &dest);
+        assert_eq!(pulled["delta"]["manifest"], delta.as_str(), "{pulled}");
+        assert_eq!(pulled["fallbacks"].as_array().unwrap().len(), 0);
+        assert_eq!(pulled["bytesRead"], diff["levels"]["delta"]["bytes"]);
+        assert!(
+            diff["levels"]["delta"]["bytes"].as_u64().unwrap() * 3
+                < diff["levels"]["chunk"]["bytes"].as_u64().unwrap(),
+            "{diff}"
+        );
+        assert_eq!(
+            pulled["wire"]["requests"],
+            diff["levels"]["delta"]["requests"]
+        );
+        assert_eq!(digest_in(&dest), v3);
+    }
+    // v2 has no delta: ranges.
+    let dest = tmp.path().join("pulled-plain");
+    let pulled = pull(1, 2, &dest);
+    assert!(pulled.get("delta").is_none(), "{pulled}");
+    assert_eq!(digest_in(&dest), remote_digest(&remote(2)));
+    // The delta from v2, damaged in the registry's storage: ranges for its
+    // parts, the right image.
+    let artifact = Client::new(
+        &registry.host(),
+        "delta",
+        ClientConfig {
+            tls_verify: false,
+            ..ClientConfig::default()
+        },
+    )
+    .unwrap()
+    .get_manifest(&Target::Digest(Digest::parse(&deltas[1]).unwrap()))
+    .unwrap();
+    let artifact: Manifest = serde_json::from_slice(&artifact.bytes).unwrap();
+    let data = registry.blob_data(&artifact.layers[0].digest);
+    let mut bytes = std::fs::read(&data).unwrap();
+    bytes[10] ^= 0x55;
+    std::fs::write(&data, &bytes).unwrap();
+    let dest = tmp.path().join("pulled-bad");
+    let pulled = pull(2, 3, &dest);
+    assert!(
+        !pulled["fallbacks"].as_array().unwrap().is_empty(),
+        "{pulled}"
+    );
+    assert_eq!(digest_in(&dest), v3);
 }

@@ -6,8 +6,11 @@ use serde::Serialize;
 
 use crate::chunker::ChunkerConfig;
 use crate::component::read_package_databases;
+use crate::delta::binary::choose::{part_ranges, plan_with_delta};
+use crate::delta::binary::find::{find, Lookup};
 use crate::delta::tree::{plan_trees, tree_view, TreeView};
 use crate::delta::{self, BlobPlan, DeltaOptions, ImageView, Levels};
+use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::oci::types::{host_architecture, Descriptor};
 use crate::store::{ImageReader, ImageRef, StoreConfig};
@@ -75,6 +78,9 @@ pub struct DiffReport {
     /// Bytes this diff read: from images, manifests, configs and indexes;
     /// from trees, their file content.
     pub bytes_read: u64,
+    /// Why the delta NEW lists for OLD cannot be used, if it cannot.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delta_unusable: Option<String>,
     /// The plan (images only): every blob and byte range to fetch.
     #[serde(skip)]
     pub plan: Option<PlanFile>,
@@ -94,6 +100,23 @@ pub struct PlanFile {
     pub manifest: Descriptor,
     /// The config and each layer of NEW, and how each is obtained.
     pub blobs: Vec<BlobPlan>,
+    /// The binary delta's parts to fetch, if one is used.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delta: Option<PlanDelta>,
+}
+
+/// The parts of a binary delta a plan takes.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PlanDelta {
+    /// The delta artifact's manifest digest.
+    pub manifest: Digest,
+    /// The delta blob.
+    pub blob: Descriptor,
+    /// The parts taken (positions in its lookup).
+    pub parts: Vec<usize>,
+    /// Byte ranges `[start, end)` of the blob to fetch for them.
+    pub ranges: Vec<(u64, u64)>,
 }
 
 /// Opens an image and reads what planning needs; also returns the bytes read.
@@ -117,22 +140,52 @@ pub fn diff(job: &DiffJob) -> Result<DiffReport> {
     };
     job.options.validate()?;
     let (old_view, old_read) = image_view(old, &job.store)?;
-    let (new_view, new_read) = image_view(new, &job.store)?;
-    let plan = delta::plan(&old_view, &new_view, job.options);
+    let new_reader = ImageReader::open_with(new, &job.store)?;
+    let new_image = new_reader.image(host_architecture())?;
+    let new_view = delta::load(&new_reader, &new_image)?;
+    let (mut plan_delta, mut delta_unusable) = (None, None);
+    let plan = match find(
+        &new_reader,
+        &new_view.manifest.digest,
+        &old_view.manifest.digest,
+    ) {
+        Lookup::Found(found) => {
+            let (plan, choice) = plan_with_delta(&old_view, &new_view, job.options, &found);
+            let parts: Vec<_> = choice
+                .parts
+                .iter()
+                .map(|&p| &found.lookup.parts[p])
+                .collect();
+            plan_delta = (!parts.is_empty()).then(|| PlanDelta {
+                manifest: found.manifest,
+                blob: found.blob.clone(),
+                ranges: part_ranges(&parts, job.options.gap),
+                parts: choice.parts.clone(),
+            });
+            plan
+        }
+        Lookup::Unusable { reason, .. } => {
+            delta_unusable = Some(reason);
+            delta::plan(&old_view, &new_view, job.options)
+        }
+        Lookup::None { .. } => delta::plan(&old_view, &new_view, job.options),
+    };
     Ok(DiffReport {
-        schema_version: 1,
+        schema_version: 2,
+        delta_unusable,
         old: job.old.to_string(),
         new: job.new.to_string(),
         same: plan.same,
         unit: "compressed",
         levels: plan.levels,
-        bytes_read: old_read + new_read,
+        bytes_read: old_read + new_reader.bytes_read(),
         plan: Some(PlanFile {
-            schema_version: 1,
+            schema_version: 2,
             old: job.old.to_string(),
             new: job.new.to_string(),
             manifest: new_view.manifest.clone(),
             blobs: plan.blobs,
+            delta: plan_delta,
         }),
     })
 }
@@ -158,13 +211,14 @@ fn diff_trees(job: &DiffJob, old: &Path, new: &Path) -> Result<DiffReport> {
     let levels = plan_trees(&old_view, &new_view, job.source_date_epoch);
     let content = |v: &TreeView| -> u64 { v.chunks.iter().flatten().map(|c| c.chunk.length).sum() };
     Ok(DiffReport {
-        schema_version: 1,
+        schema_version: 2,
         old: job.old.to_string(),
         new: job.new.to_string(),
         same: levels.chunk.bytes == 0 && levels.layer.bytes == 0,
         unit: "uncompressed",
         levels,
         bytes_read: content(&old_view) + content(&new_view),
+        delta_unusable: None,
         plan: None,
     })
 }

@@ -22,11 +22,12 @@ pub struct DeltaArgs {
     #[arg(value_name = "NEW", value_parser = ImageRef::parse)]
     new: ImageRef,
     /// Where the delta is published, as an artifact whose subject is NEW
-    /// (found by clients through the referrers tag `sha256-<hex>`):
-    /// `oci:DIR` (NEW's layout, typically), `oci-archive:FILE` or
-    /// `docker://HOST/REPO` (NEW's repository).
+    /// (clients find it through the referrers tag `sha256-<hex>`; a tag
+    /// given here is not used): `oci:DIR`, `oci-archive:FILE` or
+    /// `docker://HOST/REPO:TAG` [default: NEW's layout, archive or
+    /// repository].
     #[arg(short = 'o', long = "output", value_name = "DEST", value_parser = ImageRef::parse)]
-    dest: ImageRef,
+    dest: Option<ImageRef>,
     /// zstd level of the delta's parts.
     #[arg(long, default_value_t = DeltaConfig::default().level, value_name = "N",
           value_parser = clap::value_parser!(i32).range(1..=22))]
@@ -46,9 +47,9 @@ pub struct DeltaArgs {
 
 pub fn run(args: DeltaArgs) -> Result<()> {
     let job = DeltaJob {
+        dest: args.dest.unwrap_or_else(|| args.new.clone()),
         old: args.old,
         new: args.new,
-        dest: args.dest,
         config: DeltaConfig { level: args.level },
         threads: args.threads.map(usize::from),
         store: args.registry.store()?,

@@ -72,6 +72,13 @@ pub fn run(args: DiffArgs) -> Result<u8> {
         writeln!(out, "{json}")?;
     } else {
         write_table(&mut out, &report.levels)?;
+        if let Some(why) = &report.delta_unusable {
+            writeln!(
+                out,
+                "(a delta is published but cannot be used: {})",
+                super::escape_controls(why)
+            )?;
+        }
         if report.unit == "uncompressed" {
             writeln!(out, "(uncompressed bytes of file content)")?;
         } else if report.same {
@@ -104,11 +111,15 @@ fn write_table(out: &mut impl Write, l: &Levels) -> io::Result<()> {
     let image = l.image.bytes.max(1) as f64;
     writeln!(out, "level        bytes  requests  of image")?;
     for (name, level) in [
-        ("image", &l.image),
-        ("layer", &l.layer),
-        ("file", &l.file),
-        ("chunk", &l.chunk),
-    ] {
+        ("image", Some(&l.image)),
+        ("layer", Some(&l.layer)),
+        ("file", Some(&l.file)),
+        ("chunk", Some(&l.chunk)),
+        ("delta", l.delta.as_ref()),
+    ]
+    .into_iter()
+    .filter_map(|(n, l)| Some((n, l?)))
+    {
         let requests = level.requests.map_or("-".to_string(), |r| r.to_string());
         write!(
             out,

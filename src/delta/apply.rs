@@ -233,7 +233,7 @@ pub fn apply(
                             &choice.parts,
                             (old_reader, &old),
                             (source, &new),
-                            options.plan.gap,
+                            (options.plan.gap, options.plan.ranges_per_request),
                             dest.root(),
                         )
                     })?;

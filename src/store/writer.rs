@@ -115,7 +115,17 @@ impl ImageWriter {
     /// schema ([`super::referrers_tag`]); [`ImageWriter::finish`] pushes
     /// each artifact of the index the layout holds, then the index.
     pub fn open_referrers(dest: &ImageRef, subject: &Digest, config: &StoreConfig) -> Result<Self> {
-        let mut writer = Self::open(&dest.with_tag(&super::referrers_tag(subject)), config)?;
+        let tag = super::referrers_tag(subject);
+        let dest = match dest {
+            #[cfg(feature = "registry")]
+            ImageRef::Registry(r) => {
+                let mut r = r.clone();
+                r.target = Target::Tag(tag);
+                ImageRef::Registry(r)
+            }
+            _ => dest.with_tag(&tag),
+        };
+        let mut writer = Self::open(&dest, config)?;
         writer.referrers = true;
         Ok(writer)
     }

@@ -171,3 +171,30 @@ pub fn diff_trees(a: &Path, b: &Path, clamp: Option<i64>) -> Vec<String> {
     }
     out
 }
+
+/// Version `v` of a small tree: a 2 MiB binary with small edits spread
+/// over it (every chunk changes), a versioned library renamed from one
+/// version to the next, and a text file.
+pub fn delta_tree(dir: &Path, v: u8) {
+    std::fs::create_dir_all(dir.join("usr/lib")).unwrap();
+    std::fs::create_dir_all(dir.join("etc")).unwrap();
+    let edit = |seed: u64, len: usize| {
+        let mut bytes = chunkah::chunker::golden_input(seed, len);
+        for at in (1000..len).step_by(40_000) {
+            bytes[at] = bytes[at].wrapping_add(v);
+            bytes[at + 7] ^= v;
+        }
+        bytes
+    };
+    std::fs::write(dir.join("usr/lib/big"), edit(7, 2 << 20)).unwrap();
+    std::fs::write(
+        dir.join(format!("usr/lib/libfoo.so.1.{v}")),
+        edit(8, 1 << 20),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("etc/config"),
+        format!("setting = {v}\n").repeat(100),
+    )
+    .unwrap();
+}

@@ -77,14 +77,21 @@ pub fn choose(found: &FoundDelta, old: &ImageView, new: &ImageView) -> DeltaChoi
     choice
 }
 
-/// The byte ranges of the delta blob that hold `parts`, merged across gaps
-/// of at most `gap` bytes.
+/// The most bytes of the delta blob one range covers when parts are merged
+/// (a larger part is a range of its own): what a client holds of the blob
+/// at a time.
+pub const MAX_RANGE: u64 = 8 << 20;
+
+/// The byte ranges of the delta blob that hold `parts` (in blob order),
+/// merged across gaps of at most `gap` bytes up to [`MAX_RANGE`] bytes.
 pub fn part_ranges(parts: &[&Part], gap: u64) -> Vec<(u64, u64)> {
     let mut ranges: Vec<(u64, u64)> = Vec::new();
     for p in parts {
         let (start, end) = (p.offset, p.offset + p.length);
         match ranges.last_mut() {
-            Some(last) if start >= last.1 && start - last.1 <= gap => last.1 = end,
+            Some(last) if start >= last.1 && start - last.1 <= gap && end - last.0 <= MAX_RANGE => {
+                last.1 = end
+            }
             _ => ranges.push((start, end)),
         }
     }

@@ -72,10 +72,11 @@ impl Rebuilt {
 }
 
 /// Parts decoded at a time (each holds its reference and content).
-const BATCH: usize = 2;
+const DECODE_AT_ONCE: usize = 2;
 
 /// Rebuilds the frames of the parts `chosen` of `found` (read from
-/// `source` by ranges, `per_request` to a request), against OLD's frames
+/// `source` by the ranges [`super::choose::part_ranges`] gives, `per_request`
+/// to a request), against OLD's frames
 /// read through `old_reader`. The spill file is a nameless file in
 /// `scratch`.
 pub fn rebuild(
@@ -83,7 +84,7 @@ pub fn rebuild(
     chosen: &[usize],
     (old_reader, old): (&ImageReader, &ImageView),
     (source, new): (&ImageReader, &ImageView),
-    gap: u64,
+    (gap, per_request): (u64, usize),
     scratch: &Path,
 ) -> Result<Rebuilt> {
     let spill = crate::io::anonymous_file(scratch)?;
@@ -97,14 +98,23 @@ pub fn rebuild(
     };
     let mut old_blobs: HashMap<usize, Blob> = HashMap::new();
     let mut spilled = 0u64;
-    for batch in chosen.chunks(BATCH) {
-        let parts: Vec<&Part> = batch.iter().map(|&p| &found.lookup.parts[p]).collect();
-        let ranges = super::choose::part_ranges(&parts, gap);
-        let fetched = match source.read_ranges(&found.blob.digest, found.blob.size, &ranges) {
-            Ok(f) if f.len() == ranges.len() => f,
+    let parts: Vec<&Part> = chosen.iter().map(|&p| &found.lookup.parts[p]).collect();
+    let ranges = super::choose::part_ranges(&parts, gap);
+    // The parts each range holds (both in blob order).
+    let mut next = 0;
+    for group in ranges.chunks(per_request.max(1)) {
+        let held = parts[next..]
+            .iter()
+            .take_while(|p| p.offset + p.length <= group[group.len() - 1].1)
+            .count();
+        let batch = &chosen[next..next + held];
+        let batch_parts = &parts[next..next + held];
+        next += held;
+        let fetched = match source.read_ranges(&found.blob.digest, found.blob.size, group) {
+            Ok(f) if f.len() == group.len() => f,
             Ok(_) | Err(_) => {
                 // The parts cannot be had: their frames come by ranges.
-                for (&p, part) in batch.iter().zip(&parts) {
+                for (&p, part) in batch.iter().zip(batch_parts) {
                     out.fallbacks.push(Fallback {
                         part: Some(p),
                         frames: frames_of(part),
@@ -114,22 +124,22 @@ pub fn rebuild(
                 continue;
             }
         };
-        out.bytes_read += ranges.iter().map(|(s, e)| e - s).sum::<u64>();
-        out.requests += ranges.len() as u64;
+        out.bytes_read += group.iter().map(|(s, e)| e - s).sum::<u64>();
+        out.requests += 1;
         // Each part's bytes within the fetched ranges.
-        let data: Vec<&[u8]> = parts
+        let data: Vec<&[u8]> = batch_parts
             .iter()
             .map(|p| {
-                let r = ranges
+                let r = group
                     .iter()
                     .position(|r| r.0 <= p.offset && p.offset + p.length <= r.1)
                     .expect("a range holds each part");
-                let start = (p.offset - ranges[r].0) as usize;
+                let start = (p.offset - group[r].0) as usize;
                 &fetched[r][start..start + p.length as usize]
             })
             .collect();
         // The old blobs the references need, opened once.
-        for part in &parts {
+        for part in batch_parts {
             for (l, _) in part.reference.iter().flat_map(Run::frames) {
                 if let std::collections::hash_map::Entry::Vacant(e) = old_blobs.entry(l) {
                     let d = &old.layers[l].descriptor;
@@ -137,40 +147,45 @@ pub fn rebuild(
                 }
             }
         }
-        let decoded: Vec<std::result::Result<Vec<((usize, usize), Vec<u8>)>, String>> = {
-            use rayon::prelude::*;
-            parts
-                .par_iter()
-                .zip(data.par_iter())
-                .zip(batch.par_iter())
-                .map(|((part, bytes), p)| {
-                    decode(
-                        part,
-                        bytes,
-                        &old_blobs,
-                        old,
-                        new,
-                        &format!("delta part {p}"),
-                    )
-                })
-                .collect()
-        };
-        for ((&p, part), result) in batch.iter().zip(&parts).zip(decoded) {
-            match result {
-                Ok(frames) => {
-                    for (at, bytes) in frames {
-                        out.spill
-                            .write_all_at(&bytes, spilled)
-                            .map_err(|e| Error::io(scratch, e))?;
-                        out.at.insert(at, (spilled, bytes.len() as u64));
-                        spilled += bytes.len() as u64;
+        for ((ps, ds), ns) in batch_parts
+            .chunks(DECODE_AT_ONCE)
+            .zip(data.chunks(DECODE_AT_ONCE))
+            .zip(batch.chunks(DECODE_AT_ONCE))
+        {
+            let decoded: Vec<std::result::Result<Vec<((usize, usize), Vec<u8>)>, String>> = {
+                use rayon::prelude::*;
+                ps.par_iter()
+                    .zip(ds.par_iter())
+                    .zip(ns.par_iter())
+                    .map(|((part, bytes), p)| {
+                        decode(
+                            part,
+                            bytes,
+                            &old_blobs,
+                            old,
+                            new,
+                            &format!("delta part {p}"),
+                        )
+                    })
+                    .collect()
+            };
+            for ((&p, part), result) in ns.iter().zip(ps).zip(decoded) {
+                match result {
+                    Ok(frames) => {
+                        for (at, bytes) in frames {
+                            out.spill
+                                .write_all_at(&bytes, spilled)
+                                .map_err(|e| Error::io(scratch, e))?;
+                            out.at.insert(at, (spilled, bytes.len() as u64));
+                            spilled += bytes.len() as u64;
+                        }
                     }
+                    Err(reason) => out.fallbacks.push(Fallback {
+                        part: Some(p),
+                        frames: frames_of(part),
+                        reason,
+                    }),
                 }
-                Err(reason) => out.fallbacks.push(Fallback {
-                    part: Some(p),
-                    frames: frames_of(part),
-                    reason,
-                }),
             }
         }
     }
