@@ -141,6 +141,19 @@ fn a_delta_is_published_found_and_applied() {
         assert_eq!(json(&out)["bytesRead"].as_u64().unwrap(), chunk);
         assert_eq!(manifest_digest(&plain, "new"), v3_digest);
     }
+    // report shows the delta level in its JSON, table and chart.
+    let svg = tmp.path().join("report.svg");
+    let report = json(&run(chunkah()
+        .args(["report", &v2, &v3, "--json", "--svg"])
+        .arg(&svg)));
+    let diff = json(&run(chunkah().args(["diff", &v2, &v3, "--json"])));
+    assert_eq!(report["steps"][0]["levels"], diff["levels"]);
+    assert!(report["steps"][0]["levels"]["delta"]["bytes"].as_u64().unwrap() > 0);
+    let chart = fs::read_to_string(&svg).unwrap();
+    assert_eq!(chart.matches("<title>").count(), 5, "{chart}");
+    assert!(chart.contains("<title>delta: "), "{chart}");
+    let table = String::from_utf8(run(chunkah().args(["report", &v2, &v3])).stdout).unwrap();
+    assert!(table.lines().next().unwrap().ends_with("delta"), "{table}");
     // v2 has no delta: apply asks, finds none, and pulls by ranges.
     let out = tmp.path().join("out-v2");
     let (applied, _) = apply(&v1, &v2, &out);

@@ -127,6 +127,58 @@ pub fn image_view(reference: &ImageRef, store: &StoreConfig) -> Result<(ImageVie
     Ok((view, reader.bytes_read()))
 }
 
+/// A plan between two images, with the delta NEW lists for OLD if any.
+#[derive(Clone, Debug)]
+pub struct PlannedImages {
+    /// The plan (levels; blobs of the delta level when a delta pays).
+    pub plan: delta::DeltaPlan,
+    /// The delta's parts taken, if a delta pays.
+    pub delta: Option<PlanDelta>,
+    /// Why a listed delta cannot be used, if it cannot.
+    pub delta_unusable: Option<String>,
+}
+
+/// Plans from `old` to `new` (read through `new_reader`), looking for a
+/// delta from OLD beside NEW.
+pub fn plan_images(
+    old: &ImageView,
+    new_reader: &ImageReader,
+    new: &ImageView,
+    options: DeltaOptions,
+) -> PlannedImages {
+    match find(new_reader, &new.manifest.digest, &old.manifest.digest) {
+        Lookup::Found(found) => {
+            let (plan, choice) = plan_with_delta(old, new, options, &found);
+            let parts: Vec<_> = choice
+                .parts
+                .iter()
+                .map(|&p| &found.lookup.parts[p])
+                .collect();
+            let delta = (!parts.is_empty()).then(|| PlanDelta {
+                manifest: found.manifest,
+                blob: found.blob.clone(),
+                ranges: part_ranges(&parts, options.gap),
+                parts: choice.parts.clone(),
+            });
+            PlannedImages {
+                plan,
+                delta,
+                delta_unusable: None,
+            }
+        }
+        Lookup::Unusable { reason, .. } => PlannedImages {
+            plan: delta::plan(old, new, options),
+            delta: None,
+            delta_unusable: Some(reason),
+        },
+        Lookup::None { .. } => PlannedImages {
+            plan: delta::plan(old, new, options),
+            delta: None,
+            delta_unusable: None,
+        },
+    }
+}
+
 /// Runs a diff job.
 pub fn diff(job: &DiffJob) -> Result<DiffReport> {
     let (old, new) = match (&job.old, &job.new) {
@@ -143,36 +195,11 @@ pub fn diff(job: &DiffJob) -> Result<DiffReport> {
     let new_reader = ImageReader::open_with(new, &job.store)?;
     let new_image = new_reader.image(host_architecture())?;
     let new_view = delta::load(&new_reader, &new_image)?;
-    let (mut plan_delta, mut delta_unusable) = (None, None);
-    let plan = match find(
-        &new_reader,
-        &new_view.manifest.digest,
-        &old_view.manifest.digest,
-    ) {
-        Lookup::Found(found) => {
-            let (plan, choice) = plan_with_delta(&old_view, &new_view, job.options, &found);
-            let parts: Vec<_> = choice
-                .parts
-                .iter()
-                .map(|&p| &found.lookup.parts[p])
-                .collect();
-            plan_delta = (!parts.is_empty()).then(|| PlanDelta {
-                manifest: found.manifest,
-                blob: found.blob.clone(),
-                ranges: part_ranges(&parts, job.options.gap),
-                parts: choice.parts.clone(),
-            });
-            plan
-        }
-        Lookup::Unusable { reason, .. } => {
-            delta_unusable = Some(reason);
-            delta::plan(&old_view, &new_view, job.options)
-        }
-        Lookup::None { .. } => delta::plan(&old_view, &new_view, job.options),
-    };
+    let planned = plan_images(&old_view, &new_reader, &new_view, job.options);
+    let plan = planned.plan;
     Ok(DiffReport {
         schema_version: 2,
-        delta_unusable,
+        delta_unusable: planned.delta_unusable,
         old: job.old.to_string(),
         new: job.new.to_string(),
         same: plan.same,
@@ -185,7 +212,7 @@ pub fn diff(job: &DiffJob) -> Result<DiffReport> {
             new: job.new.to_string(),
             manifest: new_view.manifest.clone(),
             blobs: plan.blobs,
-            delta: plan_delta,
+            delta: planned.delta,
         }),
     })
 }

@@ -2,10 +2,11 @@
 
 use serde::Serialize;
 
-use super::diff::image_view;
+use super::diff::plan_images;
 use crate::delta::{self, DeltaOptions, Levels};
 use crate::error::{Error, Result};
-use crate::store::{ImageRef, StoreConfig};
+use crate::oci::types::host_architecture;
+use crate::store::{ImageReader, ImageRef, StoreConfig};
 
 /// A series of image versions, oldest first.
 #[derive(Clone, Debug)]
@@ -26,7 +27,8 @@ pub struct Step {
     pub old: String,
     /// The version wanted.
     pub new: String,
-    /// What the step costs at each level.
+    /// What the step costs at each level (`delta` where NEW lists a delta
+    /// from OLD).
     pub levels: Levels,
 }
 
@@ -51,7 +53,12 @@ pub fn report(job: &ReportJob) -> Result<SeriesReport> {
     let views = job
         .images
         .iter()
-        .map(|r| image_view(r, &job.store).map(|(v, _)| v))
+        .map(|r| {
+            let reader = ImageReader::open_with(r, &job.store)?;
+            let image = reader.image(host_architecture())?;
+            let view = delta::load(&reader, &image)?;
+            Ok((reader, view))
+        })
         .collect::<Result<Vec<_>>>()?;
     let steps = views
         .windows(2)
@@ -59,11 +66,13 @@ pub fn report(job: &ReportJob) -> Result<SeriesReport> {
         .map(|(v, refs)| Step {
             old: refs[0].to_string(),
             new: refs[1].to_string(),
-            levels: delta::plan(&v[0], &v[1], job.options).levels,
+            levels: plan_images(&v[0].1, &v[1].0, &v[1].1, job.options)
+                .plan
+                .levels,
         })
         .collect();
     Ok(SeriesReport {
-        schema_version: 1,
+        schema_version: 2,
         steps,
     })
 }

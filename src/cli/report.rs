@@ -74,21 +74,22 @@ pub fn run(args: ReportArgs) -> Result<()> {
     let width = steps.iter().map(|(n, _)| n.len()).max().unwrap_or(4).max(4);
     writeln!(
         out,
-        "{:<width$} {:>10} {:>10} {:>10} {:>10} {:>9} {:>12}",
-        "step", "image", "layer", "file", "chunk", "requests", "chunk/layer"
+        "{:<width$} {:>10} {:>10} {:>10} {:>10} {:>9} {:>12} {:>10}",
+        "step", "image", "layer", "file", "chunk", "requests", "chunk/layer", "delta"
     )?;
     for (name, s) in &steps {
         let l = &s.levels;
         writeln!(
             out,
-            "{:<width$} {:>10} {:>10} {:>10} {:>10} {:>9} {:>11.1}%",
+            "{:<width$} {:>10} {:>10} {:>10} {:>10} {:>9} {:>11.1}% {:>10}",
             name,
             human(l.image.bytes),
             human(l.layer.bytes),
             human(l.file.bytes),
             human(l.chunk.bytes),
             l.chunk.requests.unwrap_or(0),
-            100.0 * l.chunk.bytes as f64 / l.layer.bytes.max(1) as f64
+            100.0 * l.chunk.bytes as f64 / l.layer.bytes.max(1) as f64,
+            l.delta.map_or_else(|| "-".to_string(), |d| human(d.bytes)),
         )?;
     }
     Ok(())
@@ -118,12 +119,20 @@ fn unit(max: f64) -> (&'static str, f64) {
 
 /// A grouped bar chart: for each step, the bytes at each level.
 fn svg(steps: &[(String, &Step)]) -> String {
-    const LEVELS: [(&str, &str); 4] = [
+    const LEVELS: [(&str, &str); 5] = [
         ("image", "#b0b0b0"),
         ("layer", "#e4794a"),
         ("file", "#e8b64c"),
         ("chunk", "#3a78c2"),
+        ("delta", "#3f9a5a"),
     ];
+    // The delta level where any step has one.
+    let levels = if steps.iter().any(|(_, s)| s.levels.delta.is_some()) {
+        5
+    } else {
+        4
+    };
+    let bars = levels as f64;
     let label_chars = steps
         .iter()
         .map(|(n, _)| n.chars().count())
@@ -131,7 +140,7 @@ fn svg(steps: &[(String, &Step)]) -> String {
         .unwrap_or(0);
     // Each group is wide enough for its x label (about 6 px a character).
     let (bar, left, top, height) = (26.0, 80.0, 60.0, 260.0);
-    let group = (bar * 4.0 + 30.0f64).max(label_chars as f64 * 6.5 + 12.0);
+    let group = (bar * bars + 30.0f64).max(label_chars as f64 * 6.5 + 12.0);
     let width = (left + group * steps.len() as f64 + 20.0).max(460.0);
     let max_bytes = steps
         .iter()
@@ -154,7 +163,7 @@ fn svg(steps: &[(String, &Step)]) -> String {
         s,
         r#"<text x="10" y="20" font-size="14" font-weight="bold">Download per update step, by level ({unit_name})</text>"#
     );
-    for (i, (name, color)) in LEVELS.iter().enumerate() {
+    for (i, (name, color)) in LEVELS[..levels].iter().enumerate() {
         let x = 10.0 + i as f64 * 80.0;
         let _ = writeln!(
             s,
@@ -181,13 +190,19 @@ fn svg(steps: &[(String, &Step)]) -> String {
         );
     }
     for (i, (name, step)) in steps.iter().enumerate() {
-        let x0 = left + (group - bar * 4.0) / 2.0 + i as f64 * group;
+        let x0 = left + (group - bar * bars) / 2.0 + i as f64 * group;
         let l = &step.levels;
-        for (j, (level, (level_name, color))) in [l.image, l.layer, l.file, l.chunk]
+        // A step without a delta has none: its bar is left empty.
+        let delta = l.delta.unwrap_or_default();
+        for (j, (level, (level_name, color))) in [l.image, l.layer, l.file, l.chunk, delta]
             .iter()
             .zip(LEVELS)
+            .take(levels)
             .enumerate()
         {
+            if j == 4 && l.delta.is_none() {
+                continue;
+            }
             let h = height * level.bytes as f64 / max;
             let x = x0 + j as f64 * bar;
             let _ = writeln!(
@@ -208,7 +223,7 @@ fn svg(steps: &[(String, &Step)]) -> String {
         let _ = writeln!(
             s,
             r#"<text x="{}" y="{}" text-anchor="middle">{}</text>"#,
-            x0 + bar * 2.0,
+            x0 + bar * bars / 2.0,
             base + 18.0,
             xml(&name.replace(" -> ", " → "))
         );

@@ -343,6 +343,53 @@ mod tests {
         }
     }
 
+    /// Writes `bytes` to the golden vector `name` under CHUNKAH_BLESS, and
+    /// returns the vector as stored.
+    fn golden(name: &str, bytes: &[u8]) -> Vec<u8> {
+        let path = format!("{}/testdata/golden/{name}", env!("CARGO_MANIFEST_DIR"));
+        if std::env::var_os("CHUNKAH_BLESS").is_some() {
+            std::fs::write(&path, bytes).unwrap();
+        }
+        std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
+    #[test]
+    fn golden_lookup_vector() {
+        let bytes = sample().encode();
+        let stored = golden("delta-lookup-v1.bin", &bytes);
+        assert_eq!(bytes, stored, "the encoding changed: bump LOOKUP_VERSION");
+        assert_eq!(
+            DeltaLookup::decode(&located(&stored, 150), &stored, "golden").unwrap(),
+            sample()
+        );
+    }
+
+    /// The reference and content of the golden part: a file, and its next
+    /// version with a few bytes changed and a tail added.
+    fn golden_pair() -> (Vec<u8>, Vec<u8>) {
+        let reference = crate::chunker::golden_input(11, 100_000);
+        let mut content = reference.clone();
+        for at in (500..content.len()).step_by(9_000) {
+            content[at] ^= 0x5a;
+        }
+        content.extend_from_slice(b"and a new tail");
+        (reference, content)
+    }
+
+    #[test]
+    fn golden_part_vector() {
+        let (reference, content) = golden_pair();
+        let part = compress_part(19, &reference, &content).unwrap();
+        let stored = golden("delta-part-v1.bin", &part);
+        assert_eq!(part, stored, "parts compress differently: zstd changed");
+        assert!(stored.len() < 400, "{} bytes", stored.len());
+        let n = content.len() as u64;
+        assert_eq!(
+            decompress_part(&reference, &stored, n, "golden").unwrap(),
+            content
+        );
+    }
+
     #[test]
     fn lookup_round_trips() {
         let l = sample();
