@@ -148,7 +148,12 @@ fn a_delta_is_published_found_and_applied() {
         .arg(&svg)));
     let diff = json(&run(chunkah().args(["diff", &v2, &v3, "--json"])));
     assert_eq!(report["steps"][0]["levels"], diff["levels"]);
-    assert!(report["steps"][0]["levels"]["delta"]["bytes"].as_u64().unwrap() > 0);
+    assert!(
+        report["steps"][0]["levels"]["delta"]["bytes"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
     let chart = fs::read_to_string(&svg).unwrap();
     assert_eq!(chart.matches("<title>").count(), 5, "{chart}");
     assert!(chart.contains("<title>delta: "), "{chart}");

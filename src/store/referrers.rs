@@ -9,7 +9,9 @@ use std::sync::atomic::Ordering;
 
 use super::reader::{ImageReader, Source};
 use crate::digest::Digest;
-use crate::error::{Error, Result};
+#[cfg(feature = "registry")]
+use crate::error::Error;
+use crate::error::Result;
 use crate::oci::types::{Descriptor, Index, Manifest, INDEX_MEDIA_TYPE, REF_NAME};
 
 /// The tag the referrers tag schema gives the index of `subject`'s

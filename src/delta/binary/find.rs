@@ -30,7 +30,7 @@ pub struct FoundDelta {
 #[derive(Clone, Debug)]
 pub enum Lookup {
     /// A delta for this pair, its lookup read and checked.
-    Found(FoundDelta),
+    Found(Box<FoundDelta>),
     /// NEW lists no delta from OLD; `bytes_read` and `requests` are what
     /// asking cost.
     None {
@@ -111,7 +111,7 @@ pub fn find(source: &ImageReader, new: &Digest, old: &Digest) -> Lookup {
         Ok(Ok(Some(mut found))) => {
             found.bytes_read = bytes_read;
             found.requests = requests;
-            Lookup::Found(found)
+            Lookup::Found(Box::new(found))
         }
         Ok(Ok(None)) => Lookup::None {
             bytes_read,

@@ -8,7 +8,9 @@
 //! frames holding the same paths). A part decompresses to the uncompressed
 //! content of NEW frames, which the client compresses again at the level
 //! NEW's chunk index records and checks against the index and the blob's
-//! digest. [`format`] is the blob; [`make`] writes one.
+//! digest. [`mod@format`] is the blob and its lookup; [`make`] writes one;
+//! [`find`] looks for one beside NEW; [`choose`] takes the parts that pay
+//! (the delta level of a plan); [`rebuild`] turns them into NEW's frames.
 
 pub mod choose;
 pub mod find;

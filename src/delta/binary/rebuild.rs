@@ -152,7 +152,7 @@ pub fn rebuild(
             .zip(data.chunks(DECODE_AT_ONCE))
             .zip(batch.chunks(DECODE_AT_ONCE))
         {
-            let decoded: Vec<std::result::Result<Vec<((usize, usize), Vec<u8>)>, String>> = {
+            let decoded: Vec<Decoded> = {
                 use rayon::prelude::*;
                 ps.par_iter()
                     .zip(ds.par_iter())
@@ -192,6 +192,10 @@ pub fn rebuild(
     Ok(out)
 }
 
+/// A part's frames, compressed, by (layer, frame); or why the part
+/// cannot be used.
+type Decoded = std::result::Result<Vec<((usize, usize), Vec<u8>)>, String>;
+
 fn frames_of(part: &Part) -> u64 {
     part.targets.iter().map(|r| u64::from(r.count)).sum()
 }
@@ -204,7 +208,7 @@ fn decode(
     old: &ImageView,
     new: &ImageView,
     what: &str,
-) -> std::result::Result<Vec<((usize, usize), Vec<u8>)>, String> {
+) -> Decoded {
     let text = |e: Error| e.to_string();
     let mut reference = Vec::new();
     for (l, i) in part.reference.iter().flat_map(Run::frames) {
