@@ -114,6 +114,19 @@ pub enum Error {
         /// What is wrong with it.
         message: String,
     },
+
+    /// An image was published, but a binary delta to publish beside it
+    /// could not be made (the image stands; the delta is missing).
+    #[error("{image} was published, but not the delta from {base}")]
+    DeltaAfterPublish {
+        /// The image published.
+        image: String,
+        /// The older version the delta was to start from.
+        base: String,
+        /// Why the delta could not be made.
+        #[source]
+        source: Box<Error>,
+    },
 }
 
 impl Error {

@@ -256,3 +256,44 @@ fn bad_delta_arguments_are_usage_errors() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent"));
     assert!(!tmp.path().join("d").exists());
 }
+
+#[test]
+fn pack_publishes_deltas_from_older_versions() {
+    let tmp = TempDir::new("binary-delta-pack");
+    let [v1, v2, _] = images(tmp.path());
+    let src = tmp.path().join("src-3");
+    let layout = tmp.path().join("published");
+    let v3 = format!("oci:{}:v3", layout.display());
+    let out = run(chunkah()
+        .arg("pack")
+        .arg(&src)
+        .args(["-o", &v3, "--quiet", "--max-layers", "2", "--json"])
+        .args(["--source-date-epoch", "1700000000", "--prior", &v2])
+        .args(["--delta-from", &v1, "--delta-from", &v2]));
+    let report = json(&out);
+    let deltas = report["deltas"].as_array().unwrap();
+    assert_eq!(deltas.len(), 2, "{report}");
+    assert_eq!(deltas[0]["target"], report["manifest"]);
+    for (old, delta) in [&v1, &v2].into_iter().zip(deltas) {
+        let dest = tmp.path().join(format!("out-{}", &old[old.len() - 2..]));
+        let (applied, _) = apply(old, &v3, &dest);
+        assert_eq!(applied["delta"]["manifest"], delta["manifest"], "{applied}");
+        assert_eq!(
+            manifest_digest(&dest, "new"),
+            manifest_digest(&layout, "v3")
+        );
+    }
+    // A base that cannot be read is found before anything is packed.
+    let bad = tmp.path().join("bad");
+    let out = chunkah()
+        .arg("pack")
+        .arg(&src)
+        .arg("-o")
+        .arg(format!("oci:{}:x", bad.display()))
+        .args(["--delta-from", "oci:/nonexistent-chunkah:v0"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent-chunkah"));
+    assert!(!bad.exists());
+}

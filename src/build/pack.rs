@@ -118,6 +118,10 @@ pub struct PackOptions {
     /// kept, so unchanged components land in byte-identical layers. It must
     /// have been made by chunkah (its layers carry [`COMPONENTS_ANNOTATION`]).
     pub prior: Option<ImageRef>,
+    /// Older versions to publish binary deltas from, beside the image (each
+    /// a [`super::delta()`] job once the image is published; see
+    /// [`PackReport::deltas`]).
+    pub delta_from: Vec<ImageRef>,
     /// Worker threads; `None`: one per core.
     pub threads: Option<usize>,
     /// Set it to stop packing: [`pack`] then fails with [`Error::Cancelled`],
@@ -137,6 +141,7 @@ impl Default for PackOptions {
             annotations: BTreeMap::new(),
             architecture: host_architecture().to_string(),
             prior: None,
+            delta_from: Vec::new(),
             threads: None,
             cancel: Arc::new(AtomicBool::new(false)),
         }
@@ -208,6 +213,12 @@ pub enum Progress {
     /// Every layer is written; the image is being published (an archive
     /// written, or pushed to a registry).
     Publishing,
+    /// The image is published; a binary delta from an older version is
+    /// being made.
+    MakingDelta {
+        /// The older version.
+        base: String,
+    },
 }
 
 /// One written layer.
@@ -249,6 +260,10 @@ pub struct PackReport {
     /// What a push to a registry did.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pushed: Option<PushReport>,
+    /// The binary deltas published beside the image, one per
+    /// [`PackOptions::delta_from`].
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub deltas: Vec<super::DeltaReport>,
 }
 
 /// The components of each layer of a manifest written by [`pack`], or
@@ -291,6 +306,11 @@ pub fn pack(job: &PackJob, progress: &(dyn Fn(Progress) + Sync)) -> Result<PackR
             })?)
         }
     };
+    // The versions to make deltas from are read now: a mistake there is
+    // found before anything is packed.
+    for base in &options.delta_from {
+        ImageReader::open_with(base, &job.store)?.image(host_architecture())?;
+    }
     let threads = options
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
@@ -359,9 +379,37 @@ pub fn pack(job: &PackJob, progress: &(dyn Fn(Progress) + Sync)) -> Result<PackR
         )
     })?;
     progress(Progress::Publishing);
+    let tag = writer.tag().to_string();
     let outcome = writer.finish()?;
     report.reference = outcome.reference;
     report.pushed = outcome.pushed;
+    let new = match &job.dest {
+        #[cfg(feature = "registry")]
+        ImageRef::Registry(_) => job.dest.clone(),
+        _ => job.dest.with_tag(&tag),
+    };
+    for base in &options.delta_from {
+        progress(Progress::MakingDelta {
+            base: base.to_string(),
+        });
+        let delta = super::delta(
+            &super::DeltaJob {
+                old: base.clone(),
+                new: new.clone(),
+                dest: new.clone(),
+                config: Default::default(),
+                threads: options.threads,
+                store: job.store.clone(),
+            },
+            &|_, _| {},
+        )
+        .map_err(|e| Error::DeltaAfterPublish {
+            image: report.reference.clone(),
+            base: base.to_string(),
+            source: Box::new(e),
+        })?;
+        report.deltas.push(delta);
+    }
     Ok(report)
 }
 
@@ -570,6 +618,7 @@ fn write_image(
         warnings: tree.warnings,
         reference: String::new(),
         pushed: None,
+        deltas: Vec::new(),
     })
 }
 

@@ -60,6 +60,10 @@ pub struct PackArgs {
     /// byte-identical layers.
     #[arg(long, value_name = "IMAGE", value_parser = ImageRef::parse)]
     prior: Option<ImageRef>,
+    /// Publish a binary delta from this older version beside the image
+    /// (repeatable: the last few releases), as `chunkah delta` does.
+    #[arg(long = "delta-from", value_name = "IMAGE", value_parser = ImageRef::parse)]
+    delta_from: Vec<ImageRef>,
     /// Clamp mtimes to this time (seconds since the epoch) and use it as the
     /// creation time [env: SOURCE_DATE_EPOCH].
     #[arg(long)]
@@ -144,6 +148,7 @@ pub fn run(args: PackArgs) -> Result<()> {
         options: PackOptions {
             runtime: args.config.as_deref().map(read_runtime).transpose()?,
             prior: args.prior.clone(),
+            delta_from: args.delta_from.clone(),
             cancel: super::cancel_on_signals(),
             max_layers: args.max_layers.into(),
             compression,
@@ -168,6 +173,7 @@ pub fn run(args: PackArgs) -> Result<()> {
         } else {
             "publishing"
         }),
+        Progress::MakingDelta { base } => bar.phase(&format!("making the delta from {base}")),
         _ => {}
     };
     let report = pack(&job, &progress)?;
@@ -197,6 +203,13 @@ pub fn run(args: PackArgs) -> Result<()> {
             report.components,
             report.total_size
         )?;
+        for d in &report.deltas {
+            writeln!(
+                out,
+                "{} delta {} from {} ({} bytes)",
+                d.reference, d.manifest, d.base, d.size
+            )?;
+        }
     }
     Ok(())
 }
