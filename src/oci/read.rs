@@ -288,8 +288,26 @@ impl LayoutReader {
 
     /// The layout's `index.json`.
     pub fn index(&self) -> Result<Index> {
+        self.read_index(true)
+    }
+
+    /// The descriptor tagged `tag` in `index.json`, if there is one. The
+    /// read is not counted in [`LayoutReader::bytes_read`]: it stands for
+    /// asking a registry for a tag, which costs the document it names.
+    pub fn tagged(&self, tag: &str) -> Result<Option<Descriptor>> {
+        Ok(self
+            .read_index(false)?
+            .manifests
+            .into_iter()
+            .find(|m| m.annotations.get(REF_NAME).map(String::as_str) == Some(tag)))
+    }
+
+    fn read_index(&self, count: bool) -> Result<Index> {
         let blob = self.member("index.json")?;
         let bytes = self.read_small(&blob)?;
+        if !count {
+            self.bytes_read.fetch_sub(blob.size, Ordering::Relaxed);
+        }
         serde_json::from_slice(&bytes)
             .map_err(|e| Error::malformed(&blob.name, format!("bad JSON: {e}")))
     }

@@ -12,7 +12,7 @@ use crate::digest::Digest;
 #[cfg(feature = "registry")]
 use crate::error::Error;
 use crate::error::Result;
-use crate::oci::types::{Descriptor, Index, Manifest, INDEX_MEDIA_TYPE, REF_NAME};
+use crate::oci::types::{Descriptor, Index, Manifest, INDEX_MEDIA_TYPE};
 
 /// The tag the referrers tag schema gives the index of `subject`'s
 /// referrers.
@@ -48,17 +48,10 @@ impl ImageReader {
     pub fn referrers(&self, subject: &Digest) -> Result<Option<Index>> {
         let tag = referrers_tag(subject);
         match &self.source {
-            Source::Local(l) => {
-                let index = l.index()?;
-                let Some(desc) = index
-                    .manifests
-                    .iter()
-                    .find(|m| m.annotations.get(REF_NAME) == Some(&tag))
-                else {
-                    return Ok(None);
-                };
-                l.json_blob(desc).map(Some)
-            }
+            Source::Local(l) => match l.tagged(&tag)? {
+                Some(desc) => l.json_blob(&desc).map(Some),
+                None => Ok(None),
+            },
             #[cfg(feature = "registry")]
             Source::Registry {
                 client, bytes_read, ..
