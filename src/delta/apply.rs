@@ -192,71 +192,18 @@ pub fn apply(
             })
             .collect(),
     };
-    let chunk_plan = plan(&old, &new, options.plan);
-    let mut fallbacks = Vec::new();
-    let mut delta_use = None;
-    let (the_plan, rebuilt) = match options.delta {
-        false => (chunk_plan, None),
-        true => match find(source, &manifest_desc.digest, &old.manifest.digest) {
-            Lookup::None {
-                bytes_read,
-                requests,
-            } => {
-                src.bytes += bytes_read;
-                src.requests += requests;
-                (chunk_plan, None)
-            }
-            Lookup::Unusable {
-                reason,
-                bytes_read,
-                requests,
-            } => {
-                src.bytes += bytes_read;
-                src.requests += requests;
-                fallbacks.push(Fallback {
-                    part: None,
-                    frames: 0,
-                    reason,
-                });
-                (chunk_plan, None)
-            }
-            Lookup::Found(found) => {
-                src.bytes += found.bytes_read;
-                src.requests += found.requests;
-                let (with, choice) = plan_with_delta(&old, &new, options.plan, &found);
-                if choice.parts.is_empty() {
-                    (with, None)
-                } else {
-                    let rebuilt = pool.install(|| {
-                        rebuild_frames(
-                            &found,
-                            &choice.parts,
-                            (old_reader, &old),
-                            (source, &new),
-                            (options.plan.gap, options.plan.ranges_per_request),
-                            dest.root(),
-                        )
-                    })?;
-                    src.bytes += rebuilt.bytes_read;
-                    src.requests += rebuilt.requests;
-                    fallbacks.extend(rebuilt.fallbacks.iter().cloned());
-                    let covered = rebuilt.covered();
-                    delta_use = Some(DeltaUse {
-                        manifest: found.manifest,
-                        parts: choice.parts.len(),
-                        parts_used: choice.parts.len() - rebuilt.fallbacks.len(),
-                        frames: covered.len() as u64,
-                        bytes_read: found.bytes_read + rebuilt.bytes_read,
-                    });
-                    // Ranges for every frame no part rebuilt.
-                    let mut followed = plan_covering(&old, &new, options.plan, &covered);
-                    followed.levels = with.levels;
-                    (followed, Some(rebuilt))
-                }
-            }
-        },
-    };
-
+    let Planned {
+        plan: the_plan,
+        rebuilt,
+        delta: delta_use,
+        fallbacks,
+    } = plan_and_take_delta(
+        (old_reader, &old),
+        (&mut src, &new),
+        options,
+        dest.root(),
+        &pool,
+    )?;
     // A failed run takes away the blobs it added: the destination keeps
     // only what it had, and the blobs of images it lists.
     let written: Vec<Digest> = std::iter::once(&manifest.config)
@@ -300,6 +247,100 @@ pub fn apply(
         delta: delta_use,
         fallbacks,
         plan: the_plan,
+    })
+}
+
+/// The plan an apply follows, and the frames a delta rebuilt.
+struct Planned {
+    plan: DeltaPlan,
+    rebuilt: Option<Rebuilt>,
+    delta: Option<DeltaUse>,
+    fallbacks: Vec<Fallback>,
+}
+
+/// Plans from `old` to `new`: with `options.delta`, looks for a delta from
+/// OLD beside NEW, rebuilds the frames of its parts that pay (spilled in
+/// `scratch`), and plans ranges for every other frame; without one, the
+/// chunk plan. What is read is counted in `src`.
+fn plan_and_take_delta(
+    (old_reader, old): (&ImageReader, &ImageView),
+    (src, new): (&mut Source<'_>, &ImageView),
+    options: ApplyOptions,
+    scratch: &std::path::Path,
+    pool: &rayon::ThreadPool,
+) -> Result<Planned> {
+    let chunk_only = |fallbacks| Planned {
+        plan: plan(old, new, options.plan),
+        rebuilt: None,
+        delta: None,
+        fallbacks,
+    };
+    if !options.delta {
+        return Ok(chunk_only(Vec::new()));
+    }
+    let found = match find(src.reader, &new.manifest.digest, &old.manifest.digest) {
+        Lookup::None {
+            bytes_read,
+            requests,
+        } => {
+            src.bytes += bytes_read;
+            src.requests += requests;
+            return Ok(chunk_only(Vec::new()));
+        }
+        Lookup::Unusable {
+            reason,
+            bytes_read,
+            requests,
+        } => {
+            src.bytes += bytes_read;
+            src.requests += requests;
+            return Ok(chunk_only(vec![Fallback {
+                part: None,
+                frames: 0,
+                reason,
+            }]));
+        }
+        Lookup::Found(found) => found,
+    };
+    src.bytes += found.bytes_read;
+    src.requests += found.requests;
+    let (with, choice) = plan_with_delta(old, new, options.plan, &found);
+    if choice.parts.is_empty() {
+        return Ok(Planned {
+            plan: with,
+            rebuilt: None,
+            delta: None,
+            fallbacks: Vec::new(),
+        });
+    }
+    let rebuilt = pool.install(|| {
+        rebuild_frames(
+            &found,
+            &choice.parts,
+            (old_reader, old),
+            (src.reader, new),
+            (options.plan.gap, options.plan.ranges_per_request),
+            scratch,
+        )
+    })?;
+    src.bytes += rebuilt.bytes_read;
+    src.requests += rebuilt.requests;
+    let covered = rebuilt.covered();
+    let delta = DeltaUse {
+        manifest: found.manifest,
+        parts: choice.parts.len(),
+        parts_used: choice.parts.len() - rebuilt.fallbacks.len(),
+        frames: covered.len() as u64,
+        bytes_read: found.bytes_read + rebuilt.bytes_read,
+    };
+    // Ranges for every frame no part rebuilt (those of failed parts too).
+    let mut followed = plan_covering(old, new, options.plan, &covered);
+    followed.levels = with.levels;
+    Ok(Planned {
+        plan: followed,
+        fallbacks: rebuilt.fallbacks.clone(),
+        rebuilt: Some(rebuilt),
+        delta: Some(delta),
     })
 }
 
