@@ -80,6 +80,9 @@ fn a_delta_is_published_found_and_applied() {
         // The library was found under its old version's name.
         assert!(stats["byVersion"].as_u64().unwrap() >= 1, "{report}");
         assert_eq!(stats["coveredFrames"], stats["missingFrames"], "{report}");
+        // The rebuilt layer's index comes from the delta too.
+        assert!(stats["indexParts"].as_u64().unwrap() >= 1, "{report}");
+        assert!(stats["indexPartBytes"].as_u64() < stats["indexBytes"].as_u64());
         made.push(report);
     }
     let v3_digest = manifest_digest(&layout, "v3");
@@ -209,6 +212,16 @@ fn a_corrupt_delta_falls_back_to_ranges() {
         let fallbacks = applied["fallbacks"].as_array().unwrap();
         assert!(!fallbacks.is_empty(), "{applied}");
         assert!(stderr.contains("fetched by ranges instead"), "{stderr}");
+        if i == 1 {
+            // The end of the parts is the last index part: the index is
+            // read from NEW instead.
+            assert!(
+                fallbacks
+                    .iter()
+                    .any(|f| f["reason"].as_str().unwrap().contains("index part")),
+                "{applied}"
+            );
+        }
         assert_eq!(manifest_digest(&out, "new"), v3_digest);
     }
     // A damaged lookup: the whole delta is set aside.

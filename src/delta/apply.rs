@@ -13,15 +13,16 @@ use std::io::Write;
 
 use serde::Serialize;
 
-use super::binary::choose::plan_with_delta;
-use super::binary::find::{find, Lookup};
+use super::binary::choose::{plan_with_delta, usable_index_part};
+use super::binary::find::{find, FoundDelta, Lookup};
+use super::binary::format::decompress_part;
 use super::binary::rebuild::{rebuild as rebuild_frames, Fallback, Rebuilt};
 use super::{
     load, old_frames, plan, plan_covering, BlobAction, DeltaOptions, DeltaPlan, ImageView, OldFrame,
 };
 use crate::digest::{ChunkId, Digest, HashingWriter};
 use crate::error::{Error, Result};
-use crate::layer::index::ChunkIndex;
+use crate::layer::index::{frame_of_body, ChunkIndex, IndexLocation};
 use crate::oci::layout::LayoutWriter;
 use crate::oci::read::{Blob, Image};
 use crate::oci::types::{Descriptor, ImageConfig};
@@ -162,15 +163,58 @@ pub fn apply(
         )
     })?;
     crate::oci::read::check_layers(&manifest_desc, &manifest, &config)?;
-    // The indexes of the new image's layers the old one lacks, read from
-    // the source (counted); the others are kept whole.
+    // A delta from OLD beside NEW, if one is listed.
+    let mut fallbacks = Vec::new();
+    let found = match options.delta {
+        false => None,
+        true => match find(source, &manifest_desc.digest, &old.manifest.digest) {
+            Lookup::None {
+                bytes_read,
+                requests,
+            } => {
+                src.bytes += bytes_read;
+                src.requests += requests;
+                None
+            }
+            Lookup::Unusable {
+                reason,
+                bytes_read,
+                requests,
+            } => {
+                src.bytes += bytes_read;
+                src.requests += requests;
+                fallbacks.push(Fallback {
+                    part: None,
+                    frames: 0,
+                    reason,
+                });
+                None
+            }
+            Lookup::Found(found) => {
+                src.bytes += found.bytes_read;
+                src.requests += found.requests;
+                Some(found)
+            }
+        },
+    };
+    // The indexes of the new image's layers the old one lacks: rebuilt
+    // from the delta's index parts, or read from the source (counted); the
+    // others are kept whole.
     let old_layers: std::collections::HashSet<Digest> =
         old.layers.iter().map(|l| l.descriptor.digest).collect();
     let mut layers = Vec::new();
-    for d in &manifest.layers {
-        let index = match old_layers.contains(&d.digest) {
-            true => None,
-            false => {
+    for (at, d) in manifest.layers.iter().enumerate() {
+        if old_layers.contains(&d.digest) {
+            layers.push((d.clone(), None));
+            continue;
+        }
+        let from_delta = match found.as_deref() {
+            Some(found) => index_from_delta(found, &old, &mut src, at, d, &mut fallbacks)?,
+            None => None,
+        };
+        let index = match from_delta {
+            Some(index) => Some(index),
+            None => {
                 let index = super::read_index(source, d)?;
                 if let Some((range, _, _)) = &index {
                     src.bytes += range.length;
@@ -196,14 +240,16 @@ pub fn apply(
         plan: the_plan,
         rebuilt,
         delta: delta_use,
-        fallbacks,
+        fallbacks: part_fallbacks,
     } = plan_and_take_delta(
         (old_reader, &old),
         (&mut src, &new),
+        found.as_deref(),
         options,
         dest.root(),
         &pool,
     )?;
+    fallbacks.extend(part_fallbacks);
     // A failed run takes away the blobs it added: the destination keeps
     // only what it had, and the blobs of images it lists.
     let written: Vec<Digest> = std::iter::once(&manifest.config)
@@ -258,53 +304,92 @@ struct Planned {
     fallbacks: Vec<Fallback>,
 }
 
-/// Plans from `old` to `new`: with `options.delta`, looks for a delta from
-/// OLD beside NEW, rebuilds the frames of its parts that pay (spilled in
-/// `scratch`), and plans ranges for every other frame; without one, the
-/// chunk plan. What is read is counted in `src`.
+/// NEW's layer `at` (descriptor `d`) index rebuilt from the delta's index
+/// part for it, checked against the layer's index annotation; `None` when
+/// the delta has no such part, or when it fails (a fallback: the index is
+/// then read from the source). What is read is counted in `src`.
+fn index_from_delta(
+    found: &FoundDelta,
+    old: &ImageView,
+    src: &mut Source<'_>,
+    at: usize,
+    d: &Descriptor,
+    fallbacks: &mut Vec<Fallback>,
+) -> Result<Option<(super::IndexRange, ChunkIndex, Vec<u8>)>> {
+    let what = format!("{} layer {}", src.reader.reference(), d.digest);
+    let Some(location) = IndexLocation::from_annotations(&d.annotations, d.size, &what)? else {
+        return Ok(None);
+    };
+    let Some(part) = usable_index_part(&found.lookup, old, at, location.length) else {
+        return Ok(None);
+    };
+    let bytes = match src.read(
+        &found.blob.digest,
+        found.blob.size,
+        part.offset,
+        part.length,
+    ) {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            fallbacks.push(Fallback {
+                part: None,
+                frames: 0,
+                reason: format!("the index part for layer {at} could not be read: {e}"),
+            });
+            return Ok(None);
+        }
+    };
+    let reference = old.layers[part.old_layer as usize]
+        .index
+        .as_ref()
+        .expect("a usable index part's old layer has an index")
+        .1
+        .body();
+    let rebuilt = decompress_part(&reference, &bytes, part.content_len, &what).and_then(|body| {
+        let frame = frame_of_body(&body);
+        let index = location.decode(&frame, &format!("{what} chunk index"))?;
+        Ok((index, frame))
+    });
+    match rebuilt {
+        Ok((index, frame)) => {
+            let range = super::IndexRange {
+                offset: location.offset,
+                length: location.length,
+            };
+            Ok(Some((range, index, frame)))
+        }
+        Err(e) => {
+            fallbacks.push(Fallback {
+                part: None,
+                frames: 0,
+                reason: format!("the index part for layer {at}: {e}"),
+            });
+            Ok(None)
+        }
+    }
+}
+
+/// Plans from `old` to `new`: with a delta `found`, rebuilds the frames of
+/// its parts that pay (spilled in `scratch`), and plans ranges for every
+/// other frame; without one, the chunk plan. What is read is counted in
+/// `src`.
 fn plan_and_take_delta(
     (old_reader, old): (&ImageReader, &ImageView),
     (src, new): (&mut Source<'_>, &ImageView),
+    found: Option<&FoundDelta>,
     options: ApplyOptions,
     scratch: &std::path::Path,
     pool: &rayon::ThreadPool,
 ) -> Result<Planned> {
-    let chunk_only = |fallbacks| Planned {
-        plan: plan(old, new, options.plan),
-        rebuilt: None,
-        delta: None,
-        fallbacks,
+    let Some(found) = found else {
+        return Ok(Planned {
+            plan: plan(old, new, options.plan),
+            rebuilt: None,
+            delta: None,
+            fallbacks: Vec::new(),
+        });
     };
-    if !options.delta {
-        return Ok(chunk_only(Vec::new()));
-    }
-    let found = match find(src.reader, &new.manifest.digest, &old.manifest.digest) {
-        Lookup::None {
-            bytes_read,
-            requests,
-        } => {
-            src.bytes += bytes_read;
-            src.requests += requests;
-            return Ok(chunk_only(Vec::new()));
-        }
-        Lookup::Unusable {
-            reason,
-            bytes_read,
-            requests,
-        } => {
-            src.bytes += bytes_read;
-            src.requests += requests;
-            return Ok(chunk_only(vec![Fallback {
-                part: None,
-                frames: 0,
-                reason,
-            }]));
-        }
-        Lookup::Found(found) => found,
-    };
-    src.bytes += found.bytes_read;
-    src.requests += found.requests;
-    let (with, choice) = plan_with_delta(old, new, options.plan, &found);
+    let (with, choice) = plan_with_delta(old, new, options.plan, found);
     if choice.parts.is_empty() {
         return Ok(Planned {
             plan: with,
@@ -315,7 +400,7 @@ fn plan_and_take_delta(
     }
     let rebuilt = pool.install(|| {
         rebuild_frames(
-            &found,
+            found,
             &choice.parts,
             (old_reader, old),
             (src.reader, new),

@@ -155,6 +155,17 @@ impl IndexLocation {
     }
 }
 
+/// An index body compressed into the skippable frame that ends a layer
+/// blob: the same body gives the same bytes with the same zstd version.
+pub fn frame_of_body(body: &[u8]) -> Vec<u8> {
+    let packed = zstd::bulk::compress(body, INDEX_LEVEL).expect("compressing to memory");
+    let mut out = Vec::with_capacity(8 + packed.len());
+    out.extend_from_slice(&SKIPPABLE_MAGIC.to_le_bytes());
+    out.extend_from_slice(&(packed.len() as u32).to_le_bytes());
+    out.extend_from_slice(&packed);
+    out
+}
+
 /// What a frame holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum FrameKind {
@@ -272,6 +283,12 @@ impl ChunkIndex {
 
     /// The index as a skippable frame, ready to append to the blob.
     pub fn encode(&self) -> Vec<u8> {
+        frame_of_body(&self.body())
+    }
+
+    /// The uncompressed body of the index (what [`ChunkIndex::encode`]
+    /// compresses into the frame).
+    pub fn body(&self) -> Vec<u8> {
         let mut body = Vec::with_capacity(64 + self.frames.len() * 40 + self.files.len() * 32);
         body.extend_from_slice(INDEX_MAGIC);
         body.push(INDEX_VERSION);
@@ -317,12 +334,7 @@ impl ChunkIndex {
             next_frame = file.first_frame + file.frame_count;
             previous = path;
         }
-        let packed = zstd::bulk::compress(&body, INDEX_LEVEL).expect("compressing to memory");
-        let mut out = Vec::with_capacity(8 + packed.len());
-        out.extend_from_slice(&SKIPPABLE_MAGIC.to_le_bytes());
-        out.extend_from_slice(&(packed.len() as u32).to_le_bytes());
-        out.extend_from_slice(&packed);
-        out
+        body
     }
 
     /// Decodes an index's skippable frame; `what` names it in errors.

@@ -82,6 +82,40 @@ pub fn choose(found: &FoundDelta, old: &ImageView, new: &ImageView) -> DeltaChoi
 /// at a time.
 pub const MAX_RANGE: u64 = 8 << 20;
 
+/// The index part of `lookup` a client takes for NEW's layer `layer`
+/// (whose index frame is `index_len` bytes): one whose OLD layer has an
+/// index, smaller than the frame it replaces.
+pub fn usable_index_part<'a>(
+    lookup: &'a super::DeltaLookup,
+    old: &ImageView,
+    layer: usize,
+    index_len: u64,
+) -> Option<&'a super::IndexPart> {
+    let part = lookup.index_part(layer)?;
+    let old_has_index = old
+        .layers
+        .get(part.old_layer as usize)
+        .is_some_and(|l| l.index.is_some());
+    (old_has_index && part.length < index_len && part.content_len <= super::format::MAX_PART_BYTES)
+        .then_some(part)
+}
+
+/// What the index parts save at the chunk level of `plan`: for each layer
+/// it rebuilds, its index frame less the index part taken instead.
+fn index_saving(found: &FoundDelta, old: &ImageView, plan: &DeltaPlan) -> u64 {
+    plan.blobs[1..]
+        .iter()
+        .enumerate()
+        .filter_map(|(l, b)| match &b.action {
+            crate::delta::BlobAction::Rebuild { index, .. } => {
+                let part = usable_index_part(&found.lookup, old, l, index.length)?;
+                Some(index.length - part.length)
+            }
+            _ => None,
+        })
+        .sum()
+}
+
 /// The byte ranges of the delta blob that hold `parts` (in blob order),
 /// merged across gaps of at most `gap` bytes up to [`MAX_RANGE`] bytes.
 pub fn part_ranges(parts: &[&Part], gap: u64) -> Vec<(u64, u64)> {
@@ -99,8 +133,9 @@ pub fn part_ranges(parts: &[&Part], gap: u64) -> Vec<(u64, u64)> {
 }
 
 /// The plan from `old` to `new` with the delta `found`: the chunk plan's
-/// levels, and the delta level (finding the delta, its parts taken, and
-/// ranges for the rest); the blobs are those of the delta level, with the
+/// levels, and the delta level (finding the delta, its index parts instead
+/// of index frames, its parts taken, and ranges for the rest); the blobs
+/// are those of the delta level, with the
 /// parts taken. When the delta does not pay, the chunk plan, its delta
 /// level the same as the chunk level plus what finding the delta cost.
 pub fn plan_with_delta(
@@ -118,10 +153,12 @@ pub fn plan_with_delta(
         .map(|&p| &found.lookup.parts[p])
         .collect();
     let ranges = part_ranges(&parts, options.gap);
+    let saving = index_saving(found, old, &chunk_plan);
     let delta = Level {
         bytes: with.levels.chunk.bytes
             + found.bytes_read
-            + ranges.iter().map(|(s, e)| e - s).sum::<u64>(),
+            + ranges.iter().map(|(s, e)| e - s).sum::<u64>()
+            - saving,
         requests: Some(
             with.levels.chunk.requests.unwrap_or(0)
                 + found.requests
@@ -133,7 +170,7 @@ pub fn plan_with_delta(
         let mut p = chunk_plan;
         let chunk = p.levels.chunk;
         p.levels.delta = Some(Level {
-            bytes: chunk.bytes + found.bytes_read,
+            bytes: chunk.bytes + found.bytes_read - saving,
             requests: Some(chunk.requests.unwrap_or(0) + found.requests),
             index_bytes: chunk.index_bytes,
         });

@@ -86,6 +86,22 @@ pub struct Part {
     pub targets: Vec<Run>,
 }
 
+/// A part that rebuilds the chunk index of a NEW layer: its uncompressed
+/// body, against the body of an OLD layer's index.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IndexPart {
+    /// Where its bytes start in the delta blob (after the frame parts).
+    pub offset: u64,
+    /// Its compressed length.
+    pub length: u64,
+    /// The length of the index body it decompresses to.
+    pub content_len: u64,
+    /// The OLD layer whose index body is the reference.
+    pub old_layer: u32,
+    /// The NEW layer whose index it rebuilds.
+    pub new_layer: u32,
+}
+
 /// The lookup of a delta blob: which OLD and NEW it is for, and its parts.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DeltaLookup {
@@ -95,12 +111,24 @@ pub struct DeltaLookup {
     pub target: Digest,
     /// The parts, in blob order, back to back from offset 0.
     pub parts: Vec<Part>,
+    /// The index parts, back to back after the parts.
+    pub index_parts: Vec<IndexPart>,
 }
 
 impl DeltaLookup {
-    /// Where the parts end (the lookup starts).
+    /// Where the parts and index parts end (the lookup starts).
     pub fn parts_size(&self) -> u64 {
-        self.parts.last().map_or(0, |p| p.offset + p.length)
+        match self.index_parts.last() {
+            Some(p) => p.offset + p.length,
+            None => self.parts.last().map_or(0, |p| p.offset + p.length),
+        }
+    }
+
+    /// The index part that rebuilds NEW's layer `layer`, if there is one.
+    pub fn index_part(&self, layer: usize) -> Option<&IndexPart> {
+        self.index_parts
+            .iter()
+            .find(|p| p.new_layer as usize == layer)
     }
 
     /// The lookup as it ends the delta blob: a zstd frame of the body.
@@ -122,6 +150,13 @@ impl DeltaLookup {
                     put_varint(&mut body, u64::from(r.count));
                 }
             }
+        }
+        put_varint(&mut body, self.index_parts.len() as u64);
+        for p in &self.index_parts {
+            put_varint(&mut body, p.length);
+            put_varint(&mut body, p.content_len);
+            put_varint(&mut body, u64::from(p.old_layer));
+            put_varint(&mut body, u64::from(p.new_layer));
         }
         zstd::bulk::compress(&body, LOOKUP_LEVEL).expect("compressing to memory")
     }
@@ -213,6 +248,35 @@ fn parse_body(body: &[u8]) -> Parsed<DeltaLookup> {
             .checked_add(length)
             .ok_or_else(|| "part lengths overflow".to_string())?;
     }
+    // An index part record is at least 4 bytes.
+    let n = c.count(4, "index parts")?;
+    let mut index_parts: Vec<IndexPart> = Vec::with_capacity(n);
+    for i in 0..n {
+        let length = c.varint("index part length")?;
+        let content_len = c.varint("index part content length")?;
+        if length == 0 || content_len == 0 || content_len > MAX_PART_BYTES {
+            return Err(format!(
+                "index part {i}: {length} bytes for {content_len} (at most {MAX_PART_BYTES})"
+            ));
+        }
+        let mut layer = |name: &str| -> Parsed<u32> {
+            u32::try_from(c.varint(name)?).map_err(|_| format!("index part {i}: {name} too large"))
+        };
+        let (old_layer, new_layer) = (layer("old layer")?, layer("new layer")?);
+        if index_parts.iter().any(|p| p.new_layer == new_layer) {
+            return Err(format!("two index parts for layer {new_layer}"));
+        }
+        index_parts.push(IndexPart {
+            offset,
+            length,
+            content_len,
+            old_layer,
+            new_layer,
+        });
+        offset = offset
+            .checked_add(length)
+            .ok_or_else(|| "part lengths overflow".to_string())?;
+    }
     if c.left() != 0 {
         return Err(format!("{} bytes after the last part", c.left()));
     }
@@ -220,6 +284,7 @@ fn parse_body(body: &[u8]) -> Parsed<DeltaLookup> {
         base,
         target,
         parts,
+        index_parts,
     })
 }
 
@@ -332,6 +397,13 @@ mod tests {
                     }],
                 },
             ],
+            index_parts: vec![IndexPart {
+                offset: 150,
+                length: 20,
+                content_len: 600,
+                old_layer: 0,
+                new_layer: 1,
+            }],
         }
     }
 
@@ -359,7 +431,7 @@ mod tests {
         let stored = golden("delta-lookup-v1.bin", &bytes);
         assert_eq!(bytes, stored, "the encoding changed: bump LOOKUP_VERSION");
         assert_eq!(
-            DeltaLookup::decode(&located(&stored, 150), &stored, "golden").unwrap(),
+            DeltaLookup::decode(&located(&stored, 170), &stored, "golden").unwrap(),
             sample()
         );
     }
@@ -395,13 +467,13 @@ mod tests {
         let l = sample();
         let bytes = l.encode();
         assert_eq!(
-            DeltaLookup::decode(&located(&bytes, 150), &bytes, "t").unwrap(),
+            DeltaLookup::decode(&located(&bytes, 170), &bytes, "t").unwrap(),
             l
         );
         // The parts must end where the lookup starts.
-        assert!(DeltaLookup::decode(&located(&bytes, 151), &bytes, "t").is_err());
+        assert!(DeltaLookup::decode(&located(&bytes, 150), &bytes, "t").is_err());
         // Another digest is refused before anything is decoded.
-        let mut loc = located(&bytes, 150);
+        let mut loc = located(&bytes, 170);
         loc.digest = Digest::of(b"x");
         assert!(DeltaLookup::decode(&loc, &bytes, "t").is_err());
     }

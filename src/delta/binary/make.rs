@@ -23,7 +23,7 @@ use std::path::Path;
 
 use rayon::prelude::*;
 
-use super::format::{compress_part, push_frame, DeltaLookup, Part, Run, MAX_PART_BYTES};
+use super::format::{compress_part, push_frame, DeltaLookup, IndexPart, Part, Run, MAX_PART_BYTES};
 use crate::delta::{old_frames, ImageView};
 use crate::digest::ChunkId;
 use crate::error::{Error, Result};
@@ -97,6 +97,12 @@ pub struct MakeStats {
     pub covered_bytes: u64,
     /// The bytes of the kept parts.
     pub part_bytes: u64,
+    /// Index parts kept (a NEW layer's chunk index against an OLD one's).
+    pub index_parts: u64,
+    /// Their bytes.
+    pub index_part_bytes: u64,
+    /// The bytes of the index frames they replace.
+    pub index_bytes: u64,
 }
 
 /// `path` with every run of digits (and the `.`, `-`, `+`, `~`, `_`
@@ -471,14 +477,96 @@ pub fn make(
         (&mut parts, &mut covered, &mut written, &mut stats),
         |done| progress(done_files + done, total),
     )?;
+    let index_parts = index_parts(
+        old.view,
+        new.view,
+        &missing,
+        config,
+        (out, out_path),
+        &mut written,
+        &mut stats,
+    )?;
     Ok((
         DeltaLookup {
             base: old.view.manifest.digest,
             target: new.view.manifest.digest,
             parts,
+            index_parts,
         },
         stats,
     ))
+}
+
+/// The index parts: for each NEW layer the chunk level rebuilds, its index
+/// body against the body of the OLD layer whose index shares the most frame
+/// digests with it, kept if smaller than the index frame it replaces.
+fn index_parts(
+    old: &ImageView,
+    new: &ImageView,
+    missing: &[Vec<bool>],
+    config: DeltaConfig,
+    (out, out_path): (&mut dyn std::io::Write, &Path),
+    written: &mut u64,
+    stats: &mut MakeStats,
+) -> Result<Vec<IndexPart>> {
+    let old_ids: Vec<Option<std::collections::HashSet<ChunkId>>> = old
+        .layers
+        .iter()
+        .map(|l| {
+            l.index
+                .as_ref()
+                .map(|(_, i)| i.frames.iter().map(|f| f.id).collect())
+        })
+        .collect();
+    let jobs: Vec<(usize, usize)> = new
+        .layers
+        .iter()
+        .enumerate()
+        .filter(|(l, _)| !missing[*l].is_empty())
+        .filter_map(|(l, layer)| {
+            let (_, index) = layer.index.as_ref()?;
+            let best = old_ids
+                .iter()
+                .enumerate()
+                .filter_map(|(o, ids)| {
+                    let ids = ids.as_ref()?;
+                    let shared = index.frames.iter().filter(|f| ids.contains(&f.id)).count();
+                    Some((shared, std::cmp::Reverse(o)))
+                })
+                .max()?;
+            Some((l, best.1 .0))
+        })
+        .collect();
+    let packed: Vec<(usize, usize, Vec<u8>, u64)> = jobs
+        .par_iter()
+        .map(|&(l, o)| {
+            let body = new.layers[l].index.as_ref().expect("an index").1.body();
+            let reference = old.layers[o].index.as_ref().expect("an index").1.body();
+            let bytes = compress_part(config.level, &reference, &body)
+                .map_err(|e| Error::io(out_path, e))?;
+            Ok((l, o, bytes, body.len() as u64))
+        })
+        .collect::<Result<_>>()?;
+    let mut parts = Vec::new();
+    for (l, o, bytes, content_len) in packed {
+        let (range, _) = new.layers[l].index.as_ref().expect("an index");
+        if bytes.len() as u64 >= range.length || content_len > MAX_PART_BYTES {
+            continue;
+        }
+        out.write_all(&bytes).map_err(|e| Error::io(out_path, e))?;
+        stats.index_parts += 1;
+        stats.index_part_bytes += bytes.len() as u64;
+        stats.index_bytes += range.length;
+        parts.push(IndexPart {
+            offset: *written,
+            length: bytes.len() as u64,
+            content_len,
+            old_layer: o as u32,
+            new_layer: l as u32,
+        });
+        *written += bytes.len() as u64;
+    }
+    Ok(parts)
 }
 
 /// The file parts of one new large file: its missing frames in segments

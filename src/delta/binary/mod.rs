@@ -18,4 +18,4 @@ pub mod format;
 pub mod make;
 pub mod rebuild;
 
-pub use format::{DeltaLookup, Part, Run};
+pub use format::{DeltaLookup, IndexPart, Part, Run};
