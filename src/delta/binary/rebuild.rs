@@ -71,8 +71,43 @@ impl Rebuilt {
     }
 }
 
-/// Parts decoded at a time (each holds its reference and content).
+/// Parts decoded at a time, at most (each holds its reference and content).
 const DECODE_AT_ONCE: usize = 2;
+
+/// The reference and content bytes of the parts decoded at a time, at most
+/// (one part may be larger, alone): what bounds a client's memory.
+const DECODE_BUDGET: u64 = 96 << 20;
+
+/// Splits `parts` into runs decoded together: at most [`DECODE_AT_ONCE`]
+/// parts, at most [`DECODE_BUDGET`] bytes of reference and content.
+fn decode_groups(parts: &[&Part], old: &ImageView) -> Vec<std::ops::Range<usize>> {
+    let cost = |p: &Part| -> u64 {
+        let reference: u64 = p
+            .reference
+            .iter()
+            .flat_map(Run::frames)
+            .filter_map(|(l, i)| old.layers.get(l)?.index.as_ref()?.1.frames.get(i))
+            .map(|f| f.tar_len)
+            .sum();
+        reference + p.content_len
+    };
+    let mut groups: Vec<std::ops::Range<usize>> = Vec::new();
+    let mut used = 0;
+    for (i, p) in parts.iter().enumerate() {
+        let c = cost(p);
+        match groups.last_mut() {
+            Some(g) if g.len() < DECODE_AT_ONCE && used + c <= DECODE_BUDGET => {
+                g.end = i + 1;
+                used += c;
+            }
+            _ => {
+                groups.push(i..i + 1);
+                used = c;
+            }
+        }
+    }
+    groups
+}
 
 /// Rebuilds the frames of the parts `chosen` of `found` (read from
 /// `source` by the ranges [`super::choose::part_ranges`] gives, `per_request`
@@ -147,11 +182,8 @@ pub fn rebuild(
                 }
             }
         }
-        for ((ps, ds), ns) in batch_parts
-            .chunks(DECODE_AT_ONCE)
-            .zip(data.chunks(DECODE_AT_ONCE))
-            .zip(batch.chunks(DECODE_AT_ONCE))
-        {
+        for g in decode_groups(batch_parts, old) {
+            let (ps, ds, ns) = (&batch_parts[g.clone()], &data[g.clone()], &batch[g]);
             let decoded: Vec<Decoded> = {
                 use rayon::prelude::*;
                 ps.par_iter()
