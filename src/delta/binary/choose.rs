@@ -101,19 +101,20 @@ pub fn usable_index_part<'a>(
 }
 
 /// What the index parts save at the chunk level of `plan`: for each layer
-/// it rebuilds, its index frame less the index part taken instead.
-fn index_saving(found: &FoundDelta, old: &ImageView, plan: &DeltaPlan) -> u64 {
+/// it rebuilds, its index frame less the index part taken instead; and the
+/// bytes of the index frames so replaced.
+fn index_saving(found: &FoundDelta, old: &ImageView, plan: &DeltaPlan) -> (u64, u64) {
     plan.blobs[1..]
         .iter()
         .enumerate()
         .filter_map(|(l, b)| match &b.action {
             crate::delta::BlobAction::Rebuild { index, .. } => {
                 let part = usable_index_part(&found.lookup, old, l, index.length)?;
-                Some(index.length - part.length)
+                Some((index.length - part.length, index.length))
             }
             _ => None,
         })
-        .sum()
+        .fold((0, 0), |(s, r), (a, b)| (s + a, r + b))
 }
 
 /// The byte ranges of the delta blob that hold `parts` (in blob order),
@@ -153,7 +154,7 @@ pub fn plan_with_delta(
         .map(|&p| &found.lookup.parts[p])
         .collect();
     let ranges = part_ranges(&parts, options.gap);
-    let saving = index_saving(found, old, &chunk_plan);
+    let (saving, index_parts_replaced) = index_saving(found, old, &chunk_plan);
     let delta = Level {
         bytes: with.levels.chunk.bytes
             + found.bytes_read
@@ -164,7 +165,12 @@ pub fn plan_with_delta(
                 + found.requests
                 + options.requests_for(ranges.len()) as u64,
         ),
-        index_bytes: with.levels.chunk.index_bytes,
+        // The index frames the index parts stand in for are not fetched.
+        index_bytes: with
+            .levels
+            .chunk
+            .index_bytes
+            .map(|i| i - index_parts_replaced),
     };
     if choice.parts.is_empty() || delta.bytes >= chunk_plan.levels.chunk.bytes {
         let mut p = chunk_plan;
@@ -172,7 +178,7 @@ pub fn plan_with_delta(
         p.levels.delta = Some(Level {
             bytes: chunk.bytes + found.bytes_read - saving,
             requests: Some(chunk.requests.unwrap_or(0) + found.requests),
-            index_bytes: chunk.index_bytes,
+            index_bytes: chunk.index_bytes.map(|i| i - index_parts_replaced),
         });
         return (p, DeltaChoice::default());
     }
