@@ -262,7 +262,9 @@ impl<'a> Frames<'a> {
 
     /// The content of the frames of `runs`, one after the other.
     fn read(&self, runs: &[Run]) -> Result<Vec<u8>> {
-        let mut out = Vec::new();
+        // Its exact length first: a growing vector would briefly hold twice it.
+        let len = self.content_len(runs).min(2 * MAX_PART_BYTES);
+        let mut out = Vec::with_capacity(len as usize);
         for r in runs {
             for (l, i) in r.frames() {
                 let (Some(Some(blob)), Some(f)) = (self.blobs.get(l), self.frame(l, i)) else {

@@ -242,7 +242,18 @@ fn decode(
     what: &str,
 ) -> Decoded {
     let text = |e: Error| e.to_string();
-    let mut reference = Vec::new();
+    // Its exact length first: a growing vector would briefly hold twice it.
+    let reference_len: u64 = part
+        .reference
+        .iter()
+        .flat_map(Run::frames)
+        .filter_map(|(l, i)| old.layers.get(l)?.index.as_ref()?.1.frames.get(i))
+        .map(|f| f.tar_len)
+        .sum();
+    if reference_len > super::format::MAX_PART_BYTES {
+        return Err(format!("{what}: its reference is above the part limit"));
+    }
+    let mut reference = Vec::with_capacity(reference_len as usize);
     for (l, i) in part.reference.iter().flat_map(Run::frames) {
         let f = old.layers[l]
             .index
