@@ -86,13 +86,7 @@ pub fn delta(job: &DeltaJob, progress: &(dyn Fn(u64, u64) + Sync)) -> Result<Del
     let writer = ImageWriter::open_referrers(&job.dest, &subject, &job.store)?;
     let layout = writer.layout();
 
-    let threads = job
-        .threads
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build()
-        .map_err(|e| Error::Config(format!("starting {threads} threads: {e}")))?;
+    let pool = super::worker_pool(job.threads)?;
     let mut blob = layout.temp_blob()?;
     let path = blob.path().to_path_buf();
     let (lookup, stats) = pool.install(|| {

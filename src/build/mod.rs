@@ -26,3 +26,13 @@ pub use pack::{
     COMPONENTS_ANNOTATION, MAX_LAYERS,
 };
 pub use report::{report, ReportJob, SeriesReport, Step};
+
+/// A pool of `threads` workers (`None`: one per core) for a job.
+fn worker_pool(threads: Option<usize>) -> crate::error::Result<rayon::ThreadPool> {
+    let threads =
+        threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .map_err(|e| crate::error::Error::Config(format!("starting {threads} threads: {e}")))
+}

@@ -311,13 +311,7 @@ pub fn pack(job: &PackJob, progress: &(dyn Fn(Progress) + Sync)) -> Result<PackR
     for base in &options.delta_from {
         ImageReader::open_with(base, &job.store)?.image(host_architecture())?;
     }
-    let threads = options
-        .threads
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build()
-        .map_err(|e| Error::Config(format!("starting {threads} threads: {e}")))?;
+    let pool = super::worker_pool(options.threads)?;
     let writer = ImageWriter::open(&job.dest, &job.store)?;
     let mut base = None;
     let (tree, content, owners) = match &job.source {

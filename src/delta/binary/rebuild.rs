@@ -78,19 +78,20 @@ const DECODE_AT_ONCE: usize = 2;
 /// (one part may be larger, alone): what bounds a client's memory.
 const DECODE_BUDGET: u64 = 96 << 20;
 
+/// The length of a part's reference: the content of its OLD frames.
+fn reference_len(part: &Part, old: &ImageView) -> u64 {
+    part.reference
+        .iter()
+        .flat_map(Run::frames)
+        .filter_map(|(l, i)| old.layers.get(l)?.index.as_ref()?.1.frames.get(i))
+        .map(|f| f.tar_len)
+        .sum()
+}
+
 /// Splits `parts` into runs decoded together: at most [`DECODE_AT_ONCE`]
 /// parts, at most [`DECODE_BUDGET`] bytes of reference and content.
 fn decode_groups(parts: &[&Part], old: &ImageView) -> Vec<std::ops::Range<usize>> {
-    let cost = |p: &Part| -> u64 {
-        let reference: u64 = p
-            .reference
-            .iter()
-            .flat_map(Run::frames)
-            .filter_map(|(l, i)| old.layers.get(l)?.index.as_ref()?.1.frames.get(i))
-            .map(|f| f.tar_len)
-            .sum();
-        reference + p.content_len
-    };
+    let cost = |p: &Part| reference_len(p, old) + p.content_len;
     let mut groups: Vec<std::ops::Range<usize>> = Vec::new();
     let mut used = 0;
     for (i, p) in parts.iter().enumerate() {
@@ -243,13 +244,7 @@ fn decode(
 ) -> Decoded {
     let text = |e: Error| e.to_string();
     // Its exact length first: a growing vector would briefly hold twice it.
-    let reference_len: u64 = part
-        .reference
-        .iter()
-        .flat_map(Run::frames)
-        .filter_map(|(l, i)| old.layers.get(l)?.index.as_ref()?.1.frames.get(i))
-        .map(|f| f.tar_len)
-        .sum();
+    let reference_len = reference_len(part, old);
     if reference_len > super::format::MAX_PART_BYTES {
         return Err(format!("{what}: its reference is above the part limit"));
     }
