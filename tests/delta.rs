@@ -324,6 +324,67 @@ fn a_changed_chunk_is_all_that_is_fetched() {
     assert!(!rebuilt[0]["ranges"].as_array().unwrap().is_empty());
 }
 
+/// A range longer than apply's fetch window (32 MiB) is read in pieces,
+/// each a request of its own, and the image still comes out exact.
+#[test]
+fn a_range_above_the_fetch_window_is_read_in_pieces() {
+    let tmp = TempDir::new("delta-window");
+    let images = tmp.path().join("images");
+    for (v, seed) in [("a", 11), ("b", 12)] {
+        let src = tmp.path().join(format!("src-{v}"));
+        fs::create_dir_all(&src).unwrap();
+        // Incompressible and wholly new in b: one range of about 40 MiB.
+        random_file(&src.join("big"), 40 << 20, seed);
+        pack(
+            &src,
+            &format!("oci:{}:{v}", images.display()),
+            &["--max-layers", "1"],
+        );
+    }
+    let (a, b) = (
+        format!("oci:{}:a", images.display()),
+        format!("oci:{}:b", images.display()),
+    );
+    let plan_file = tmp.path().join("plan.json");
+    let diff = json(&run(chunkah().args([
+        "diff",
+        &a,
+        &b,
+        "--json",
+        "--plan",
+        plan_file.to_str().unwrap(),
+    ])));
+    let ranges: Vec<(u64, u64)> = read_json(&plan_file)["blobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|b| b["action"] == "rebuild")
+        .flat_map(|b| b["ranges"].as_array().unwrap().clone())
+        .map(|r| (r[0].as_u64().unwrap(), r[1].as_u64().unwrap()))
+        .collect();
+    let long: Vec<_> = ranges.iter().filter(|r| r.1 - r.0 > 32 << 20).collect();
+    assert_eq!(long.len(), 1, "{ranges:?}");
+    let dest = tmp.path().join("applied");
+    let applied = json(&run(chunkah().args([
+        "apply",
+        "--from",
+        &a,
+        "--source",
+        &b,
+        "-o",
+        &format!("oci:{}:b", dest.display()),
+        "--json",
+    ])));
+    let chunk = &diff["levels"]["chunk"];
+    assert_eq!(applied["bytesRead"], chunk["bytes"]);
+    // The delta asked for, and the long range's second piece.
+    assert_eq!(
+        applied["requests"].as_u64().unwrap(),
+        chunk["requests"].as_u64().unwrap() + 2
+    );
+    assert_eq!(manifest(&dest, "b"), manifest(&images, "b"));
+}
+
 #[test]
 fn corrupt_sources_and_indexes_fail_and_publish_nothing() {
     let tmp = TempDir::new("delta-bad");

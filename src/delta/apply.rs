@@ -18,7 +18,8 @@ use super::binary::find::{find, FoundDelta, Lookup};
 use super::binary::format::decompress_part;
 use super::binary::rebuild::{rebuild as rebuild_frames, Fallback, Rebuilt};
 use super::{
-    load, old_frames, plan, plan_covering, BlobAction, DeltaOptions, DeltaPlan, ImageView, OldFrame,
+    load, old_frames, plan, plan_covering, request_groups, split_ranges, BlobAction, DeltaOptions,
+    DeltaPlan, ImageView, OldFrame, FETCH_WINDOW,
 };
 use crate::digest::{ChunkId, Digest, HashingWriter};
 use crate::error::{Error, Result};
@@ -457,12 +458,13 @@ fn write_blobs(
         match &blob_plan.action {
             BlobAction::Keep => copy_old(old_reader, old, d, dest)?,
             BlobAction::Fetch => {
-                let bytes = src.read(&d.digest, d.size, 0, d.size)?;
-                check_digest(&bytes, d, "a layer")?;
+                // Streamed: a layer fetched whole may be of any size.
+                let from = src.reader.blob(&d.digest, d.size)?;
+                src.bytes += d.size;
+                src.requests += 1;
                 let mut blob = dest.temp_blob()?;
                 let path = blob.path().to_path_buf();
-                blob.writer()
-                    .write_all(&bytes)
+                std::io::copy(&mut from.reader(), blob.writer())
                     .map_err(|e| Error::io(&path, e))?;
                 dest.commit_expecting(blob, &d.digest)?;
             }
@@ -549,27 +551,10 @@ fn rebuild(
     let path = blob.path().to_path_buf();
     let mut tar_hash = HashingWriter::new(std::io::sink());
     let mut old_blobs: HashMap<usize, Blob> = HashMap::new();
-    // Every planned range, fetched up front by at most `pool`'s threads,
-    // `per_request` ranges in each request.
-    let fetched: Vec<Vec<u8>> = {
-        use rayon::prelude::*;
-        let reader = src.reader;
-        let groups: Vec<Vec<Vec<u8>>> = pool.install(|| {
-            ranges
-                .par_chunks(per_request.max(1))
-                .map(|group| reader.read_ranges(&d.digest, d.size, group))
-                .collect::<Result<_>>()
-        })?;
-        groups.into_iter().flatten().collect()
-    };
-    if fetched.len() != ranges.len() {
-        return Err(Error::malformed(
-            &name,
-            "the source sent another number of ranges",
-        ));
-    }
+    // The planned ranges, a window at a time.
+    let mut windows = RangeWindows::new(src.reader, d, ranges, per_request, &name);
     src.bytes += ranges.iter().map(|r| r.1 - r.0).sum::<u64>();
-    src.requests += ranges.len().div_ceil(per_request.max(1)) as u64;
+    src.requests += windows.requests();
     for (i, f) in index.frames.iter().enumerate() {
         let key = (f.id, f.blob_len, index.zstd_version, index.level);
         let (start, end) = (f.blob_offset, f.blob_offset + f.blob_len);
@@ -592,18 +577,7 @@ fn rebuild(
                     .map_err(|e| Error::io(&b.path, e))?;
                 v
             }
-            (None, None) => {
-                // The range that holds this frame (ranges are sorted).
-                let at = ranges.partition_point(|r| r.1 <= start);
-                let r = ranges
-                    .get(at)
-                    .filter(|r| r.0 <= start && end <= r.1)
-                    .ok_or_else(|| {
-                        Error::malformed(&name, format!("frame {i} is in no planned range"))
-                    })?;
-                let data = &fetched[at];
-                data[(start - r.0) as usize..(end - r.0) as usize].to_vec()
-            }
+            (None, None) => windows.bytes(start, end, pool)?,
         };
         let plain = zstd::bulk::decompress(&bytes, f.tar_len as usize)
             .map_err(|e| Error::malformed(&name, format!("frame {i} does not decompress: {e}")))?;
@@ -635,4 +609,129 @@ fn rebuild(
     }
     dest.commit_expecting(blob, &d.digest)?;
     Ok(())
+}
+
+/// The planned ranges of one layer, fetched a window at a time: each range
+/// in pieces of at most [`FETCH_WINDOW`] bytes, pieces grouped into
+/// requests ([`request_groups`]), and as many requests at once (on the
+/// fetch pool) as fit in [`FETCH_WINDOW`] bytes; so a layer's rebuild holds
+/// at most that much of it, whatever its size.
+struct RangeWindows<'a> {
+    reader: &'a ImageReader,
+    digest: Digest,
+    size: u64,
+    name: &'a str,
+    pieces: Vec<(u64, u64)>,
+    /// Requests (ranges of `pieces`), by window.
+    waves: Vec<Vec<std::ops::Range<usize>>>,
+    next_wave: usize,
+    /// The pieces held, and their bytes.
+    held: std::ops::Range<usize>,
+    data: Vec<Vec<u8>>,
+}
+
+impl<'a> RangeWindows<'a> {
+    fn new(
+        reader: &'a ImageReader,
+        d: &Descriptor,
+        ranges: &[(u64, u64)],
+        per_request: usize,
+        name: &'a str,
+    ) -> Self {
+        let pieces = split_ranges(ranges, FETCH_WINDOW);
+        let mut waves: Vec<Vec<std::ops::Range<usize>>> = Vec::new();
+        let mut bytes = 0;
+        for g in request_groups(&pieces, per_request, FETCH_WINDOW) {
+            let len: u64 = pieces[g.clone()].iter().map(|r| r.1 - r.0).sum();
+            match waves.last_mut() {
+                Some(w) if bytes + len <= FETCH_WINDOW => {
+                    w.push(g);
+                    bytes += len;
+                }
+                _ => {
+                    waves.push(vec![g]);
+                    bytes = len;
+                }
+            }
+        }
+        RangeWindows {
+            reader,
+            digest: d.digest,
+            size: d.size,
+            name,
+            pieces,
+            waves,
+            next_wave: 0,
+            held: 0..0,
+            data: Vec::new(),
+        }
+    }
+
+    /// The requests all windows make.
+    fn requests(&self) -> u64 {
+        self.waves.iter().map(Vec::len).sum::<usize>() as u64
+    }
+
+    /// Bytes `[start, end)` of the blob, which planned ranges must hold;
+    /// windows are fetched forward only (frames are read in blob order).
+    fn bytes(&mut self, start: u64, end: u64, pool: &rayon::ThreadPool) -> Result<Vec<u8>> {
+        let mut out = Vec::with_capacity((end - start) as usize);
+        let mut at = start;
+        while at < end {
+            let p = self.pieces.partition_point(|r| r.1 <= at);
+            let r = self
+                .pieces
+                .get(p)
+                .copied()
+                .filter(|r| r.0 <= at)
+                .ok_or_else(|| {
+                    Error::malformed(self.name, format!("byte {at} is in no planned range"))
+                })?;
+            while !self.held.contains(&p) {
+                if p < self.held.start || self.next_wave == self.waves.len() {
+                    return Err(Error::malformed(
+                        self.name,
+                        "planned ranges read out of order",
+                    ));
+                }
+                self.fetch_wave(pool)?;
+            }
+            let data = &self.data[p - self.held.start];
+            let to = end.min(r.1);
+            out.extend_from_slice(&data[(at - r.0) as usize..(to - r.0) as usize]);
+            at = to;
+        }
+        Ok(out)
+    }
+
+    fn fetch_wave(&mut self, pool: &rayon::ThreadPool) -> Result<()> {
+        use rayon::prelude::*;
+        let wave = &self.waves[self.next_wave];
+        self.data.clear();
+        let (reader, pieces) = (self.reader, &self.pieces);
+        let (digest, size) = (&self.digest, self.size);
+        let groups: Vec<Vec<Vec<u8>>> = pool.install(|| {
+            wave.par_iter()
+                .map(|g| reader.read_ranges(digest, size, &pieces[g.clone()]))
+                .collect::<Result<_>>()
+        })?;
+        let first = wave[0].start;
+        let last = wave[wave.len() - 1].end;
+        let data: Vec<Vec<u8>> = groups.into_iter().flatten().collect();
+        let sent_right = data.len() == last - first
+            && data
+                .iter()
+                .zip(&self.pieces[first..last])
+                .all(|(v, r)| v.len() as u64 == r.1 - r.0);
+        if !sent_right {
+            return Err(Error::malformed(
+                self.name,
+                "the source sent other ranges than asked for",
+            ));
+        }
+        self.data = data;
+        self.held = first..last;
+        self.next_wave += 1;
+        Ok(())
+    }
 }

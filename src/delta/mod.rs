@@ -156,6 +156,51 @@ impl DeltaOptions {
     }
 }
 
+/// Bytes of planned ranges a client holds in memory at a time, at most: a
+/// longer range is read in pieces of this size, each its own request, and
+/// ranges share a request only up to it.
+pub const FETCH_WINDOW: u64 = 32 << 20;
+
+/// `ranges` with each range above `max` bytes cut into pieces of `max`.
+pub fn split_ranges(ranges: &[(u64, u64)], max: u64) -> Vec<(u64, u64)> {
+    let max = max.max(1);
+    let mut out = Vec::with_capacity(ranges.len());
+    for &(start, end) in ranges {
+        let mut at = start;
+        while end - at > max {
+            out.push((at, at + max));
+            at += max;
+        }
+        out.push((at, end));
+    }
+    out
+}
+
+/// `ranges` grouped into requests, in order: at most `per_request` ranges
+/// and `max_bytes` bytes in each (a range above `max_bytes` alone).
+pub fn request_groups(
+    ranges: &[(u64, u64)],
+    per_request: usize,
+    max_bytes: u64,
+) -> Vec<std::ops::Range<usize>> {
+    let mut groups: Vec<std::ops::Range<usize>> = Vec::new();
+    let mut bytes = 0;
+    for (i, (start, end)) in ranges.iter().enumerate() {
+        let len = end - start;
+        match groups.last_mut() {
+            Some(g) if g.len() < per_request.max(1) && bytes + len <= max_bytes => {
+                g.end = i + 1;
+                bytes += len;
+            }
+            _ => {
+                groups.push(i..i + 1);
+                bytes = len;
+            }
+        }
+    }
+    groups
+}
+
 /// Bytes (and requests) at one level.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -457,7 +502,22 @@ pub fn plan_covering(
 
 #[cfg(test)]
 mod tests {
-    use super::DeltaOptions;
+    use super::{request_groups, split_ranges, DeltaOptions};
+
+    #[test]
+    fn long_ranges_are_cut_into_pieces_and_requests_bounded_in_bytes() {
+        assert_eq!(
+            split_ranges(&[(0, 10), (20, 45)], 10),
+            vec![(0, 10), (20, 30), (30, 40), (40, 45)]
+        );
+        assert_eq!(split_ranges(&[(5, 6)], 0), vec![(5, 6)]);
+        let r = [(0, 4), (10, 14), (20, 24), (30, 50), (60, 61)];
+        // By count alone.
+        assert_eq!(request_groups(&r, 2, u64::MAX), vec![0..2, 2..4, 4..5]);
+        // By bytes: the 20-byte range alone, above the bound.
+        assert_eq!(request_groups(&r, 10, 8), vec![0..2, 2..3, 3..4, 4..5]);
+        assert!(request_groups(&[], 3, 8).is_empty());
+    }
 
     #[test]
     fn ranges_per_request_divides_rounding_up() {

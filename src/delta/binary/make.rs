@@ -31,9 +31,12 @@ use crate::layer::index::{ChunkIndex, Frame};
 use crate::oci::read::Blob;
 use crate::store::ImageReader;
 
-/// The most content one part rebuilds when it is made (32 MiB); a file
-/// part's reference is then at most [`MAX_PART_BYTES`].
-pub const SEGMENT_BYTES: u64 = 32 << 20;
+/// The most content one part rebuilds when it is made (16 MiB).
+pub const SEGMENT_BYTES: u64 = 16 << 20;
+
+/// The most reference one part names when it is made (48 MiB): with its
+/// content, at most [`MAX_PART_BYTES`], what a client holds to decode it.
+pub const REFERENCE_BYTES: u64 = MAX_PART_BYTES - SEGMENT_BYTES;
 
 /// How a delta is made.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -452,7 +455,7 @@ pub fn make(
                 };
                 let run = old_files.frames(at);
                 let len = old_frames_reader.content_len(&[run]);
-                if reference_len + len <= MAX_PART_BYTES && seen.insert(run) {
+                if reference_len + len <= REFERENCE_BYTES && seen.insert(run) {
                     reference.push(run);
                     reference_len += len;
                 }
@@ -572,8 +575,9 @@ fn index_parts(
 }
 
 /// The file parts of one new large file: its missing frames in segments
-/// of at most [`SEGMENT_BYTES`], each against the old file (or, for huge
-/// files, the window of it around the same relative position).
+/// of at most [`SEGMENT_BYTES`], each against the old file (or, for files
+/// above [`REFERENCE_BYTES`], the window of it around the same relative
+/// position).
 fn file_segments(
     index: &ChunkIndex,
     layer: usize,
@@ -587,19 +591,19 @@ fn file_segments(
     let mut segment: Vec<Run> = Vec::new();
     let (mut seg_start, mut seg_len) = (0u64, 0u64);
     let mut flush = |segment: Vec<Run>, from: u64, to: u64| {
-        let reference = if old_len <= MAX_PART_BYTES {
+        let reference = if old_len <= REFERENCE_BYTES {
             vec![old_run]
         } else {
             // The old frames around [from, to) scaled to the old size.
             let scale = |x: u64| (x as u128 * old_len as u128 / new_len.max(1) as u128) as u64;
-            let margin = (MAX_PART_BYTES - (to - from).min(MAX_PART_BYTES)) / 2;
+            let margin = (REFERENCE_BYTES - (to - from).min(REFERENCE_BYTES)) / 2;
             let (lo, hi) = (scale(from).saturating_sub(margin), scale(to) + margin);
             let mut runs = Vec::new();
             let mut at = 0u64;
             let mut len = 0u64;
             for (l, i) in old_run.frames() {
                 let f = old.frame(l, i).expect("a frame of the old file");
-                if at + f.tar_len > lo && at < hi && len + f.tar_len <= MAX_PART_BYTES {
+                if at + f.tar_len > lo && at < hi && len + f.tar_len <= REFERENCE_BYTES {
                     push_frame(&mut runs, l, i);
                     len += f.tar_len;
                 }

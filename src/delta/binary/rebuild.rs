@@ -74,9 +74,10 @@ impl Rebuilt {
 /// Parts decoded at a time, at most (each holds its reference and content).
 const DECODE_AT_ONCE: usize = 2;
 
-/// The reference and content bytes of the parts decoded at a time, at most
-/// (one part may be larger, alone): what bounds a client's memory.
-const DECODE_BUDGET: u64 = 96 << 20;
+/// The reference and content bytes of the parts decoded at a time, at most:
+/// what bounds a client's memory. A part above it is not decoded at all
+/// (`chunkah delta` makes none).
+const DECODE_BUDGET: u64 = super::format::MAX_PART_BYTES;
 
 /// The length of a part's reference: the content of its OLD frames.
 fn reference_len(part: &Part, old: &ImageView) -> u64 {
@@ -138,7 +139,8 @@ pub fn rebuild(
     let ranges = super::choose::part_ranges(&parts, gap);
     // The parts each range holds (both in blob order).
     let mut next = 0;
-    for group in ranges.chunks(per_request.max(1)) {
+    for g in crate::delta::request_groups(&ranges, per_request, crate::delta::FETCH_WINDOW) {
+        let group = &ranges[g];
         let held = parts[next..]
             .iter()
             .take_while(|p| p.offset + p.length <= group[group.len() - 1].1)
@@ -245,8 +247,11 @@ fn decode(
     let text = |e: Error| e.to_string();
     // Its exact length first: a growing vector would briefly hold twice it.
     let reference_len = reference_len(part, old);
-    if reference_len > super::format::MAX_PART_BYTES {
-        return Err(format!("{what}: its reference is above the part limit"));
+    if reference_len + part.content_len > DECODE_BUDGET {
+        return Err(format!(
+            "{what}: its reference and content ({} bytes) are above the part limit ({DECODE_BUDGET})",
+            reference_len + part.content_len
+        ));
     }
     let mut reference = Vec::with_capacity(reference_len as usize);
     for (l, i) in part.reference.iter().flat_map(Run::frames) {
@@ -256,8 +261,10 @@ fn decode(
             .and_then(|(_, x)| x.frames.get(i))
             .ok_or("a reference frame OLD does not have")?;
         read_frame(&old_blobs[&l], f, &mut reference).map_err(text)?;
-        if reference.len() as u64 > super::format::MAX_PART_BYTES {
-            return Err(format!("{what}: its reference is above the part limit"));
+        if reference.len() as u64 > reference_len {
+            return Err(format!(
+                "{what}: its reference is longer than OLD's index gives"
+            ));
         }
     }
     let content = decompress_part(&reference, bytes, part.content_len, what).map_err(text)?;
