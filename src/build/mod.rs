@@ -13,12 +13,16 @@
 //! [`crate::delta`], writes with [`crate::layer`] and [`crate::oci`].
 
 mod apply;
+mod archive;
+mod base_config;
 mod delta;
 mod diff;
 mod pack;
 mod report;
 
 pub use apply::{apply, ApplyJob, ApplyOutcome};
+pub use archive::{pack_archive, ArchiveJob, ArchiveTarget};
+pub use base_config::{normalize_architecture, BaseConfig, MapEdit};
 pub use delta::{delta, DeltaJob, DeltaReport, EMPTY_MEDIA_TYPE};
 pub use diff::{diff, DiffInput, DiffJob, DiffReport, PlanFile};
 pub use pack::{

@@ -25,7 +25,7 @@ use crate::oci::types::{
 };
 use crate::pack::{assign_components, plan_layers};
 use crate::store::{transport_of, ImageReader, ImageRef, ImageWriter, PushReport, StoreConfig};
-use crate::walk::{walk_dir, walk_tar, Entry, EntryKind, Tree};
+use crate::walk::{filter, walk_dir, walk_tar, Entry, EntryKind, Prune, Tree};
 
 /// Layer annotation listing a layer's components, one per line.
 pub const COMPONENTS_ANNOTATION: &str = "dev.chunkah.components";
@@ -122,6 +122,11 @@ pub struct PackOptions {
     /// a [`super::delta()`] job once the image is published; see
     /// [`PackReport::deltas`]).
     pub delta_from: Vec<ImageRef>,
+    /// Parts of the tree left out (`/path`: the subtree, `/path/`: what is
+    /// below it).
+    pub prune: Vec<Prune>,
+    /// Leave out devices and named pipes (kept by default).
+    pub skip_special_files: bool,
     /// Worker threads; `None`: one per core.
     pub threads: Option<usize>,
     /// Set it to stop packing: [`pack`] then fails with [`Error::Cancelled`],
@@ -142,6 +147,8 @@ impl Default for PackOptions {
             architecture: host_architecture().to_string(),
             prior: None,
             delta_from: Vec::new(),
+            prune: Vec::new(),
+            skip_special_files: false,
             threads: None,
             cancel: Arc::new(AtomicBool::new(false)),
         }
@@ -314,7 +321,7 @@ pub fn pack(job: &PackJob, progress: &(dyn Fn(Progress) + Sync)) -> Result<PackR
     let pool = super::worker_pool(options.threads)?;
     let writer = ImageWriter::open(&job.dest, &job.store)?;
     let mut base = None;
-    let (tree, content, owners) = match &job.source {
+    let (mut tree, mut content, owners) = match &job.source {
         PackSource::Dir(root) => {
             let meta = std::fs::metadata(root).map_err(|e| Error::io(root, e))?;
             if !meta.is_dir() {
@@ -352,6 +359,12 @@ pub fn pack(job: &PackJob, progress: &(dyn Fn(Progress) + Sync)) -> Result<PackR
             (tree, Some(content), owners)
         }
     };
+    filter(
+        &mut tree,
+        content.as_mut(),
+        &options.prune,
+        options.skip_special_files,
+    )?;
     let source = match &content {
         Some(c) => Source::Tar(c),
         None => match &job.source {

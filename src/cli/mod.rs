@@ -6,6 +6,7 @@
 //! A closed stdout pipe ends the program quietly with 0.
 
 mod apply;
+mod build;
 mod chunk;
 mod delta;
 mod diff;
@@ -25,6 +26,9 @@ use clap::{Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "chunkah", version, about, propagate_version = true)]
 pub struct Cli {
+    /// More messages on stderr (-v, -vv; `build` only).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
     #[command(subcommand)]
     command: Command,
 }
@@ -45,6 +49,9 @@ enum Command {
     Report(report::ReportArgs),
     /// Make a binary delta from OLD to NEW and publish it beside NEW.
     Delta(delta::DeltaArgs),
+    /// Build an OCI archive from a rootfs: coreos/chunkah's `build` command
+    /// line, flag for flag.
+    Build(build::BuildArgs),
 }
 
 /// Runs the command line and maps the outcome to an exit code.
@@ -58,6 +65,7 @@ pub fn main() -> ExitCode {
         Command::Apply(args) => apply::run(args).map(|()| 0),
         Command::Report(args) => report::run(args).map(|()| 0),
         Command::Delta(args) => delta::run(args).map(|()| 0),
+        Command::Build(args) => build::run(args, cli.verbose).map(|()| 0),
         Command::Diff(args) => {
             if args.exit_code() {
                 error_code = 2;

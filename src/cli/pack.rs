@@ -12,7 +12,7 @@ use chunkah::store::ImageRef;
 use clap::{Args, ValueEnum};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
-enum CompressionArg {
+pub(super) enum CompressionArg {
     /// zstd (default level 3): every content chunk a frame of its own, with
     /// a chunk index, so clients can fetch chunks by byte range.
     Zstd,
@@ -116,7 +116,7 @@ fn read_runtime(file: &std::path::Path) -> Result<RuntimeConfig> {
 }
 
 /// The layer compression the flags ask for (levels are checked by the library).
-fn compression(kind: CompressionArg, level: Option<i32>) -> Result<Compression> {
+pub(super) fn compression(kind: CompressionArg, level: Option<i32>) -> Result<Compression> {
     Ok(match (kind, level) {
         (CompressionArg::Zstd, l) => Compression::SeekableZstd(l.unwrap_or(3)),
         (CompressionArg::ZstdStream, l) => Compression::Zstd(l.unwrap_or(3)),

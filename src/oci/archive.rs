@@ -83,11 +83,6 @@ pub fn import_archive(file: &Path, layout: &LayoutWriter, except: &str) -> Resul
 /// Writes the layout at `dir` as an OCI archive at `dest`: beside it first,
 /// then renamed over it.
 pub fn write_archive(dir: &Path, dest: &Path) -> Result<()> {
-    let reader = LayoutReader::open_layout(dir)?;
-    let index_path = dir.join("index.json");
-    let index_bytes = fs::read(&index_path).map_err(|e| Error::io(&index_path, e))?;
-    let index = reader.index()?;
-    let blobs = reachable(&reader, &index)?;
     let temp = crate::io::beside(dest, "archive")?;
     let result = (|| -> Result<()> {
         let io = |e| Error::io(&temp, e);
@@ -96,39 +91,8 @@ pub fn write_archive(dir: &Path, dest: &Path) -> Result<()> {
             .create_new(true)
             .open(&temp)
             .map_err(io)?;
-        let mut tar = tar::Builder::new(BufWriter::with_capacity(1 << 20, file));
-        let entry = |path: &str, size: u64, dir: bool| {
-            let mut h = tar::Header::new_ustar();
-            h.set_entry_type(if dir {
-                tar::EntryType::Directory
-            } else {
-                tar::EntryType::Regular
-            });
-            h.set_size(size);
-            h.set_mode(if dir { 0o755 } else { 0o644 });
-            h.set_uid(0);
-            h.set_gid(0);
-            h.set_mtime(0);
-            h.set_path(path).map(|_| {
-                h.set_cksum();
-                h
-            })
-        };
-        let oci_layout = br#"{"imageLayoutVersion":"1.0.0"}"#;
-        let h = entry("oci-layout", oci_layout.len() as u64, false).map_err(io)?;
-        tar.append(&h, &oci_layout[..]).map_err(io)?;
-        let h = entry("index.json", index_bytes.len() as u64, false).map_err(io)?;
-        tar.append(&h, index_bytes.as_slice()).map_err(io)?;
-        for d in ["blobs/", "blobs/sha256/"] {
-            let h = entry(d, 0, true).map_err(io)?;
-            tar.append(&h, std::io::empty()).map_err(io)?;
-        }
-        for (digest, size) in &blobs {
-            let blob = reader.blob(digest, *size)?;
-            let h = entry(&format!("blobs/sha256/{}", digest.hex()), *size, false).map_err(io)?;
-            tar.append(&h, blob.reader()).map_err(io)?;
-        }
-        let mut out = tar.into_inner().map_err(io)?;
+        let mut out = BufWriter::with_capacity(1 << 20, file);
+        write_archive_to(dir, &mut out, &temp)?;
         out.flush().map_err(io)?;
         let file = out.into_inner().map_err(|e| io(e.into_error()))?;
         file.sync_all().map_err(io)?;
@@ -138,4 +102,49 @@ pub fn write_archive(dir: &Path, dest: &Path) -> Result<()> {
         let _ = fs::remove_file(&temp);
     }
     result
+}
+
+/// Writes the layout at `dir` as an OCI archive to `out` (`out_path` names
+/// it in errors): `oci-layout`, `index.json`, then the blobs the index
+/// reaches, in digest order, with fixed metadata.
+pub fn write_archive_to(dir: &Path, out: &mut dyn Write, out_path: &Path) -> Result<()> {
+    let reader = LayoutReader::open_layout(dir)?;
+    let index_path = dir.join("index.json");
+    let index_bytes = fs::read(&index_path).map_err(|e| Error::io(&index_path, e))?;
+    let index = reader.index()?;
+    let blobs = reachable(&reader, &index)?;
+    let io = |e| Error::io(out_path, e);
+    let mut tar = tar::Builder::new(out);
+    let entry = |path: &str, size: u64, dir: bool| {
+        let mut h = tar::Header::new_ustar();
+        h.set_entry_type(if dir {
+            tar::EntryType::Directory
+        } else {
+            tar::EntryType::Regular
+        });
+        h.set_size(size);
+        h.set_mode(if dir { 0o755 } else { 0o644 });
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(0);
+        h.set_path(path).map(|_| {
+            h.set_cksum();
+            h
+        })
+    };
+    let oci_layout = br#"{"imageLayoutVersion":"1.0.0"}"#;
+    let h = entry("oci-layout", oci_layout.len() as u64, false).map_err(io)?;
+    tar.append(&h, &oci_layout[..]).map_err(io)?;
+    let h = entry("index.json", index_bytes.len() as u64, false).map_err(io)?;
+    tar.append(&h, index_bytes.as_slice()).map_err(io)?;
+    for d in ["blobs/", "blobs/sha256/"] {
+        let h = entry(d, 0, true).map_err(io)?;
+        tar.append(&h, std::io::empty()).map_err(io)?;
+    }
+    for (digest, size) in &blobs {
+        let blob = reader.blob(digest, *size)?;
+        let h = entry(&format!("blobs/sha256/{}", digest.hex()), *size, false).map_err(io)?;
+        tar.append(&h, blob.reader()).map_err(io)?;
+    }
+    tar.into_inner().map_err(io)?.flush().map_err(io)
 }

@@ -175,6 +175,17 @@ impl LayoutWriter {
         })
     }
 
+    /// Takes the tag `tag` off its manifest, which stays listed untagged.
+    pub fn untag(&self, tag: &str) -> Result<()> {
+        self.update_index(|index| {
+            for m in &mut index.manifests {
+                if m.annotations.get(REF_NAME).map(String::as_str) == Some(tag) {
+                    m.annotations.remove(REF_NAME);
+                }
+            }
+        })
+    }
+
     /// Lists `manifest` in `index.json` without a tag (unless it is there).
     pub fn add_untagged(&self, manifest: Descriptor) -> Result<()> {
         self.update_index(|index| {

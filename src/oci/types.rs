@@ -228,6 +228,62 @@ pub fn rfc3339(seconds: i64) -> String {
     )
 }
 
+/// Seconds since the epoch of an RFC 3339 time (`2024-05-01T12:34:56Z`,
+/// fractions of a second dropped, `Z` or a `±HH:MM` offset); `None` if it
+/// is not one.
+pub fn parse_rfc3339(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    let num = |r: std::ops::Range<usize>| -> Option<i64> {
+        let t = s.get(r)?;
+        t.bytes()
+            .all(|c| c.is_ascii_digit())
+            .then(|| t.parse().ok())?
+    };
+    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') {
+        return None;
+    }
+    if b[13] != b':' || b[16] != b':' {
+        return None;
+    }
+    let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    if !(1..=12).contains(&month)
+        || !(1..=31).contains(&day)
+        || hour > 23
+        || minute > 59
+        || second > 60
+    {
+        return None;
+    }
+    let mut at = 19;
+    if b[at] == b'.' {
+        at += 1;
+        let digits = b[at..].iter().take_while(|c| c.is_ascii_digit()).count();
+        if digits == 0 {
+            return None;
+        }
+        at += digits;
+    }
+    let offset = match &s[at..] {
+        "Z" | "z" => 0,
+        o if o.len() == 6 && matches!(o.as_bytes()[0], b'+' | b'-') && o.as_bytes()[3] == b':' => {
+            let (h, m) = (num(at + 1..at + 3)?, num(at + 4..at + 6)?);
+            let sign = if o.starts_with('-') { -1 } else { 1 };
+            sign * (h * 3600 + m * 60)
+        }
+        _ => return None,
+    };
+    // Days since 1970-01-01 from the civil date (Howard Hinnant's algorithm).
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(days * 86_400 + hour * 3600 + minute * 60 + second - offset)
+}
+
 /// The GOARCH name of the architecture this program was built for.
 pub fn host_architecture() -> &'static str {
     match std::env::consts::ARCH {
@@ -251,5 +307,30 @@ mod tests {
         assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
         assert_eq!(rfc3339(1_700_000_000), "2023-11-14T22:13:20Z");
         assert_eq!(rfc3339(-1), "1969-12-31T23:59:59Z");
+    }
+
+    #[test]
+    fn rfc3339_parses_back() {
+        for t in [0, 951_782_400, 1_700_000_000, -1, 4_102_444_800] {
+            assert_eq!(parse_rfc3339(&rfc3339(t)), Some(t));
+        }
+        assert_eq!(
+            parse_rfc3339("2021-06-01T12:00:00.123456789Z"),
+            parse_rfc3339("2021-06-01T12:00:00Z")
+        );
+        assert_eq!(
+            parse_rfc3339("2023-11-14T23:13:20+01:00"),
+            Some(1_700_000_000)
+        );
+        for bad in [
+            "",
+            "2023-11-14",
+            "2023-13-14T00:00:00Z",
+            "2023-11-14T00:00:00",
+            "2023-11-14T00:00:00.Z",
+            "x023-11-14T00:00:00Z",
+        ] {
+            assert_eq!(parse_rfc3339(bad), None, "{bad}");
+        }
     }
 }

@@ -7,9 +7,11 @@
 //! with children sorted by name bytes: parents come before children, and the
 //! same tree always gives the same list.
 
+mod filter;
 mod tar;
 mod xattr;
 
+pub use self::filter::{filter, Filtered, Prune};
 pub use self::tar::{walk_tar, ContentFile, TarContent, TarMerger};
 
 use std::collections::HashMap;

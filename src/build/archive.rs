@@ -1,0 +1,153 @@
+//! Packing into an OCI archive written as one stream: on stdout (so that
+//! `chunkah build … | podman load` works) or into a file, plain or
+//! gzip-wrapped, the image named (the `org.opencontainers.image.ref.name`
+//! `podman load` tags it with) or not.
+//!
+//! The image is packed into a scratch layout first, then written out as an
+//! archive; a file target is written beside itself and renamed over it
+//! once complete, so a failed run leaves nothing there.
+
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use super::pack::{pack, PackJob, PackOptions, PackReport, PackSource, Progress};
+use crate::error::{Error, Result};
+use crate::oci::archive::write_archive_to;
+use crate::oci::layout::LayoutWriter;
+use crate::store::{ImageRef, StoreConfig};
+
+/// Where the archive goes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ArchiveTarget {
+    /// Standard output.
+    Stdout,
+    /// A file, replaced once the archive is complete.
+    File(PathBuf),
+}
+
+impl std::fmt::Display for ArchiveTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ArchiveTarget::Stdout => write!(f, "stdout"),
+            ArchiveTarget::File(p) => write!(f, "oci-archive:{}", p.display()),
+        }
+    }
+}
+
+/// A pack job whose image is written as one archive stream.
+#[derive(Clone, Debug)]
+pub struct ArchiveJob {
+    /// The root file system.
+    pub source: PackSource,
+    /// Where the archive goes.
+    pub target: ArchiveTarget,
+    /// The image's name in the archive's index (`None`: unnamed).
+    pub name: Option<String>,
+    /// Wrap the whole archive in gzip at this level (0 to 9).
+    pub gzip: Option<u32>,
+    /// What to make of the tree.
+    pub options: PackOptions,
+    /// Registries and scratch space (the scratch layout goes there).
+    pub store: StoreConfig,
+}
+
+/// The tag the scratch layout holds the image under.
+const SCRATCH_TAG: &str = "latest";
+
+/// Runs `job`: packs the source, then writes the archive to its target.
+pub fn pack_archive(job: &ArchiveJob, progress: &(dyn Fn(Progress) + Sync)) -> Result<PackReport> {
+    if let Some(level) = job.gzip.filter(|&l| l > 9) {
+        return Err(Error::Config(format!(
+            "gzip level {level} is out of range 0..=9"
+        )));
+    }
+    if let ArchiveTarget::File(file) = &job.target {
+        // Its directory must be there before any work is done.
+        crate::io::beside(file, "archive")?;
+    }
+    let scratch = job.store.scratch_dir.as_deref().ok_or_else(|| {
+        Error::Config("writing an archive stream needs a scratch directory".into())
+    })?;
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = scratch.join(format!("chunkah-archive-{}-{n}", std::process::id()));
+    let _gone = RemoveOnDrop(dir.clone());
+    let tag = job.name.clone().unwrap_or_else(|| SCRATCH_TAG.to_string());
+    let mut report = pack(
+        &PackJob {
+            source: job.source.clone(),
+            dest: ImageRef::Layout {
+                dir: dir.clone(),
+                tag: Some(tag.clone()),
+            },
+            options: job.options.clone(),
+            store: job.store.clone(),
+        },
+        progress,
+    )?;
+    if job.name.is_none() {
+        LayoutWriter::open(&dir)?.untag(&tag)?;
+    }
+    match &job.target {
+        ArchiveTarget::Stdout => {
+            let stdout = std::io::stdout();
+            let mut out = BufWriter::with_capacity(1 << 20, stdout.lock());
+            write_stream(&dir, &mut out, job.gzip, Path::new("stdout"))?;
+            out.flush().map_err(|e| Error::io("stdout", e))?;
+        }
+        ArchiveTarget::File(file) => write_file(&dir, file, job.gzip)?,
+    }
+    report.reference = match &job.name {
+        Some(name) => format!("{} ({name})", job.target),
+        None => job.target.to_string(),
+    };
+    Ok(report)
+}
+
+fn write_stream(dir: &Path, out: &mut dyn Write, gzip: Option<u32>, name: &Path) -> Result<()> {
+    match gzip {
+        None => write_archive_to(dir, out, name),
+        Some(level) => {
+            let mut gz = flate2::GzBuilder::new().write(out, flate2::Compression::new(level));
+            write_archive_to(dir, &mut gz, name)?;
+            gz.finish().map_err(|e| Error::io(name, e))?;
+            Ok(())
+        }
+    }
+}
+
+fn write_file(dir: &Path, file: &Path, gzip: Option<u32>) -> Result<()> {
+    let temp = crate::io::beside(file, "archive")?;
+    let _gone = RemoveOnDrop(temp.clone());
+    let io = |e| Error::io(&temp, e);
+    let f = std::fs::File::options()
+        .write(true)
+        .create_new(true)
+        .open(&temp)
+        .map_err(io)?;
+    let mut out = BufWriter::with_capacity(1 << 20, f);
+    write_stream(dir, &mut out, gzip, &temp)?;
+    out.flush().map_err(io)?;
+    out.into_inner()
+        .map_err(|e| io(e.into_error()))?
+        .sync_all()
+        .map_err(io)?;
+    std::fs::rename(&temp, file).map_err(|e| Error::io(file, e))
+}
+
+/// Removes a scratch directory or file when dropped (if it is still there).
+struct RemoveOnDrop(PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        match std::fs::symlink_metadata(&self.0) {
+            Ok(m) if m.is_dir() => {
+                let _ = std::fs::remove_dir_all(&self.0);
+            }
+            Ok(_) => {
+                let _ = std::fs::remove_file(&self.0);
+            }
+            Err(_) => {}
+        }
+    }
+}
