@@ -13,6 +13,7 @@ command -v rpmbuild >/dev/null || need+=(rpm)
 command -v sqlite3 >/dev/null || need+=(sqlite3)
 command -v zstd >/dev/null || need+=(zstd)
 command -v docker-registry >/dev/null || need+=(docker-registry)
+command -v podman >/dev/null || need+=(podman)
 command -v htpasswd >/dev/null || need+=(apache2-utils)
 command -v openssl >/dev/null || need+=(openssl)
 if [ ${#need[@]} -gt 0 ]; then

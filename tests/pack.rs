@@ -5,7 +5,6 @@
 mod common;
 
 use std::fs;
-use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::Path;
 use std::process::Command;
 
@@ -15,79 +14,6 @@ const EPOCH: &str = "1700000000";
 
 fn chunkah() -> Command {
     Command::new(env!("CARGO_BIN_EXE_chunkah"))
-}
-
-/// A tree with every case `pack` must keep.
-fn synthetic_tree(root: &Path) {
-    let p = |s: &str| root.join(s);
-    fs::create_dir_all(p("usr/bin")).unwrap();
-    fs::create_dir_all(p("etc/empty.d")).unwrap();
-    fs::create_dir_all(p("dev")).unwrap();
-    fs::create_dir_all(p("tmp")).unwrap();
-    fs::write(p("usr/bin/tool"), b"#!/bin/sh\necho hi\n").unwrap();
-    fs::set_permissions(p("usr/bin/tool"), fs::Permissions::from_mode(0o4755)).unwrap();
-    fs::write(p("usr/bin/group-tool"), b"x").unwrap();
-    fs::set_permissions(p("usr/bin/group-tool"), fs::Permissions::from_mode(0o2711)).unwrap();
-    fs::set_permissions(p("tmp"), fs::Permissions::from_mode(0o1777)).unwrap();
-    fs::hard_link(p("usr/bin/tool"), p("usr/bin/tool-link")).unwrap();
-    symlink("tool", p("usr/bin/relative-link")).unwrap();
-    symlink("/etc/nonexistent/target", p("usr/bin/dangling")).unwrap();
-    mknod(&p("dev/null"), libc::S_IFCHR | 0o666, 1, 3);
-    mknod(&p("dev/sda1"), libc::S_IFBLK | 0o660, 8, 1);
-    mknod(&p("dev/fifo"), libc::S_IFIFO | 0o644, 0, 0);
-    fs::write(p("etc/owned"), b"owned by 1234:5678").unwrap();
-    lchown(&p("etc/owned"), 1234, 5678);
-    lchown(&p("usr/bin/dangling"), 42, 43);
-    lchown(&p("etc/empty.d"), 3_000_000, 3_000_001);
-    set_xattr(
-        &p("usr/bin/tool"),
-        "security.capability",
-        &[
-            1, 0, 0, 2, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        ],
-    );
-    set_xattr(&p("etc/owned"), "user.note", b"binary \x00\xff value");
-    set_xattr(&p("etc/owned"), "user.component", b"custom-component");
-    let long_dir = "d".repeat(120);
-    fs::create_dir_all(p(&format!("opt/{long_dir}"))).unwrap();
-    fs::write(
-        p(&format!("opt/{long_dir}/{}", "f".repeat(200))),
-        b"long name",
-    )
-    .unwrap();
-    symlink("t".repeat(150), p("opt/long-target")).unwrap();
-    let odd = std::ffi::OsStr::from_bytes_compat(b"opt/\xff\xfe-not-utf8 \t name");
-    fs::write(root.join(odd), b"odd").unwrap();
-    // A sparse file: a hole, then data.
-    let sparse = fs::File::create(p("opt/sparse")).unwrap();
-    sparse.set_len(5 << 20).unwrap();
-    use std::os::unix::fs::FileExt;
-    sparse.write_at(b"end", (5 << 20) - 3).unwrap();
-    // Enough unowned files to make several groups.
-    fs::create_dir_all(p("srv/data")).unwrap();
-    for i in 0..300 {
-        fs::write(
-            p(&format!("srv/data/file{i:04}")),
-            format!("content {i}\n").repeat(i % 7 + 1),
-        )
-        .unwrap();
-    }
-    // The root directory's own metadata.
-    fs::set_permissions(root, fs::Permissions::from_mode(0o751)).unwrap();
-    lchown(root, 123, 456);
-    set_xattr(root, "user.root", b"kept");
-    // A socket is skipped with a warning.
-    let _listener = std::os::unix::net::UnixListener::bind(p("tmp/socket")).unwrap();
-}
-
-trait FromBytesCompat {
-    fn from_bytes_compat(b: &[u8]) -> &Self;
-}
-impl FromBytesCompat for std::ffi::OsStr {
-    fn from_bytes_compat(b: &[u8]) -> &Self {
-        use std::os::unix::ffi::OsStrExt;
-        std::ffi::OsStr::from_bytes(b)
-    }
 }
 
 fn pack(src: &Path, dest: &str, extra: &[&str]) -> serde_json::Value {

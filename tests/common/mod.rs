@@ -2,6 +2,8 @@
 //! tree comparison.
 #![allow(dead_code)]
 
+pub mod registry;
+
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -197,4 +199,82 @@ pub fn delta_tree(dir: &Path, v: u8) {
         format!("setting = {v}\n").repeat(100),
     )
     .unwrap();
+}
+
+/// A tree with every case `pack` must keep.
+pub fn synthetic_tree(root: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let p = |s: &str| root.join(s);
+    std::fs::create_dir_all(p("usr/bin")).unwrap();
+    std::fs::create_dir_all(p("etc/empty.d")).unwrap();
+    std::fs::create_dir_all(p("dev")).unwrap();
+    std::fs::create_dir_all(p("tmp")).unwrap();
+    std::fs::write(p("usr/bin/tool"), b"#!/bin/sh\necho hi\n").unwrap();
+    std::fs::set_permissions(p("usr/bin/tool"), std::fs::Permissions::from_mode(0o4755)).unwrap();
+    std::fs::write(p("usr/bin/group-tool"), b"x").unwrap();
+    std::fs::set_permissions(
+        p("usr/bin/group-tool"),
+        std::fs::Permissions::from_mode(0o2711),
+    )
+    .unwrap();
+    std::fs::set_permissions(p("tmp"), std::fs::Permissions::from_mode(0o1777)).unwrap();
+    std::fs::hard_link(p("usr/bin/tool"), p("usr/bin/tool-link")).unwrap();
+    std::os::unix::fs::symlink("tool", p("usr/bin/relative-link")).unwrap();
+    std::os::unix::fs::symlink("/etc/nonexistent/target", p("usr/bin/dangling")).unwrap();
+    mknod(&p("dev/null"), libc::S_IFCHR | 0o666, 1, 3);
+    mknod(&p("dev/sda1"), libc::S_IFBLK | 0o660, 8, 1);
+    mknod(&p("dev/fifo"), libc::S_IFIFO | 0o644, 0, 0);
+    std::fs::write(p("etc/owned"), b"owned by 1234:5678").unwrap();
+    lchown(&p("etc/owned"), 1234, 5678);
+    lchown(&p("usr/bin/dangling"), 42, 43);
+    lchown(&p("etc/empty.d"), 3_000_000, 3_000_001);
+    set_xattr(
+        &p("usr/bin/tool"),
+        "security.capability",
+        &[
+            1, 0, 0, 2, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        ],
+    );
+    set_xattr(&p("etc/owned"), "user.note", b"binary \x00\xff value");
+    set_xattr(&p("etc/owned"), "user.component", b"custom-component");
+    let long_dir = "d".repeat(120);
+    std::fs::create_dir_all(p(&format!("opt/{long_dir}"))).unwrap();
+    std::fs::write(
+        p(&format!("opt/{long_dir}/{}", "f".repeat(200))),
+        b"long name",
+    )
+    .unwrap();
+    std::os::unix::fs::symlink("t".repeat(150), p("opt/long-target")).unwrap();
+    let odd = std::ffi::OsStr::from_bytes_compat(b"opt/\xff\xfe-not-utf8 \t name");
+    std::fs::write(root.join(odd), b"odd").unwrap();
+    // A sparse file: a hole, then data.
+    let sparse = std::fs::File::create(p("opt/sparse")).unwrap();
+    sparse.set_len(5 << 20).unwrap();
+    use std::os::unix::fs::FileExt;
+    sparse.write_at(b"end", (5 << 20) - 3).unwrap();
+    // Enough unowned files to make several groups.
+    std::fs::create_dir_all(p("srv/data")).unwrap();
+    for i in 0..300 {
+        std::fs::write(
+            p(&format!("srv/data/file{i:04}")),
+            format!("content {i}\n").repeat(i % 7 + 1),
+        )
+        .unwrap();
+    }
+    // The root directory's own metadata.
+    std::fs::set_permissions(root, std::fs::Permissions::from_mode(0o751)).unwrap();
+    lchown(root, 123, 456);
+    set_xattr(root, "user.root", b"kept");
+    // A socket is skipped with a warning.
+    let _listener = std::os::unix::net::UnixListener::bind(p("tmp/socket")).unwrap();
+}
+
+trait FromBytesCompat {
+    fn from_bytes_compat(b: &[u8]) -> &Self;
+}
+impl FromBytesCompat for std::ffi::OsStr {
+    fn from_bytes_compat(b: &[u8]) -> &Self {
+        use std::os::unix::ffi::OsStrExt;
+        std::ffi::OsStr::from_bytes(b)
+    }
 }
