@@ -23,7 +23,7 @@ use crate::oci::types::{
     host_architecture, rfc3339, Descriptor, History, ImageConfig, Manifest, RootFs, RuntimeConfig,
     CONFIG_MEDIA_TYPE, MANIFEST_MEDIA_TYPE,
 };
-use crate::pack::{assign_components, plan_layers};
+use crate::pack::{assign_components, plan_layers, update_intervals};
 use crate::store::{transport_of, ImageReader, ImageRef, ImageWriter, PushReport, StoreConfig};
 use crate::walk::{filter, walk_dir, walk_tar, Entry, EntryKind, Prune, Tree};
 
@@ -451,7 +451,8 @@ fn write_image(
         bytes,
     });
     let components = assign_components(&tree, owner);
-    let plan = plan_layers(&tree, &components, options.max_layers, prior);
+    let intervals = update_intervals(&tree, &components)?;
+    let plan = plan_layers(&tree, &components, options.max_layers, prior, &intervals);
     progress(Progress::Planned {
         layers: plan.layers.len(),
     });

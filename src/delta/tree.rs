@@ -47,7 +47,8 @@ pub fn tree_view(
     let tree = walk_dir(root)?;
     let chunks = chunk_tree(root, &tree, config)?;
     let components = assign_components(&tree, owner);
-    let layers = plan_layers(&tree, &components, 64, prior);
+    let intervals = crate::pack::update_intervals(&tree, &components)?;
+    let layers = plan_layers(&tree, &components, 64, prior, &intervals);
     Ok(TreeView {
         tree,
         chunks,

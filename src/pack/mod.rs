@@ -3,7 +3,8 @@
 //! Both steps are pure functions of the walked tree and the ownership map, so
 //! the same tree always gives the same layers.
 //!
-//! * Components: a `user.component` xattr names an entry's component; else the
+//! * Components: a `user.component` xattr names an entry's component (on a
+//!   directory, also that of everything below it); else the
 //!   package that owns it; a hard link goes with its target. Entries no
 //!   package owns are cut into groups by their paths: in walk order, a new
 //!   group starts at every path whose BLAKE3 hash falls below a threshold (one
@@ -13,8 +14,10 @@
 //! * Layers: with more components than layers, the largest components get a
 //!   layer each and the rest share [`shared_layers`] layers, each component in
 //!   the one its name hashes to, so a small component stays where it was when
-//!   others come and go. Package layers come first, groups of unowned files
-//!   (the likeliest to change) last.
+//!   others come and go; components whose `user.update-interval` differs
+//!   share no layer while there are layers enough to keep them apart.
+//!   Package layers come first, groups of unowned files (the likeliest to
+//!   change) last.
 //! * A layer holds its components' entries and every directory above them,
 //!   with the directories' own metadata, in walk order.
 
@@ -22,6 +25,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
+use crate::error::{Error, Result};
 use crate::walk::{Entry, EntryKind, Tree};
 
 /// The extended attribute that overrides an entry's component.
@@ -34,17 +38,30 @@ pub const UNOWNED_GROUP_PATHS: u32 = 32;
 pub const UNOWNED_PREFIX: &str = "unowned:";
 
 /// Component of every entry of `tree` (same order as `tree.entries`).
+///
+/// A `user.component` on a directory names the component of the directory
+/// and of everything below it, down to an entry or directory with one of
+/// its own (as coreos/chunkah reads it).
 pub fn assign_components(tree: &Tree, owner: impl Fn(&Path) -> Option<String>) -> Vec<String> {
     let mut out: Vec<String> = Vec::with_capacity(tree.entries.len());
     let mut index: HashMap<&Path, usize> = HashMap::new();
     let mut group: Option<String> = None;
+    // Directories with a component, the innermost last.
+    let mut scopes: Vec<(&Path, String)> = Vec::new();
     for (i, e) in tree.entries.iter().enumerate() {
         index.insert(&e.path, i);
-        let explicit = e
+        while scopes.last().is_some_and(|(d, _)| !e.path.starts_with(d)) {
+            scopes.pop();
+        }
+        let own = e
             .xattrs
             .iter()
             .find(|(k, _)| k == COMPONENT_XATTR)
             .map(|(_, v)| String::from_utf8_lossy(v).into_owned());
+        if let (Some(c), true) = (&own, e.is_dir()) {
+            scopes.push((&e.path, c.clone()));
+        }
+        let explicit = own.or_else(|| scopes.last().map(|(_, c)| c.clone()));
         let linked = match &e.kind {
             EntryKind::HardLink { target } => index.get(target.as_path()).map(|&t| out[t].clone()),
             _ => None,
@@ -63,6 +80,68 @@ pub fn assign_components(tree: &Tree, owner: impl Fn(&Path) -> Option<String>) -
         out.push(name);
     }
     out
+}
+
+/// The extended attribute giving how often an entry's component changes:
+/// days, or `daily`, `weekly`, `biweekly`, `monthly`, `quarterly`, `yearly`.
+pub const UPDATE_INTERVAL_XATTR: &str = "user.update-interval";
+
+/// Days in an update interval as `user.update-interval` spells it.
+pub fn parse_update_interval(value: &[u8]) -> Option<u32> {
+    match value {
+        b"daily" => Some(1),
+        b"weekly" => Some(7),
+        b"biweekly" => Some(14),
+        b"monthly" => Some(30),
+        b"quarterly" => Some(90),
+        b"yearly" => Some(365),
+        digits if !digits.is_empty() && digits.iter().all(u8::is_ascii_digit) => {
+            std::str::from_utf8(digits)
+                .ok()?
+                .parse()
+                .ok()
+                .filter(|&d| d > 0)
+        }
+        _ => None,
+    }
+}
+
+/// The update interval (days) of each component that has one: the
+/// `user.update-interval` of its entries, which must agree.
+pub fn update_intervals(tree: &Tree, components: &[String]) -> Result<BTreeMap<String, u32>> {
+    let mut out: BTreeMap<String, (u32, &Path)> = BTreeMap::new();
+    for (e, c) in tree.entries.iter().zip(components) {
+        let Some((_, v)) = e.xattrs.iter().find(|(k, _)| k == UPDATE_INTERVAL_XATTR) else {
+            continue;
+        };
+        let days = parse_update_interval(v).ok_or_else(|| {
+            Error::malformed(
+                e.path.display(),
+                format!(
+                    "{UPDATE_INTERVAL_XATTR} {:?} is not a number of days or daily, weekly, \
+                     biweekly, monthly, quarterly, yearly",
+                    String::from_utf8_lossy(v)
+                ),
+            )
+        })?;
+        match out.get(c) {
+            Some(&(d, first)) if d != days => {
+                return Err(Error::malformed(
+                    e.path.display(),
+                    format!(
+                        "{UPDATE_INTERVAL_XATTR} of component {c:?} is {days} days here but {d} \
+                         at {}",
+                        first.display()
+                    ),
+                ))
+            }
+            Some(_) => {}
+            None => {
+                out.insert(c.clone(), (days, &e.path));
+            }
+        }
+    }
+    Ok(out.into_iter().map(|(c, (d, _))| (c, d)).collect())
 }
 
 /// One planned layer.
@@ -110,6 +189,7 @@ pub fn plan_layers(
     components: &[String],
     max_layers: usize,
     prior: Option<&[Vec<String>]>,
+    intervals: &BTreeMap<String, u32>,
 ) -> LayerPlan {
     assert_eq!(tree.entries.len(), components.len());
     let max_layers = max_layers.max(1);
@@ -180,10 +260,8 @@ pub fn plan_layers(
         }
         let first_shared = slots.len();
         slots.extend((0..shared).map(|_| Vec::new()));
-        for &(c, _) in &by_size[own..] {
-            let h = blake3::hash(c.as_bytes());
-            let k = (u64::from_le_bytes(h.as_bytes()[..8].try_into().expect("8 bytes"))
-                % shared as u64) as usize;
+        let rest: Vec<&str> = by_size[own..].iter().map(|&(c, _)| c).collect();
+        for (c, k) in shared_slots(&rest, shared, intervals) {
             slot_of.insert(c, first_shared + k);
             slots[first_shared + k].push(c);
         }
@@ -246,6 +324,68 @@ pub fn plan_layers(
     LayerPlan { layers }
 }
 
+/// The shared layer (0 to `shared - 1`) of each of `components`. Those
+/// with an update interval are kept apart from those with another one:
+/// the layers are dealt out to the intervals (components without one
+/// count as weekly) in proportion to their components, at least one each,
+/// the intervals nearest each other sharing when there are more intervals
+/// than layers; within an interval's layers, a component goes to the one
+/// its name hashes to, so it stays there when others come and go.
+fn shared_slots<'a>(
+    components: &[&'a str],
+    shared: usize,
+    intervals: &BTreeMap<String, u32>,
+) -> Vec<(&'a str, usize)> {
+    const DEFAULT_DAYS: u32 = 7;
+    let hash = |c: &str, n: usize| {
+        let h = blake3::hash(c.as_bytes());
+        (u64::from_le_bytes(h.as_bytes()[..8].try_into().expect("8 bytes")) % n as u64) as usize
+    };
+    let mut tiers: BTreeMap<u32, Vec<&'a str>> = BTreeMap::new();
+    for &c in components {
+        let days = intervals.get(c).copied().unwrap_or(DEFAULT_DAYS);
+        tiers.entry(days).or_default().push(c);
+    }
+    // More intervals than layers: neighbouring intervals share, in runs of
+    // about the same number of intervals.
+    let tiers: Vec<Vec<&'a str>> = {
+        let all: Vec<Vec<&'a str>> = tiers.into_values().collect();
+        let groups = all.len().min(shared.max(1));
+        let mut merged: Vec<Vec<&'a str>> = vec![Vec::new(); groups];
+        for (i, t) in all.iter().enumerate() {
+            merged[i * groups / all.len()].extend(t);
+        }
+        merged
+    };
+    // Layers per tier: one each, the rest in proportion to their size.
+    let total: usize = tiers.iter().map(Vec::len).sum();
+    let mut layers: Vec<usize> = vec![1; tiers.len()];
+    let mut left = shared.saturating_sub(tiers.len());
+    let extra: Vec<usize> = tiers
+        .iter()
+        .map(|t| left * t.len() / total.max(1))
+        .collect();
+    for (l, e) in layers.iter_mut().zip(&extra) {
+        *l += e;
+    }
+    left -= extra.iter().sum::<usize>();
+    // What rounding left goes to the largest tiers.
+    let mut order: Vec<usize> = (0..tiers.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(tiers[i].len()));
+    for &i in order.iter().cycle().take(left) {
+        layers[i] += 1;
+    }
+    let mut out = Vec::with_capacity(components.len());
+    let mut first = 0;
+    for (t, n) in tiers.iter().zip(layers) {
+        for &c in t {
+            out.push((c, first + hash(c, n)));
+        }
+        first += n;
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -273,6 +413,115 @@ mod tests {
             root: None,
             warnings: Vec::new(),
         }
+    }
+
+    fn with(mut e: Entry, key: &str, value: &str) -> Entry {
+        e.xattrs.push((key.into(), value.as_bytes().to_vec()));
+        e
+    }
+
+    #[test]
+    fn a_directory_component_covers_what_is_below_it() {
+        let dir = u64::MAX;
+        let t = tree(vec![
+            with(file("d", dir), COMPONENT_XATTR, "outer"),
+            file("d/a", 1),
+            with(file("d/e", dir), COMPONENT_XATTR, "inner"),
+            file("d/e/b", 1),
+            with(file("d/e/f", 1), COMPONENT_XATTR, "outer"),
+            file("d/g", 1),
+            file("da", 1),
+        ]);
+        let c = assign_components(&t, |_| None);
+        assert_eq!(
+            &c[..6],
+            ["outer", "outer", "inner", "inner", "outer", "outer"]
+        );
+        assert!(c[6].starts_with(UNOWNED_PREFIX), "{}", c[6]);
+    }
+
+    #[test]
+    fn update_intervals_are_read_and_must_agree() {
+        assert_eq!(parse_update_interval(b"weekly"), Some(7));
+        assert_eq!(parse_update_interval(b"36500"), Some(36500));
+        for bad in [&b"0"[..], b"-1", b"Weekly", b" 7", b"7\n", b"3.5", b""] {
+            assert_eq!(parse_update_interval(bad), None, "{bad:?}");
+        }
+        let t = tree(vec![
+            with(
+                with(file("a", 1), COMPONENT_XATTR, "c"),
+                UPDATE_INTERVAL_XATTR,
+                "7",
+            ),
+            with(
+                with(file("b", 1), COMPONENT_XATTR, "c"),
+                UPDATE_INTERVAL_XATTR,
+                "weekly",
+            ),
+            with(
+                with(file("x", 1), COMPONENT_XATTR, "y"),
+                UPDATE_INTERVAL_XATTR,
+                "yearly",
+            ),
+        ]);
+        let c = assign_components(&t, |_| None);
+        let got = update_intervals(&t, &c).unwrap();
+        assert_eq!(
+            got.into_iter().collect::<Vec<_>>(),
+            [("c".into(), 7), ("y".into(), 365)]
+        );
+        let mut t = t;
+        t.entries[1].xattrs[1].1 = b"daily".to_vec();
+        let err = update_intervals(&t, &c).unwrap_err().to_string();
+        assert!(
+            err.contains("b:") && err.contains("1 days") && err.contains("at a"),
+            "{err}"
+        );
+        t.entries[1].xattrs[1].1 = b"often".to_vec();
+        assert!(update_intervals(&t, &c).is_err());
+    }
+
+    #[test]
+    fn components_of_other_update_intervals_do_not_share_layers() {
+        // 40 small components, half daily, half yearly, and 4 large ones:
+        // 8 layers, of which 2 shared.
+        let mut entries = Vec::new();
+        let mut intervals = BTreeMap::new();
+        for i in 0..40 {
+            let name = format!("c{i:02}");
+            entries.push(with(file(&format!("f{i:02}"), 10), COMPONENT_XATTR, &name));
+            intervals.insert(name, if i % 2 == 0 { 1 } else { 365 });
+        }
+        for i in 0..6 {
+            let name = format!("big{i}");
+            entries.push(with(
+                file(&format!("g{i}"), 1 << 20),
+                COMPONENT_XATTR,
+                &name,
+            ));
+        }
+        let t = tree(entries);
+        let c = assign_components(&t, |_| None);
+        let plan = plan_layers(&t, &c, 8, None, &intervals);
+        assert_eq!(plan.layers.len(), 8);
+        let mut shared = 0;
+        for l in plan.layers.iter().filter(|l| l.components.len() > 1) {
+            shared += 1;
+            let days: std::collections::BTreeSet<u32> =
+                l.components.iter().map(|c| intervals[c]).collect();
+            assert_eq!(days.len(), 1, "{:?}", l.components);
+        }
+        assert_eq!(shared, 2);
+        // Without intervals the same components mix.
+        let plain = plan_layers(&t, &c, 8, None, &BTreeMap::new());
+        assert!(plain.layers.iter().any(|l| {
+            let days: std::collections::BTreeSet<u32> = l
+                .components
+                .iter()
+                .filter_map(|c| intervals.get(c).copied())
+                .collect();
+            days.len() > 1
+        }));
     }
 
     #[test]
@@ -328,7 +577,7 @@ mod tests {
         }
         let t = tree(entries);
         for max in [1, 2, 7, 40, 41, 64, 500] {
-            let plan = plan_layers(&t, &comps, max, None);
+            let plan = plan_layers(&t, &comps, max, None, &BTreeMap::new());
             assert!(
                 plan.layers.len() <= max,
                 "{} layers for max {max}",
@@ -349,11 +598,16 @@ mod tests {
             );
             assert_eq!(
                 plan,
-                plan_layers(&t, &comps, max, None),
+                plan_layers(&t, &comps, max, None, &BTreeMap::new()),
                 "not deterministic"
             );
         }
-        assert_eq!(plan_layers(&t, &comps, 64, None).layers.len(), 41);
+        assert_eq!(
+            plan_layers(&t, &comps, 64, None, &BTreeMap::new())
+                .layers
+                .len(),
+            41
+        );
     }
 
     #[test]
@@ -363,7 +617,7 @@ mod tests {
         let comps = names(&["a", "b", "c", "d", "new1", "new2"]);
         let t = tree(entries);
         let prior = vec![names(&["b", "gone"]), names(&["a", "c"]), names(&["d"])];
-        let plan = plan_layers(&t, &comps, 5, Some(&prior));
+        let plan = plan_layers(&t, &comps, 5, Some(&prior), &BTreeMap::new());
         let got: Vec<Vec<String>> = plan.layers.iter().map(|l| l.components.clone()).collect();
         assert_eq!(
             got,
@@ -376,7 +630,7 @@ mod tests {
             ]
         );
         // At the limit, new components share the last layer.
-        let plan = plan_layers(&t, &comps, 4, Some(&prior));
+        let plan = plan_layers(&t, &comps, 4, Some(&prior), &BTreeMap::new());
         let got: Vec<Vec<String>> = plan.layers.iter().map(|l| l.components.clone()).collect();
         assert_eq!(
             got,
@@ -388,7 +642,7 @@ mod tests {
             ]
         );
         // Fewer layers than before: the overflow joins the last allowed layer.
-        let plan = plan_layers(&t, &comps, 2, Some(&prior));
+        let plan = plan_layers(&t, &comps, 2, Some(&prior), &BTreeMap::new());
         assert_eq!(plan.layers.len(), 2);
     }
 }
