@@ -10,11 +10,11 @@
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use super::pack::{pack, PackJob, PackOptions, PackReport, PackSource, Progress};
+use super::pack::{pack_with, PackJob, PackOptions, PackReport, PackSource, Progress};
 use crate::error::{Error, Result};
 use crate::oci::archive::write_archive_to;
 use crate::oci::layout::LayoutWriter;
-use crate::store::{ImageRef, StoreConfig};
+use crate::store::{ImageRef, ImageWriter, StoreConfig};
 
 /// Where the archive goes.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -73,7 +73,8 @@ pub fn pack_archive(job: &ArchiveJob, progress: &(dyn Fn(Progress) + Sync)) -> R
     let dir = scratch.join(format!("chunkah-archive-{}-{n}", std::process::id()));
     let _gone = RemoveOnDrop(dir.clone());
     let tag = job.name.clone().unwrap_or_else(|| SCRATCH_TAG.to_string());
-    let mut report = pack(
+    job.options.validate()?;
+    let mut report = pack_with(
         &PackJob {
             source: job.source.clone(),
             dest: ImageRef::Layout {
@@ -83,6 +84,7 @@ pub fn pack_archive(job: &ArchiveJob, progress: &(dyn Fn(Progress) + Sync)) -> R
             options: job.options.clone(),
             store: job.store.clone(),
         },
+        ImageWriter::open_scratch_layout(&dir, &tag)?,
         progress,
     )?;
     if job.name.is_none() {

@@ -295,6 +295,17 @@ pub fn prior_components(manifest: &Manifest) -> Option<Vec<Vec<String>>> {
 /// it (tag set, archive written, or image pushed). A failed or cancelled
 /// job leaves nothing at the destination. `progress` hears where the work is.
 pub fn pack(job: &PackJob, progress: &(dyn Fn(Progress) + Sync)) -> Result<PackReport> {
+    job.options.validate()?;
+    let writer = ImageWriter::open(&job.dest, &job.store)?;
+    pack_with(job, writer, progress)
+}
+
+/// [`pack`] into `writer`, opened for `job.dest`.
+pub(super) fn pack_with(
+    job: &PackJob,
+    writer: ImageWriter,
+    progress: &(dyn Fn(Progress) + Sync),
+) -> Result<PackReport> {
     let options = &job.options;
     options.validate()?;
     let scratch = job.store.scratch_dir.as_deref();
@@ -319,7 +330,6 @@ pub fn pack(job: &PackJob, progress: &(dyn Fn(Progress) + Sync)) -> Result<PackR
         ImageReader::open_with(base, &job.store)?.image(host_architecture())?;
     }
     let pool = super::worker_pool(options.threads)?;
-    let writer = ImageWriter::open(&job.dest, &job.store)?;
     let mut base = None;
     let (mut tree, mut content, owners) = match &job.source {
         PackSource::Dir(root) => {

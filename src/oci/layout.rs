@@ -22,6 +22,8 @@ const OCI_LAYOUT: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
 pub struct LayoutWriter {
     root: PathBuf,
     blobs: PathBuf,
+    /// Blobs are flushed to disk before they are renamed into place.
+    durable: bool,
 }
 
 /// A blob being written; removed unless [`LayoutWriter::commit`] takes it.
@@ -81,6 +83,17 @@ impl LayoutWriter {
         Ok(LayoutWriter {
             root: root.to_path_buf(),
             blobs,
+            durable: true,
+        })
+    }
+
+    /// Opens a scratch layout at `root` (as [`LayoutWriter::open`]): one
+    /// whose blobs are not flushed to disk when committed, as it is read
+    /// back by this run (into an archive, or pushed) and then removed.
+    pub fn open_scratch(root: &Path) -> Result<Self> {
+        Ok(LayoutWriter {
+            durable: false,
+            ..Self::open(root)?
         })
     }
 
@@ -115,7 +128,9 @@ impl LayoutWriter {
         let file = buf
             .into_inner()
             .map_err(|e| Error::io(&blob.path, e.into_error()))?;
-        file.sync_all().map_err(|e| Error::io(&blob.path, e))?;
+        if self.durable {
+            file.sync_all().map_err(|e| Error::io(&blob.path, e))?;
+        }
         drop(file);
         let dest = self.blobs.join(digest.hex());
         fs::rename(&blob.path, &dest).map_err(|e| Error::io(&dest, e))?;

@@ -94,7 +94,10 @@ impl ImageWriter {
         let remove_on_drop = (!scratch && !dir.exists()).then(|| dir.clone());
         let writer = ImageWriter {
             dest: dest.clone(),
-            layout: LayoutWriter::open(&dir)?,
+            layout: match scratch {
+                false => LayoutWriter::open(&dir)?,
+                true => LayoutWriter::open_scratch(&dir)?,
+            },
             tag,
             remove_on_drop,
             scratch: scratch.then(|| dir.clone()),
@@ -108,6 +111,26 @@ impl ImageWriter {
             }
         }
         Ok(writer)
+    }
+
+    /// Opens a scratch layout at `dir` for an image tagged `tag`, which the
+    /// caller reads back (into an archive stream, say) and removes:
+    /// [`ImageWriter::finish`] leaves it in place, blobs are not flushed to
+    /// disk.
+    pub fn open_scratch_layout(dir: &std::path::Path, tag: &str) -> Result<Self> {
+        Ok(ImageWriter {
+            dest: ImageRef::Layout {
+                dir: dir.to_path_buf(),
+                tag: Some(tag.to_string()),
+            },
+            layout: LayoutWriter::open_scratch(dir)?,
+            tag: tag.to_string(),
+            remove_on_drop: None,
+            scratch: None,
+            #[cfg(feature = "registry")]
+            registry: None,
+            referrers: false,
+        })
     }
 
     /// Opens `dest` for writing artifacts that refer to the manifest
