@@ -13,4 +13,11 @@ if [ -z "${CHUNKAH_SERIES_DIR:-}" ]; then
     bash "$series_script" "$CHUNKAH_SERIES_DIR" >&2
 fi
 cargo test --release --all-targets --locked
+# The binary chunkah's Containerfile builds, by its own command.
+containerfile_build=$(sed -n 's/^RUN \(cargo build [^\\&]*[^ \\&]\).*/\1/p' Containerfile)
+[ "$containerfile_build" = "cargo build --release --locked --bin chunkah" ] || {
+    echo "test: unexpected build command in Containerfile: $containerfile_build" >&2
+    exit 1
+}
+$containerfile_build
 cargo test --release --doc --locked
