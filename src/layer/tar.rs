@@ -99,7 +99,7 @@ impl<W: Write> TarWriter<W> {
                 b"system.posix_acl_default" => b"SCHILY.acl.default",
                 _ => continue,
             };
-            if let Some(text) = acl_text(value) {
+            if let Some(text) = crate::walk::acl::to_text(value) {
                 pax.push((text_key.to_vec(), text));
             }
         }
@@ -159,44 +159,6 @@ impl<W: Write> TarWriter<W> {
 }
 
 /// PAX records `"LEN KEY=VALUE\n"`, where LEN counts the whole record.
-/// The text form of a POSIX ACL in its extended-attribute form (version
-/// 2: entries of tag, permissions and id), one entry per line with numeric
-/// ids (`user::rwx\nuser:1234:r-x\n...`); `None` if it is not one.
-pub fn acl_text(xattr: &[u8]) -> Option<Vec<u8>> {
-    let (version, entries) = xattr.split_first_chunk::<4>()?;
-    if u32::from_le_bytes(*version) != 2 || entries.len() % 8 != 0 {
-        return None;
-    }
-    let mut out = Vec::new();
-    for e in entries.chunks_exact(8) {
-        let tag = u16::from_le_bytes([e[0], e[1]]);
-        let perm = u16::from_le_bytes([e[2], e[3]]);
-        let id = u32::from_le_bytes([e[4], e[5], e[6], e[7]]);
-        let (kind, id) = match tag {
-            0x01 => ("user", None),
-            0x02 => ("user", Some(id)),
-            0x04 => ("group", None),
-            0x08 => ("group", Some(id)),
-            0x10 => ("mask", None),
-            0x20 => ("other", None),
-            _ => return None,
-        };
-        if perm > 7 {
-            return None;
-        }
-        let bit = |b: u16, c: char| if perm & b != 0 { c } else { '-' };
-        let line = format!(
-            "{kind}:{}:{}{}{}\n",
-            id.map(|i| i.to_string()).unwrap_or_default(),
-            bit(4, 'r'),
-            bit(2, 'w'),
-            bit(1, 'x')
-        );
-        out.extend_from_slice(line.as_bytes());
-    }
-    Some(out)
-}
-
 fn pax_records(records: &[(Vec<u8>, Vec<u8>)]) -> Vec<u8> {
     let mut out = Vec::new();
     for (k, v) in records {
@@ -366,30 +328,6 @@ mod tests {
             seen += 1;
         }
         assert_eq!(seen, entries.len());
-    }
-
-    #[test]
-    fn acls_are_written_as_text_too() {
-        // user::rwx user:1234:rwx group::r-x mask::rwx other::r-x, as the
-        // kernel stores them (ids of the unnamed entries are -1).
-        let mut x = 2u32.to_le_bytes().to_vec();
-        for (tag, perm, id) in [
-            (1u16, 7u16, u32::MAX),
-            (2, 7, 1234),
-            (4, 5, u32::MAX),
-            (0x10, 7, u32::MAX),
-            (0x20, 5, u32::MAX),
-        ] {
-            x.extend_from_slice(&tag.to_le_bytes());
-            x.extend_from_slice(&perm.to_le_bytes());
-            x.extend_from_slice(&id.to_le_bytes());
-        }
-        assert_eq!(
-            acl_text(&x).unwrap(),
-            b"user::rwx\nuser:1234:rwx\ngroup::r-x\nmask::rwx\nother::r-x\n"
-        );
-        assert_eq!(acl_text(&x[..7]), None);
-        assert_eq!(acl_text(&[1, 0, 0, 0]), None);
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! with children sorted by name bytes: parents come before children, and the
 //! same tree always gives the same list.
 
+pub mod acl;
 mod filter;
 mod tar;
 mod xattr;

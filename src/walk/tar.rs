@@ -358,6 +358,8 @@ fn read_entry<R: Read>(
     let header = entry.header().clone();
     let link = entry.link_name_bytes().map(|l| l.into_owned());
     let mut xattrs: Vec<(OsString, Vec<u8>)> = Vec::new();
+    // ACLs as text (GNU tar, star), for those without the xattr form.
+    let mut acls: Vec<(&str, Vec<u8>)> = Vec::new();
     if let Some(exts) = entry.pax_extensions().map_err(bad)? {
         for ext in exts {
             let ext = ext.map_err(bad)?;
@@ -367,6 +369,19 @@ fn read_entry<R: Read>(
                     ext.value_bytes().to_vec(),
                 ));
             }
+            let which = match ext.key_bytes() {
+                b"SCHILY.acl.access" => "system.posix_acl_access",
+                b"SCHILY.acl.default" => "system.posix_acl_default",
+                _ => continue,
+            };
+            if let Some(x) = crate::walk::acl::from_text(ext.value_bytes()) {
+                acls.push((which, x));
+            }
+        }
+    }
+    for (name, x) in acls {
+        if !xattrs.iter().any(|(k, _)| k == name) {
+            xattrs.push((name.into(), x));
         }
     }
     xattrs.sort();
