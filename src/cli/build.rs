@@ -246,10 +246,11 @@ pub fn run(args: BuildArgs, verbose: u8) -> Result<()> {
                 source,
                 target,
                 name: args.tag.clone(),
-                gzip: matches!(compression, Compression::Gzip(_)).then(|| match compression {
-                    Compression::Gzip(l) => l,
-                    _ => 6,
-                }),
+                // As coreos/chunkah: --compressed wraps the archive too.
+                gzip: match compression {
+                    Compression::Gzip(level) if args.compressed => Some(level),
+                    _ => None,
+                },
                 options,
                 store,
             },
