@@ -92,6 +92,28 @@ impl Podman {
     }
 }
 
+impl Podman {
+    /// `src` packed (seekable zstd) and pushed to a registry started for
+    /// it as `repo_tag`, pulled by podman and compared with `src`.
+    fn pull_from_registry(&self, src: &Path, name: &str, repo_tag: &str) {
+        let registry = Registry::start(name);
+        let remote = format!("{}/{repo_tag}", registry.host());
+        run(chunkah().arg("pack").arg(src).args([
+            "-o",
+            &format!("docker://{remote}"),
+            "--source-date-epoch",
+            EPOCH,
+            "--quiet",
+            "--tls-verify=false",
+        ]));
+        run(self
+            .cmd()
+            .args(["pull", "-q", "--tls-verify=false"])
+            .arg(format!("docker://{remote}")));
+        assert_same(src, &self.mount(&remote), "pulled from the registry");
+    }
+}
+
 impl Drop for Podman {
     fn drop(&mut self) {
         let _ = self
@@ -206,21 +228,7 @@ fn the_edge_case_tree_round_trips_through_podman() {
         .unwrap_or_else(|| panic!("the pulled image: {listed}"))
         .to_string();
     assert_same(&src, &podman.mount(&pulled), "pulled from oci:");
-    let registry = Registry::start("podman-registry");
-    let remote = format!("{}/edge:zstd", registry.host());
-    run(chunkah().arg("pack").arg(&src).args([
-        "-o",
-        &format!("docker://{remote}"),
-        "--source-date-epoch",
-        EPOCH,
-        "--quiet",
-        "--tls-verify=false",
-    ]));
-    run(podman
-        .cmd()
-        .args(["pull", "-q", "--tls-verify=false"])
-        .arg(format!("docker://{remote}")));
-    assert_same(&src, &podman.mount(&remote), "pulled from the registry");
+    podman.pull_from_registry(&src, "podman-registry", "edge:zstd");
 }
 
 #[test]
@@ -249,21 +257,7 @@ fn a_debian_tree_round_trips_through_podman() {
         podman.build_and_load(&args, name);
         assert_same(&src, &podman.mount(name), name);
     }
-    let registry = Registry::start("podman-debian-registry");
-    let remote = format!("{}/debian:zstd", registry.host());
-    run(chunkah().arg("pack").arg(&src).args([
-        "-o",
-        &format!("docker://{remote}"),
-        "--source-date-epoch",
-        EPOCH,
-        "--quiet",
-        "--tls-verify=false",
-    ]));
-    run(podman
-        .cmd()
-        .args(["pull", "-q", "--tls-verify=false"])
-        .arg(format!("docker://{remote}")));
-    assert_same(&src, &podman.mount(&remote), "pulled from the registry");
+    podman.pull_from_registry(&src, "podman-debian-registry", "debian:zstd");
 }
 
 /// The value of the extended attribute `name` of `path`, if it has one.

@@ -18,8 +18,8 @@ use super::binary::find::{find, FoundDelta, Lookup};
 use super::binary::format::decompress_part;
 use super::binary::rebuild::{rebuild as rebuild_frames, Fallback, Rebuilt};
 use super::{
-    load, old_frames, plan, plan_covering, request_groups, split_ranges, BlobAction, DeltaOptions,
-    DeltaPlan, ImageView, OldFrame, FETCH_WINDOW,
+    bounded_runs, load, old_frames, plan, plan_covering, request_groups, split_ranges, BlobAction,
+    DeltaOptions, DeltaPlan, ImageView, OldFrame, FETCH_WINDOW,
 };
 use crate::digest::{ChunkId, Digest, HashingWriter};
 use crate::error::{Error, Result};
@@ -639,21 +639,14 @@ impl<'a> RangeWindows<'a> {
         name: &'a str,
     ) -> Self {
         let pieces = split_ranges(ranges, FETCH_WINDOW);
-        let mut waves: Vec<Vec<std::ops::Range<usize>>> = Vec::new();
-        let mut bytes = 0;
-        for g in request_groups(&pieces, per_request, FETCH_WINDOW) {
-            let len: u64 = pieces[g.clone()].iter().map(|r| r.1 - r.0).sum();
-            match waves.last_mut() {
-                Some(w) if bytes + len <= FETCH_WINDOW => {
-                    w.push(g);
-                    bytes += len;
-                }
-                _ => {
-                    waves.push(vec![g]);
-                    bytes = len;
-                }
-            }
-        }
+        let groups = request_groups(&pieces, per_request, FETCH_WINDOW);
+        let group_bytes = groups
+            .iter()
+            .map(|g| pieces[g.clone()].iter().map(|r| r.1 - r.0).sum());
+        let waves = bounded_runs(group_bytes, usize::MAX, FETCH_WINDOW)
+            .into_iter()
+            .map(|w| groups[w].to_vec())
+            .collect();
         RangeWindows {
             reader,
             digest: d.digest,

@@ -183,22 +183,32 @@ pub fn request_groups(
     per_request: usize,
     max_bytes: u64,
 ) -> Vec<std::ops::Range<usize>> {
-    let mut groups: Vec<std::ops::Range<usize>> = Vec::new();
-    let mut bytes = 0;
-    for (i, (start, end)) in ranges.iter().enumerate() {
-        let len = end - start;
-        match groups.last_mut() {
-            Some(g) if g.len() < per_request.max(1) && bytes + len <= max_bytes => {
-                g.end = i + 1;
-                bytes += len;
+    bounded_runs(ranges.iter().map(|(s, e)| e - s), per_request, max_bytes)
+}
+
+/// Consecutive items, by their `costs`, cut into runs of at most
+/// `max_count` items costing at most `max_bytes` together (an item above
+/// `max_bytes` alone); the runs in order, as index ranges.
+pub fn bounded_runs(
+    costs: impl IntoIterator<Item = u64>,
+    max_count: usize,
+    max_bytes: u64,
+) -> Vec<std::ops::Range<usize>> {
+    let mut runs: Vec<std::ops::Range<usize>> = Vec::new();
+    let mut used = 0;
+    for (i, cost) in costs.into_iter().enumerate() {
+        match runs.last_mut() {
+            Some(r) if r.len() < max_count.max(1) && used + cost <= max_bytes => {
+                r.end = i + 1;
+                used += cost;
             }
             _ => {
-                groups.push(i..i + 1);
-                bytes = len;
+                runs.push(i..i + 1);
+                used = cost;
             }
         }
     }
-    groups
+    runs
 }
 
 /// Bytes (and requests) at one level.

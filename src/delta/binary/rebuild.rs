@@ -92,23 +92,11 @@ fn reference_len(part: &Part, old: &ImageView) -> u64 {
 /// Splits `parts` into runs decoded together: at most [`DECODE_AT_ONCE`]
 /// parts, at most [`DECODE_BUDGET`] bytes of reference and content.
 fn decode_groups(parts: &[&Part], old: &ImageView) -> Vec<std::ops::Range<usize>> {
-    let cost = |p: &Part| reference_len(p, old) + p.content_len;
-    let mut groups: Vec<std::ops::Range<usize>> = Vec::new();
-    let mut used = 0;
-    for (i, p) in parts.iter().enumerate() {
-        let c = cost(p);
-        match groups.last_mut() {
-            Some(g) if g.len() < DECODE_AT_ONCE && used + c <= DECODE_BUDGET => {
-                g.end = i + 1;
-                used += c;
-            }
-            _ => {
-                groups.push(i..i + 1);
-                used = c;
-            }
-        }
-    }
-    groups
+    crate::delta::bounded_runs(
+        parts.iter().map(|p| reference_len(p, old) + p.content_len),
+        DECODE_AT_ONCE,
+        DECODE_BUDGET,
+    )
 }
 
 /// Rebuilds the frames of the parts `chosen` of `found` (read from
