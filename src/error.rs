@@ -51,6 +51,19 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// The lock that guards an image layout or archive against other
+    /// writers could not be taken.
+    #[error("{what}: cannot take the lock {}: {source}", path.display())]
+    Lock {
+        /// The layout or archive guarded.
+        what: String,
+        /// The lock file.
+        path: PathBuf,
+        /// Why the lock could not be taken.
+        #[source]
+        source: std::io::Error,
+    },
+
     /// An I/O error on a stream that has no path (a pipe).
     #[error("reading stream: {0}")]
     Stream(#[source] std::io::Error),

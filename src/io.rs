@@ -1,6 +1,6 @@
 //! I/O helpers the stages share: regions of files read in place, nameless
 //! scratch files, decompression of sniffed streams, atomic replacement of a
-//! file.
+//! file, advisory locks on lock files.
 
 use std::fs::File;
 use std::io::Read;
@@ -208,4 +208,90 @@ pub fn temp_name(dir: &Path) -> PathBuf {
         std::process::id(),
         COUNTER.fetch_add(1, Ordering::Relaxed)
     ))
+}
+
+/// How a [`FileLock`] is held.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LockMode {
+    /// With other shared holders; excludes exclusive ones.
+    Shared,
+    /// Alone.
+    Exclusive,
+}
+
+/// An advisory lock (`flock(2)`) on a lock file, held while the value lives.
+///
+/// The lock is always on the file that is at the path once the lock is
+/// taken: a holder may remove the file (or the directory it is in) before it
+/// lets go, and a run that was waiting on the removed file then tries again
+/// on the path's new file.
+#[derive(Debug)]
+pub struct FileLock {
+    file: File,
+    path: PathBuf,
+}
+
+impl FileLock {
+    /// Takes the lock on the file at `path` (created if missing) in `mode`,
+    /// waiting for holders of a conflicting lock. A missing directory is an
+    /// error of kind `NotFound`.
+    pub fn acquire(path: &Path, mode: LockMode) -> std::io::Result<FileLock> {
+        loop {
+            let file = File::options()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(path)?;
+            match mode {
+                LockMode::Shared => file.lock_shared()?,
+                LockMode::Exclusive => file.lock()?,
+            }
+            if same_file(&file, path)? {
+                return Ok(FileLock {
+                    file,
+                    path: path.to_path_buf(),
+                });
+            }
+            // Removed or replaced while this run waited: the lock guards
+            // nothing any more.
+        }
+    }
+
+    /// The lock file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Turns the lock exclusive if no one else holds it, without waiting:
+    /// `false` if someone does. Either way the lock held before is let go
+    /// first (`flock(2)` converts a lock that way): hold it again with
+    /// [`FileLock::relock`].
+    pub fn try_exclusive(&self) -> std::io::Result<bool> {
+        match self.file.try_lock() {
+            Ok(()) => Ok(true),
+            Err(std::fs::TryLockError::WouldBlock) => Ok(false),
+            Err(std::fs::TryLockError::Error(e)) => Err(e),
+        }
+    }
+
+    /// Holds the lock in `mode` again (after [`FileLock::try_exclusive`]),
+    /// waiting for conflicting holders.
+    pub fn relock(&self, mode: LockMode) -> std::io::Result<()> {
+        match mode {
+            LockMode::Shared => self.file.lock_shared(),
+            LockMode::Exclusive => self.file.lock(),
+        }
+    }
+}
+
+/// Whether `file` is still the file at `path`.
+fn same_file(file: &File, path: &Path) -> std::io::Result<bool> {
+    use std::os::unix::fs::MetadataExt;
+    let held = file.metadata()?;
+    match std::fs::metadata(path) {
+        Ok(now) => Ok(now.dev() == held.dev() && now.ino() == held.ino()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e),
+    }
 }

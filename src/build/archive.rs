@@ -134,6 +134,8 @@ fn write_file(dir: &Path, file: &Path, gzip: Option<u32>) -> Result<()> {
         .map_err(|e| io(e.into_error()))?
         .sync_all()
         .map_err(io)?;
+    // Not while another run reads the archive to add an image to it.
+    let _lock = crate::oci::archive::ArchiveLock::acquire(file)?;
     std::fs::rename(&temp, file).map_err(|e| Error::io(file, e))
 }
 

@@ -9,6 +9,7 @@ use crate::delta::{self};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::layer::index::IndexLocation;
+use crate::oci::read::LayoutReader;
 use crate::oci::types::{host_architecture, Descriptor, Manifest, MANIFEST_MEDIA_TYPE};
 use crate::store::{merge_referrer, ImageReader, ImageRef, ImageWriter, StoreConfig};
 
@@ -77,13 +78,14 @@ pub fn delta(job: &DeltaJob, progress: &(dyn Fn(u64, u64) + Sync)) -> Result<Del
         ));
     }
     let subject = new_image.descriptor.digest;
-    // The referrers NEW has at the destination already (deltas from other
-    // versions are kept).
-    let existing = match exists(&job.dest) {
+    let writer = ImageWriter::open_referrers(&job.dest, &subject, &job.store)?;
+    // The referrers NEW has in the registry already (deltas from other
+    // versions are kept); a layout's or an archive's are in the writer's
+    // layout, read while the tag is replaced.
+    let remote = match job.dest.is_registry() {
         true => ImageReader::open_with(&job.dest, &job.store)?.referrers(&subject)?,
         false => None,
     };
-    let writer = ImageWriter::open_referrers(&job.dest, &subject, &job.store)?;
     let layout = writer.layout();
 
     let pool = super::worker_pool(job.threads)?;
@@ -149,10 +151,15 @@ pub fn delta(job: &DeltaJob, progress: &(dyn Fn(u64, u64) + Sync)) -> Result<Del
     let mut manifest_desc = layout.put_blob(MANIFEST_MEDIA_TYPE, &manifest_json)?;
     manifest_desc.artifact_type = Some(DELTA_MEDIA_TYPE.into());
     manifest_desc.annotations = base;
-    let index = merge_referrer(existing, manifest_desc.clone(), &[BASE_ANNOTATION]);
-    let index_json = serde_json::to_vec(&index).expect("an index serialises");
-    let index_desc = layout.put_blob(crate::oci::types::INDEX_MEDIA_TYPE, &index_json)?;
-    layout.set_tag(writer.tag(), index_desc)?;
+    layout.update_tag(writer.tag(), |current| {
+        let existing = match current {
+            Some(desc) => Some(LayoutReader::open_layout(layout.root())?.json_blob(desc)?),
+            None => remote,
+        };
+        let index = merge_referrer(existing, manifest_desc.clone(), &[BASE_ANNOTATION]);
+        let index_json = serde_json::to_vec(&index).expect("an index serialises");
+        layout.put_blob(crate::oci::types::INDEX_MEDIA_TYPE, &index_json)
+    })?;
     let outcome = writer.finish()?;
     Ok(DeltaReport {
         schema_version: 1,
@@ -165,14 +172,4 @@ pub fn delta(job: &DeltaJob, progress: &(dyn Fn(u64, u64) + Sync)) -> Result<Del
         stats,
         reference: outcome.reference,
     })
-}
-
-/// Whether `dest` exists already (a registry is asked in any case).
-fn exists(dest: &ImageRef) -> bool {
-    match dest {
-        ImageRef::Layout { dir, .. } => dir.join("index.json").exists(),
-        ImageRef::Archive { file, .. } => file.exists(),
-        #[allow(unreachable_patterns)]
-        _ => true,
-    }
 }

@@ -281,9 +281,8 @@ pub fn apply(
         dest.set_tag(tag, tagged)
     })();
     if let Err(e) = result {
-        for d in &written {
-            dest.remove_blob(d);
-        }
+        // What no image references goes, unless another run writes there.
+        let _ = dest.remove_unreferenced(&written);
         return Err(e);
     }
     Ok(ApplyReport {

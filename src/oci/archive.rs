@@ -27,7 +27,7 @@ const MANIFEST_TYPES: [&str; 2] = [
 
 /// The blobs `index` reaches (manifests, their configs and layers, nested
 /// indexes), read through `reader`.
-fn reachable(reader: &LayoutReader, index: &Index) -> Result<BTreeSet<(Digest, u64)>> {
+pub(crate) fn reachable(reader: &LayoutReader, index: &Index) -> Result<BTreeSet<(Digest, u64)>> {
     let mut out = BTreeSet::new();
     let mut todo: Vec<Descriptor> = index.manifests.clone();
     while let Some(desc) = todo.pop() {
@@ -48,15 +48,17 @@ fn reachable(reader: &LayoutReader, index: &Index) -> Result<BTreeSet<(Digest, u
     Ok(out)
 }
 
-/// Copies every image of the archive at `file` except the one tagged
-/// `except` into `layout` (blobs and tags), so that writing the archive back
+/// Copies every image of the archive at `file` (but the one tagged `except`,
+/// if any) into `layout` (blobs and tags), so that writing the archive back
 /// keeps them.
-pub fn import_archive(file: &Path, layout: &LayoutWriter, except: &str) -> Result<()> {
+pub fn import_archive(file: &Path, layout: &LayoutWriter, except: Option<&str>) -> Result<()> {
     let reader = LayoutReader::open_archive(file)?;
     let mut index = reader.index()?;
-    index
-        .manifests
-        .retain(|m| m.annotations.get(REF_NAME).map(String::as_str) != Some(except));
+    if let Some(except) = except {
+        index
+            .manifests
+            .retain(|m| m.annotations.get(REF_NAME).map(String::as_str) != Some(except));
+    }
     for (digest, size) in reachable(&reader, &index)? {
         if layout.has_blob(&digest) {
             continue;
@@ -67,7 +69,7 @@ pub fn import_archive(file: &Path, layout: &LayoutWriter, except: &str) -> Resul
         std::io::copy(&mut blob.reader(), temp.writer()).map_err(|e| Error::io(&dest, e))?;
         let (got, _) = layout.commit(temp)?;
         if got != digest {
-            layout.remove_blob(&got);
+            let _ = layout.remove_unreferenced(&[got]);
             return Err(Error::digest_mismatch(&blob.name, digest, got));
         }
     }
@@ -78,6 +80,42 @@ pub fn import_archive(file: &Path, layout: &LayoutWriter, except: &str) -> Resul
         }
     }
     Ok(())
+}
+
+/// The name of the lock file of the archive `file`: `.NAME.chunkah-lock`
+/// beside it.
+pub fn archive_lock_path(file: &Path) -> Result<std::path::PathBuf> {
+    let name = file
+        .file_name()
+        .ok_or_else(|| Error::Config(format!("{} is not a file name", file.display())))?;
+    Ok(crate::io::parent_dir(file).join(format!(".{}.chunkah-lock", name.to_string_lossy())))
+}
+
+/// The lock that makes runs writing the archive `file` (reading what it
+/// holds, adding an image, replacing it) take turns: held until
+/// [`ArchiveLock`] is dropped, when its file is removed.
+#[derive(Debug)]
+pub struct ArchiveLock(crate::io::FileLock);
+
+impl ArchiveLock {
+    /// Takes the lock of the archive `file`, waiting for the run holding it.
+    pub fn acquire(file: &Path) -> Result<Self> {
+        let path = archive_lock_path(file)?;
+        crate::io::FileLock::acquire(&path, crate::io::LockMode::Exclusive)
+            .map(ArchiveLock)
+            .map_err(|source| Error::Lock {
+                what: format!("OCI archive {}", file.display()),
+                path,
+                source,
+            })
+    }
+}
+
+impl Drop for ArchiveLock {
+    fn drop(&mut self) {
+        // Runs waiting on this file find it gone and take the next one.
+        let _ = fs::remove_file(self.0.path());
+    }
 }
 
 /// Writes the layout at `dir` as an OCI archive at `dest`: beside it first,

@@ -1,11 +1,26 @@
-//! Writing into an OCI image layout directory, safely.
+//! Writing into an OCI image layout directory, safely, with other writers.
 //!
 //! Blobs are written to temporary files in `blobs/sha256/` and renamed to
 //! their digest once complete, so a blob file is never partial. The tag is
 //! published last, by replacing `index.json` atomically (write aside, then
 //! rename): until then the layout's other images and tags are untouched, and
 //! an interrupted run leaves no image behind, only unreferenced blobs.
+//!
+//! Runs of chunkah that write into one layout at once take two advisory
+//! locks (`flock(2)`) on files in it (docs/FORMAT.md, "Concurrent writers"):
+//! - [`WRITERS_LOCK`], held shared by every writer from opening the layout
+//!   to its end. A writer that finds a blob present relies on it staying,
+//!   so blobs are removed only by a run that holds this lock exclusively,
+//!   that is when no other run writes there.
+//! - [`INDEX_LOCK`], held exclusively while `index.json` is read, changed
+//!   and replaced, while a new layout's skeleton is made, and while blobs
+//!   are removed: no tag is lost to another run's replacement of the index,
+//!   and no blob a tag references is removed.
+//!
+//! The locks are taken in that order (writers, then index), never the other
+//! way round.
 
+use std::collections::BTreeSet;
 use std::fs::{self, File};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -13,7 +28,12 @@ use std::path::{Path, PathBuf};
 use super::types::{Descriptor, Index, INDEX_MEDIA_TYPE, REF_NAME};
 use crate::digest::{Digest, HashingWriter};
 use crate::error::{Error, Result};
-use crate::io::{temp_name, write_atomic};
+use crate::io::{temp_name, write_atomic, FileLock, LockMode};
+
+/// The lock file every run writing into a layout holds shared.
+pub const WRITERS_LOCK: &str = ".chunkah-writers.lock";
+/// The lock file held exclusively around changes of `index.json`.
+pub const INDEX_LOCK: &str = ".chunkah-index.lock";
 
 const OCI_LAYOUT: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
 
@@ -24,6 +44,8 @@ pub struct LayoutWriter {
     blobs: PathBuf,
     /// Blobs are flushed to disk before they are renamed into place.
     durable: bool,
+    /// [`WRITERS_LOCK`], held shared.
+    writers: FileLock,
 }
 
 /// A blob being written; removed unless [`LayoutWriter::commit`] takes it.
@@ -56,34 +78,52 @@ impl Drop for TempBlob {
 
 impl LayoutWriter {
     /// Opens the layout at `root`, creating it if the directory is missing or
-    /// empty. A non-empty directory that is not a layout is an error.
+    /// empty (other runs may be creating it at the same time). A non-empty
+    /// directory that is not a layout is an error.
     pub fn open(root: &Path) -> Result<Self> {
-        let io = |p: &Path, e| Error::io(p, e);
-        match fs::read_dir(root) {
-            Ok(mut rd) => {
-                let empty = rd.next().is_none();
-                if !empty && !root.join("oci-layout").exists() {
+        // A failed run that created the layout removes it when no one else
+        // writes there; one waiting for the lock then starts again.
+        let mut attempts = 0;
+        loop {
+            fs::create_dir_all(root).map_err(|e| Error::io(root, e))?;
+            match Self::open_existing(root) {
+                Err(Error::Lock { source, .. })
+                    if source.kind() == std::io::ErrorKind::NotFound && attempts < 100 =>
+                {
+                    attempts += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn open_existing(root: &Path) -> Result<Self> {
+        let writers = lock(root, WRITERS_LOCK, LockMode::Shared)?;
+        let _index = lock(root, INDEX_LOCK, LockMode::Exclusive)?;
+        let blobs = root.join("blobs").join("sha256");
+        let marker = root.join("oci-layout");
+        if !marker.exists() {
+            let rd = fs::read_dir(root).map_err(|e| Error::io(root, e))?;
+            for entry in rd {
+                let entry = entry.map_err(|e| Error::io(root, e))?;
+                let name = entry.file_name();
+                if name != WRITERS_LOCK && name != INDEX_LOCK {
                     return Err(Error::malformed(
                         root.display(),
                         "exists and is not an OCI image layout (no oci-layout file)",
                     ));
                 }
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                fs::create_dir_all(root).map_err(|e| io(root, e))?;
-            }
-            Err(e) => return Err(io(root, e)),
-        }
-        let blobs = root.join("blobs").join("sha256");
-        fs::create_dir_all(&blobs).map_err(|e| io(&blobs, e))?;
-        let layout = root.join("oci-layout");
-        if !layout.exists() {
-            write_atomic(&layout, OCI_LAYOUT)?;
+            fs::create_dir_all(&blobs).map_err(|e| Error::io(&blobs, e))?;
+            write_atomic(&marker, OCI_LAYOUT)?;
+        } else {
+            fs::create_dir_all(&blobs).map_err(|e| Error::io(&blobs, e))?;
         }
         Ok(LayoutWriter {
             root: root.to_path_buf(),
             blobs,
             durable: true,
+            writers,
         })
     }
 
@@ -154,10 +194,80 @@ impl LayoutWriter {
         Ok(size)
     }
 
-    /// Removes the blob `digest` if there is one (a failed run taking back
-    /// what it added; errors are ignored, the blob is then only unused).
-    pub fn remove_blob(&self, digest: &Digest) {
-        let _ = fs::remove_file(self.blobs.join(digest.hex()));
+    /// Removes those of `digests` (blobs a failed run added) that no image
+    /// of the layout references, if no other run is writing into the layout
+    /// (one may have found them present and be about to reference them):
+    /// then they stay, unreferenced. Returns how many were removed.
+    pub fn remove_unreferenced(&self, digests: &[Digest]) -> Result<usize> {
+        if digests.is_empty() {
+            return Ok(0);
+        }
+        let locked = |e| Error::Lock {
+            what: format!("image layout {}", self.root.display()),
+            path: self.writers.path().to_path_buf(),
+            source: e,
+        };
+        let alone = self.writers.try_exclusive().map_err(locked)?;
+        let removed = match alone {
+            true => self.remove_unreachable(digests),
+            false => Ok(0),
+        };
+        self.writers.relock(LockMode::Shared).map_err(locked)?;
+        removed
+    }
+
+    /// Removes those of `digests` that `index.json` does not reach; the
+    /// caller holds [`WRITERS_LOCK`] exclusively.
+    fn remove_unreachable(&self, digests: &[Digest]) -> Result<usize> {
+        let _index = lock(&self.root, INDEX_LOCK, LockMode::Exclusive)?;
+        let reader = super::read::LayoutReader::open_layout(&self.root)?;
+        let reachable: BTreeSet<Digest> = super::archive::reachable(&reader, &reader.index()?)?
+            .into_iter()
+            .map(|(d, _)| d)
+            .collect();
+        let mut removed = 0;
+        for d in digests.iter().filter(|d| !reachable.contains(d)) {
+            let path = self.blobs.join(d.hex());
+            match fs::remove_file(&path) {
+                Ok(()) => removed += 1,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io(&path, e)),
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Removes the whole layout if it lists no image and no other run is
+    /// writing into it (a failed run taking back the layout it created);
+    /// returns whether it did.
+    pub fn remove_if_unused(&self) -> Result<bool> {
+        let locked = |e| Error::Lock {
+            what: format!("image layout {}", self.root.display()),
+            path: self.writers.path().to_path_buf(),
+            source: e,
+        };
+        if !self.writers.try_exclusive().map_err(locked)? {
+            self.writers.relock(LockMode::Shared).map_err(locked)?;
+            return Ok(false);
+        }
+        let empty = {
+            let _index = lock(&self.root, INDEX_LOCK, LockMode::Exclusive)?;
+            let empty = match fs::read(self.root.join("index.json")) {
+                Ok(bytes) => serde_json::from_slice::<Index>(&bytes)
+                    .map(|i| i.manifests.is_empty())
+                    .unwrap_or(false),
+                Err(e) => e.kind() == std::io::ErrorKind::NotFound,
+            };
+            if empty {
+                // Runs waiting for a lock find its file gone and start over.
+                fs::remove_dir_all(&self.root).map_err(|e| Error::io(&self.root, e))?;
+            }
+            empty
+        };
+        if !empty {
+            self.writers.relock(LockMode::Shared).map_err(locked)?;
+        }
+        Ok(empty)
     }
 
     /// Stores `bytes` as a blob and returns its descriptor.
@@ -187,6 +297,7 @@ impl LayoutWriter {
                 .annotations
                 .insert(REF_NAME.to_string(), tag.to_string());
             index.manifests.push(manifest);
+            Ok(())
         })
     }
 
@@ -198,6 +309,7 @@ impl LayoutWriter {
                     m.annotations.remove(REF_NAME);
                 }
             }
+            Ok(())
         })
     }
 
@@ -207,12 +319,38 @@ impl LayoutWriter {
             if !index.manifests.contains(&manifest) {
                 index.manifests.push(manifest);
             }
+            Ok(())
+        })
+    }
+
+    /// Points `tag` at the descriptor `make` returns from the one `tag`
+    /// points at now (if any), with no other run changing `index.json`
+    /// meanwhile: `make` may read the layout and store blobs.
+    pub fn update_tag(
+        &self,
+        tag: &str,
+        make: impl FnOnce(Option<&Descriptor>) -> Result<Descriptor>,
+    ) -> Result<Descriptor> {
+        self.update_index(|index| {
+            let current = index
+                .manifests
+                .iter()
+                .find(|m| m.annotations.get(REF_NAME).map(String::as_str) == Some(tag));
+            let mut desc = make(current)?;
+            index
+                .manifests
+                .retain(|m| m.annotations.get(REF_NAME).map(String::as_str) != Some(tag));
+            desc.annotations
+                .insert(REF_NAME.to_string(), tag.to_string());
+            index.manifests.push(desc.clone());
+            Ok(desc)
         })
     }
 
     /// Reads `index.json` (an empty index if there is none), changes it and
-    /// replaces it atomically.
-    fn update_index(&self, change: impl FnOnce(&mut Index)) -> Result<()> {
+    /// replaces it atomically, holding [`INDEX_LOCK`] throughout.
+    fn update_index<R>(&self, change: impl FnOnce(&mut Index) -> Result<R>) -> Result<R> {
+        let _index = lock(&self.root, INDEX_LOCK, LockMode::Exclusive)?;
         let path = self.root.join("index.json");
         let mut index = match fs::read(&path) {
             Ok(bytes) => serde_json::from_slice::<Index>(&bytes)
@@ -225,10 +363,21 @@ impl LayoutWriter {
             },
             Err(e) => return Err(Error::io(&path, e)),
         };
-        change(&mut index);
+        let out = change(&mut index)?;
         let json = serde_json::to_vec(&index).expect("an index serialises");
-        write_atomic(&path, &json)
+        write_atomic(&path, &json)?;
+        Ok(out)
     }
+}
+
+/// Takes the lock file `name` of the layout at `root` in `mode`.
+fn lock(root: &Path, name: &str, mode: LockMode) -> Result<FileLock> {
+    let path = root.join(name);
+    FileLock::acquire(&path, mode).map_err(|source| Error::Lock {
+        what: format!("image layout {}", root.display()),
+        path,
+        source,
+    })
 }
 
 #[cfg(test)]
@@ -277,6 +426,98 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("not an OCI image layout"));
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    fn scratch(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("chunkah-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        dir
+    }
+
+    fn tags(dir: &Path) -> Vec<String> {
+        let index: Index =
+            serde_json::from_slice(&fs::read(dir.join("index.json")).unwrap()).unwrap();
+        let mut tags: Vec<String> = index
+            .manifests
+            .iter()
+            .filter_map(|m| m.annotations.get(REF_NAME).cloned())
+            .collect();
+        tags.sort();
+        tags
+    }
+
+    #[test]
+    fn writers_creating_and_tagging_at_once_lose_nothing() {
+        for round in 0..10 {
+            let dir = scratch(&format!("layout-race-{round}"));
+            std::thread::scope(|s| {
+                for i in 0..8 {
+                    let dir = &dir;
+                    s.spawn(move || {
+                        let w = LayoutWriter::open(dir).unwrap();
+                        let d = w.put_blob("application/octet-stream", b"same").unwrap();
+                        w.set_tag(&format!("t{i}"), d).unwrap();
+                    });
+                }
+            });
+            assert_eq!(
+                tags(&dir),
+                (0..8).map(|i| format!("t{i}")).collect::<Vec<_>>()
+            );
+            fs::remove_dir_all(&dir).unwrap();
+        }
+    }
+
+    #[test]
+    fn blobs_go_only_when_no_one_else_writes_and_no_tag_needs_them() {
+        let dir = scratch("layout-remove");
+        let a = LayoutWriter::open(&dir).unwrap();
+        let x = a.put_blob("application/octet-stream", b"x").unwrap();
+        let y = a.put_blob("application/octet-stream", b"y").unwrap();
+        // Another run finds x present and will reference it.
+        let b = LayoutWriter::open(&dir).unwrap();
+        assert!(b.has_blob(&x.digest));
+        assert_eq!(a.remove_unreferenced(&[x.digest, y.digest]).unwrap(), 0);
+        assert!(a.has_blob(&x.digest) && a.has_blob(&y.digest));
+        b.set_tag("b", x.clone()).unwrap();
+        drop(b);
+        // Alone now: y goes, x stays (tagged).
+        assert_eq!(a.remove_unreferenced(&[x.digest, y.digest]).unwrap(), 1);
+        assert!(a.has_blob(&x.digest) && !a.has_blob(&y.digest));
+        // The lock is held shared again: a new writer still opens, and a
+        // layout with an image is not removed.
+        let c = LayoutWriter::open(&dir).unwrap();
+        assert!(!c.remove_if_unused().unwrap());
+        drop(c);
+        assert!(!a.remove_if_unused().unwrap());
+        a.untag("b").unwrap();
+        let d = LayoutWriter::open(&dir).unwrap();
+        let index_entries = || {
+            serde_json::from_slice::<Index>(&fs::read(dir.join("index.json")).unwrap())
+                .unwrap()
+                .manifests
+                .len()
+        };
+        assert_eq!(index_entries(), 1);
+        drop(d);
+        drop(a);
+        // An empty layout created by a failed run goes when it is alone.
+        let e = scratch("layout-remove-empty");
+        let w = LayoutWriter::open(&e).unwrap();
+        let other = LayoutWriter::open(&e).unwrap();
+        assert!(!w.remove_if_unused().unwrap());
+        drop(other);
+        assert!(w.remove_if_unused().unwrap());
+        assert!(!e.exists());
+        drop(w);
+        // And a run that was opening it starts over on a new one.
+        let again = LayoutWriter::open(&e).unwrap();
+        again
+            .set_tag("t", again.put_blob("a/b", b"z").unwrap())
+            .unwrap();
+        assert_eq!(tags(&e), ["t"]);
+        fs::remove_dir_all(&e).unwrap();
         fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -10,7 +10,7 @@ use crate::digest::Digest;
 use crate::error::Error;
 use crate::error::Result;
 use crate::io::beside;
-use crate::oci::archive::{import_archive, write_archive};
+use crate::oci::archive::{import_archive, write_archive, ArchiveLock};
 use crate::oci::layout::LayoutWriter;
 #[cfg(feature = "registry")]
 use crate::oci::read::LayoutReader;
@@ -25,20 +25,27 @@ use crate::registry::{Client, ClientConfig, PushOutcome, Target};
 /// over it, or the image pushed to the registry (blobs it lacks, then the
 /// manifest). Dropped without `finish` (a failed run), the writer removes
 /// what it made: the scratch layout, and a destination layout directory
-/// that did not exist before.
+/// that did not exist before, if no other run has written an image there.
+///
+/// Other runs may write into the same layout or archive at the same time:
+/// a layout is changed under its locks ([`LayoutWriter`]); an archive is
+/// read, added to and replaced while its lock ([`ArchiveLock`]) is held.
 #[derive(Debug)]
 pub struct ImageWriter {
     dest: ImageRef,
     layout: LayoutWriter,
     tag: String,
-    /// A directory to remove unless the write is finished.
-    remove_on_drop: Option<PathBuf>,
+    /// The destination layout was created by this run: it goes unless the
+    /// write is finished (or another run has written an image there).
+    created: bool,
     /// A scratch layout to remove in any case.
     scratch: Option<PathBuf>,
     #[cfg(feature = "registry")]
     registry: Option<ClientConfig>,
     /// The tag names an index of referrers, not an image.
     referrers: bool,
+    /// Held while an archive is rewritten; declared last, so let go last.
+    _archive_lock: Option<ArchiveLock>,
 }
 
 /// What [`ImageWriter::finish`] did.
@@ -70,6 +77,10 @@ impl ImageWriter {
     /// registry image is written into a scratch layout in the config's
     /// scratch directory first and pushed with its registry settings.
     pub fn open(dest: &ImageRef, config: &StoreConfig) -> Result<Self> {
+        Self::open_for(dest, config, false)
+    }
+
+    fn open_for(dest: &ImageRef, config: &StoreConfig, referrers: bool) -> Result<Self> {
         #[cfg(not(feature = "registry"))]
         let _ = config;
         let tag = dest.tag_or_default().to_string();
@@ -89,9 +100,14 @@ impl ImageWriter {
                 )
             }
         };
+        // Other runs writing the archive wait until this one has replaced it.
+        let archive_lock = match dest {
+            ImageRef::Archive { file, .. } => Some(ArchiveLock::acquire(file)?),
+            _ => None,
+        };
         // A scratch layout goes in any case; a destination layout only if
         // this run creates it.
-        let remove_on_drop = (!scratch && !dir.exists()).then(|| dir.clone());
+        let created = !scratch && !dir.exists();
         let writer = ImageWriter {
             dest: dest.clone(),
             layout: match scratch {
@@ -99,15 +115,18 @@ impl ImageWriter {
                 true => LayoutWriter::open_scratch(&dir)?,
             },
             tag,
-            remove_on_drop,
+            created,
             scratch: scratch.then(|| dir.clone()),
             #[cfg(feature = "registry")]
             registry: dest.is_registry().then(|| config.registry.clone()),
-            referrers: false,
+            referrers,
+            _archive_lock: archive_lock,
         };
         if let ImageRef::Archive { file, .. } = dest {
             if file.exists() {
-                import_archive(file, &writer.layout, &writer.tag)?;
+                // The index of referrers is added to, an image replaced.
+                let except = (!referrers).then_some(writer.tag.as_str());
+                import_archive(file, &writer.layout, except)?;
             }
         }
         Ok(writer)
@@ -125,11 +144,12 @@ impl ImageWriter {
             },
             layout: LayoutWriter::open_scratch(dir)?,
             tag: tag.to_string(),
-            remove_on_drop: None,
+            created: false,
             scratch: None,
             #[cfg(feature = "registry")]
             registry: None,
             referrers: false,
+            _archive_lock: None,
         })
     }
 
@@ -148,9 +168,7 @@ impl ImageWriter {
             }
             _ => dest.with_tag(&tag),
         };
-        let mut writer = Self::open(&dest, config)?;
-        writer.referrers = true;
-        Ok(writer)
+        Self::open_for(&dest, config, true)
     }
 
     /// The layout the image is written into.
@@ -182,7 +200,7 @@ impl ImageWriter {
                 });
             }
         }
-        self.remove_on_drop = None;
+        self.created = false;
         Ok(WriteOutcome {
             reference: match self.referrers {
                 false => self.dest.with_tag(&self.tag).to_string(),
@@ -195,7 +213,10 @@ impl ImageWriter {
 
 impl Drop for ImageWriter {
     fn drop(&mut self) {
-        for dir in self.remove_on_drop.iter().chain(&self.scratch) {
+        if self.created {
+            let _ = self.layout.remove_if_unused();
+        }
+        if let Some(dir) = &self.scratch {
             let _ = std::fs::remove_dir_all(dir);
         }
     }
