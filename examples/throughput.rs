@@ -33,6 +33,18 @@ fn main() {
     let runs: usize = args
         .next()
         .map_or(7, |r| r.parse().expect("RUNS is a number"));
+    // The kernels `Chunker::auto` takes here, chosen by measured speed.
+    for algorithm in [Algorithm::FastCdc, Algorithm::Vector] {
+        let timings: Vec<String> = Backend::measure(algorithm)
+            .iter()
+            .map(|(b, t)| format!("{b} {:.0} us", t.as_secs_f64() * 1e6))
+            .collect();
+        println!(
+            "kernel chosen for {algorithm}: {} (256 KiB probe: {})",
+            Backend::fastest(algorithm),
+            timings.join(", ")
+        );
+    }
     let (base, n) = time(runs, data.len(), || {
         fastcdc::v2020::FastCDC::new(&data, 16 << 10, 64 << 10, 256 << 10).count()
     });

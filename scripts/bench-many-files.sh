@@ -22,17 +22,21 @@ if [ ! -e "$dir.complete" ]; then
     python3 - "$dir" "$files" <<'PY'
 import os, sys
 root, n = sys.argv[1], int(sys.argv[2])
+# Text-like content: slices of one pseudo-random run of words.
 words = [b"alpha", b"beta", b"gamma", b"delta", b"epsilon", b"zeta", b"eta", b"theta"]
-state = 12345
+state, parts = 12345, []
+for k in range(400000):
+    state = (state * 6364136223846793005 + 1442695040888963407) % (1 << 64)
+    parts.append(words[state >> 61] + b"%d" % (state >> 50))
+text = b" ".join(parts)
 for i in range(n):
     d = os.path.join(root, "d%04d" % (i // 1000))
     if i % 1000 == 0:
         os.makedirs(d, exist_ok=True)
     state = (state * 6364136223846793005 + 1442695040888963407) % (1 << 64)
-    size = (state >> 33) % 2049
-    body = b" ".join(words[(state >> (k % 40)) % 8] + b"%d" % (i + k) for k in range(size // 8 + 1))[:size]
+    size, at = (state >> 33) % 2049, (state >> 8) % (len(text) - 2048)
     with open(os.path.join(d, "f%03d.txt" % (i % 1000)), "wb") as f:
-        f.write(body)
+        f.write(text[at:at + size])
 open(root + ".complete", "w").close()
 PY
 fi

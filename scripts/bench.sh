@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Chunking benchmarks behind BENCHMARKS.md. Usage: scripts/bench.sh [SERIES_DIR]
-#   - single-thread throughput of every backend beside the fastcdc crate (same run),
+#   - the kernel chosen for each algorithm (by measured speed), then the single-thread
+#     throughput of every backend beside the fastcdc crate (same run),
 #     on 256 MiB of random bytes and on 256 MiB of /usr/lib files (a real file mix);
 #   - one 1 GiB file split over 1 and 2 threads (library, in memory);
 #   - `chunkah chunk` end to end on that file in page cache, BLAKE3 digests, 1 and 2 threads;
@@ -14,7 +15,9 @@ command -v hyperfine >/dev/null || { apt-get update -qq && apt-get install -y -q
 cargo build --release --locked --examples --bin chunkah
 [ -s "$work/random-1g.bin" ] || head -c $((1 << 30)) /dev/urandom > "$work/random-1g.bin"
 [ -s "$work/usr-lib-mix.bin" ] || find /usr/lib -type f -print0 | sort -z | xargs -0 cat 2>/dev/null | head -c $((256 << 20)) > "$work/usr-lib-mix.bin" || true
-echo "## machine"; grep -m1 'model name' /proc/cpuinfo; nproc
+# The machine, on x86_64 and aarch64 alike (aarch64's /proc/cpuinfo has no
+# "model name" line).
+echo "## machine"; uname -m; lscpu | grep -m1 -E '^(Model name|Vendor ID)' || true; nproc
 echo "## random 256 MiB, one thread (median of 9)"; target/release/examples/throughput - 9
 echo "## /usr/lib file mix 256 MiB, one thread (median of 9)"; target/release/examples/throughput "$work/usr-lib-mix.bin" 9
 echo "## 1 GiB random file in memory, 1 and 2 threads (median of 9)"; target/release/examples/throughput "$work/random-1g.bin" 9 | grep thread

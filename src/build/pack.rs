@@ -486,7 +486,7 @@ fn write_image(
             if let Compression::SeekableZstd(_) = options.compression {
                 let skip = usize::from(tree.root.is_some());
                 let component = |i: usize| match i.checked_sub(skip) {
-                    Some(j) => components[layer.entries[j]].as_str(),
+                    Some(j) => &*components[layer.entries[j]],
                     None => "",
                 };
                 entries = seekable_order(&entries, component, chunker.config());
@@ -613,7 +613,7 @@ fn write_image(
     let manifest_desc = layout.put_blob(MANIFEST_MEDIA_TYPE, &manifest_json)?;
     layout.set_tag(tag, manifest_desc.clone())?;
 
-    let mut names: Vec<&String> = components.iter().collect();
+    let mut names: Vec<&crate::pack::Component> = components.iter().collect();
     names.sort_unstable();
     names.dedup();
     Ok(PackReport {

@@ -203,6 +203,14 @@ pub struct DigestedChunk {
 const FASTCDC_SCAN_BLOCK: usize = 3 << 10;
 const VECTOR_SCAN_BLOCK: usize = 8 << 10;
 
+/// The scan block of `algorithm`.
+fn scan_block(algorithm: Algorithm) -> usize {
+    match algorithm {
+        Algorithm::FastCdc => FASTCDC_SCAN_BLOCK,
+        Algorithm::Vector => VECTOR_SCAN_BLOCK,
+    }
+}
+
 /// A chunker: a validated configuration bound to an available backend.
 #[derive(Clone, Copy)]
 pub struct Chunker {
@@ -235,9 +243,11 @@ impl Chunker {
         })
     }
 
-    /// A chunker on the best backend of this CPU.
+    /// A chunker on the backend whose kernel for the configured algorithm
+    /// is fastest on this CPU ([`Backend::fastest`]).
     pub fn auto(config: ChunkerConfig) -> Self {
-        Chunker::new(config, Backend::detect()).expect("the detected backend is available")
+        Chunker::new(config, Backend::fastest(config.algorithm))
+            .expect("the measured backend is available")
     }
 
     /// The configuration.

@@ -69,10 +69,13 @@ pub fn run(args: ChunkArgs) -> Result<()> {
         Some(b) => b.clone(),
         None => std::env::var("CHUNKAH_BACKEND").unwrap_or_else(|_| "auto".to_string()),
     };
-    let backend = Backend::from_name(&backend_name).context("choosing the chunker backend")?;
     let algorithm = match args.algorithm {
         AlgorithmArg::Fastcdc => Algorithm::FastCdc,
         AlgorithmArg::Vector => Algorithm::Vector,
+    };
+    let backend = match backend_name.as_str() {
+        "auto" => Backend::fastest(algorithm),
+        name => Backend::from_name(name).context("choosing the chunker backend")?,
     };
     let config = ChunkerConfig::new(args.min, args.avg, args.max, args.normalization)?
         .with_algorithm(algorithm);

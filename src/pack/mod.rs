@@ -21,12 +21,16 @@
 //! * A layer holds its components' entries and every directory above them,
 //!   with the directories' own metadata, in walk order.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
+use std::sync::Arc;
 
 use crate::error::{Error, Result};
-use crate::walk::{Entry, EntryKind, Tree};
+use crate::walk::{Entry, EntryKind, Tree, NO_PARENT};
+
+/// A component's name, shared by all its entries.
+pub type Component = Arc<str>;
 
 /// The extended attribute that overrides an entry's component.
 pub const COMPONENT_XATTR: &str = "user.component";
@@ -42,14 +46,40 @@ pub const UNOWNED_PREFIX: &str = "unowned:";
 /// A `user.component` on a directory names the component of the directory
 /// and of everything below it, down to an entry or directory with one of
 /// its own (as coreos/chunkah reads it).
-pub fn assign_components(tree: &Tree, owner: impl Fn(&Path) -> Option<String>) -> Vec<String> {
-    let mut out: Vec<String> = Vec::with_capacity(tree.entries.len());
+pub fn assign_components(
+    tree: &Tree,
+    owner: impl Fn(&Path) -> Option<String>,
+) -> Vec<Component> {
+    let mut out: Vec<Component> = Vec::with_capacity(tree.entries.len());
+    // Each name is stored once, whatever the number of its entries.
+    let mut names: HashSet<Component> = HashSet::new();
+    let mut intern = |name: String| -> Component {
+        match names.get(name.as_str()) {
+            Some(c) => c.clone(),
+            None => {
+                let c: Component = name.into();
+                names.insert(c.clone());
+                c
+            }
+        }
+    };
+    // Hard links take their target's component: only targets are indexed.
+    let targets: HashSet<&Path> = tree
+        .entries
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EntryKind::HardLink { target } => Some(target.as_path()),
+            _ => None,
+        })
+        .collect();
     let mut index: HashMap<&Path, usize> = HashMap::new();
-    let mut group: Option<String> = None;
+    let mut group: Option<Component> = None;
     // Directories with a component, the innermost last.
-    let mut scopes: Vec<(&Path, String)> = Vec::new();
+    let mut scopes: Vec<(&Path, Component)> = Vec::new();
     for (i, e) in tree.entries.iter().enumerate() {
-        index.insert(&e.path, i);
+        if targets.contains(e.path.as_path()) {
+            index.insert(&e.path, i);
+        }
         while scopes.last().is_some_and(|(d, _)| !e.path.starts_with(d)) {
             scopes.pop();
         }
@@ -57,7 +87,7 @@ pub fn assign_components(tree: &Tree, owner: impl Fn(&Path) -> Option<String>) -
             .xattrs
             .iter()
             .find(|(k, _)| k == COMPONENT_XATTR)
-            .map(|(_, v)| String::from_utf8_lossy(v).into_owned());
+            .map(|(_, v)| intern(String::from_utf8_lossy(v).into_owned()));
         if let (Some(c), true) = (&own, e.is_dir()) {
             scopes.push((&e.path, c.clone()));
         }
@@ -68,12 +98,12 @@ pub fn assign_components(tree: &Tree, owner: impl Fn(&Path) -> Option<String>) -
         };
         let name = explicit
             .or(linked)
-            .or_else(|| owner(&e.path))
+            .or_else(|| owner(&e.path).map(&mut intern))
             .unwrap_or_else(|| {
                 let h = blake3::hash(e.path.as_os_str().as_bytes());
                 let cut = u32::from_le_bytes(h.as_bytes()[..4].try_into().expect("4 bytes"));
                 if group.is_none() || cut < u32::MAX / UNOWNED_GROUP_PATHS {
-                    group = Some(format!("{UNOWNED_PREFIX}{}", e.path.display()));
+                    group = Some(intern(format!("{UNOWNED_PREFIX}{}", e.path.display())));
                 }
                 group.clone().expect("set above")
             });
@@ -108,9 +138,13 @@ pub fn parse_update_interval(value: &[u8]) -> Option<u32> {
 
 /// The update interval (days) of each component that has one: the
 /// `user.update-interval` of its entries, which must agree.
-pub fn update_intervals(tree: &Tree, components: &[String]) -> Result<BTreeMap<String, u32>> {
+pub fn update_intervals(
+    tree: &Tree,
+    components: &[impl AsRef<str>],
+) -> Result<BTreeMap<String, u32>> {
     let mut out: BTreeMap<String, (u32, &Path)> = BTreeMap::new();
     for (e, c) in tree.entries.iter().zip(components) {
+        let c = c.as_ref();
         let Some((_, v)) = e.xattrs.iter().find(|(k, _)| k == UPDATE_INTERVAL_XATTR) else {
             continue;
         };
@@ -137,7 +171,7 @@ pub fn update_intervals(tree: &Tree, components: &[String]) -> Result<BTreeMap<S
             }
             Some(_) => {}
             None => {
-                out.insert(c.clone(), (days, &e.path));
+                out.insert(c.to_string(), (days, &e.path));
             }
         }
     }
@@ -186,7 +220,7 @@ fn entry_bytes(e: &Entry) -> u64 {
 /// their previous order, new ones come last.
 pub fn plan_layers(
     tree: &Tree,
-    components: &[String],
+    components: &[impl AsRef<str>],
     max_layers: usize,
     prior: Option<&[Vec<String>]>,
     intervals: &BTreeMap<String, u32>,
@@ -195,7 +229,7 @@ pub fn plan_layers(
     let max_layers = max_layers.max(1);
     let mut sizes: BTreeMap<&str, u64> = BTreeMap::new();
     for (e, c) in tree.entries.iter().zip(components) {
-        *sizes.entry(c).or_default() += entry_bytes(e);
+        *sizes.entry(c.as_ref()).or_default() += entry_bytes(e);
     }
     // Which layer slot each component goes to.
     let mut slot_of: HashMap<&str, usize> = HashMap::new();
@@ -267,37 +301,44 @@ pub fn plan_layers(
         }
     }
     // Entries of each slot, with their ancestor directories.
-    let mut index: HashMap<&Path, usize> = HashMap::new();
-    for (i, e) in tree.entries.iter().enumerate() {
-        index.insert(&e.path, i);
-    }
     let mut members: Vec<Vec<usize>> = vec![Vec::new(); slots.len()];
     let mut bytes = vec![0u64; slots.len()];
     for (i, (e, c)) in tree.entries.iter().zip(components).enumerate() {
-        let s = slot_of[c.as_str()];
+        let s = slot_of[c.as_ref()];
         members[s].push(i);
         if let EntryKind::Regular { size } = e.kind {
             bytes[s] += size;
         }
     }
+    let parents = tree.parents();
+    // The last slot that took each entry: an entry taken has its
+    // ancestors taken too, so a climb stops at the first one.
+    let mut taken = vec![u32::MAX; tree.entries.len()];
     let mut layers: Vec<PlannedLayer> = Vec::new();
-    for ((mut comps, mut entries), content_bytes) in slots.into_iter().zip(members).zip(bytes) {
+    for (s, ((mut comps, mut entries), content_bytes)) in
+        slots.into_iter().zip(members).zip(bytes).enumerate()
+    {
         if entries.is_empty() {
             continue;
         }
-        let mut with_parents: Vec<usize> = Vec::with_capacity(entries.len() * 2);
+        let s = s as u32;
+        let mut ancestors: Vec<usize> = Vec::new();
         for &i in &entries {
-            let mut p = tree.entries[i].path.parent();
-            while let Some(dir) = p.filter(|d| !d.as_os_str().is_empty()) {
-                if let Some(&d) = index.get(dir) {
-                    with_parents.push(d);
-                }
-                p = dir.parent();
+            if taken[i] == s {
+                continue;
+            }
+            taken[i] = s;
+            let mut p = parents[i];
+            while p != NO_PARENT && taken[p as usize] != s {
+                taken[p as usize] = s;
+                ancestors.push(p as usize);
+                p = parents[p as usize];
             }
         }
-        entries.extend(with_parents);
+        entries.extend(ancestors);
         entries.sort_unstable();
         entries.dedup();
+        entries.shrink_to_fit();
         comps.sort_unstable();
         layers.push(PlannedLayer {
             components: comps.into_iter().map(str::to_string).collect(),
@@ -434,7 +475,7 @@ mod tests {
         ]);
         let c = assign_components(&t, |_| None);
         assert_eq!(
-            &c[..6],
+            c[..6].iter().map(|c| &**c).collect::<Vec<_>>(),
             ["outer", "outer", "inner", "inner", "outer", "outer"]
         );
         assert!(c[6].starts_with(UNOWNED_PREFIX), "{}", c[6]);
@@ -534,10 +575,10 @@ mod tests {
         let t2 = tree(with_new.iter().map(|p| file(p, 10)).collect());
         let c1 = assign_components(&t1, |_| None);
         let c2 = assign_components(&t2, |_| None);
-        let groups = |t: &Tree, c: &[String]| -> BTreeMap<String, Vec<PathBuf>> {
+        let groups = |t: &Tree, c: &[Component]| -> BTreeMap<String, Vec<PathBuf>> {
             let mut m: BTreeMap<String, Vec<PathBuf>> = BTreeMap::new();
             for (e, c) in t.entries.iter().zip(c) {
-                m.entry(c.clone()).or_default().push(e.path.clone());
+                m.entry(c.to_string()).or_default().push(e.path.clone());
             }
             m
         };
@@ -563,7 +604,10 @@ mod tests {
         let c = assign_components(&t, |p| {
             (p == Path::new("usr/a")).then(|| "deb:a".to_string())
         });
-        assert_eq!(c[1..], ["deb:a", "mine", "deb:a"]);
+        assert_eq!(
+            c[1..].iter().map(|c| &**c).collect::<Vec<_>>(),
+            ["deb:a", "mine", "deb:a"]
+        );
         assert!(c[0].starts_with(UNOWNED_PREFIX));
     }
 

@@ -99,6 +99,35 @@ pub struct Tree {
     pub warnings: Vec<String>,
 }
 
+/// [`Tree::parents`] of an entry with no listed ancestor.
+pub const NO_PARENT: u32 = u32::MAX;
+
+impl Tree {
+    /// For each entry, the index of its nearest listed ancestor directory
+    /// ([`NO_PARENT`] if none), found in one pass over the canonical order,
+    /// in which a directory's descendants follow it directly.
+    pub fn parents(&self) -> Vec<u32> {
+        assert!(self.entries.len() < NO_PARENT as usize, "too many entries");
+        let mut out = Vec::with_capacity(self.entries.len());
+        // The directories that hold the current entry, outermost first.
+        let mut stack: Vec<usize> = Vec::new();
+        for (i, e) in self.entries.iter().enumerate() {
+            while let Some(&top) = stack.last() {
+                let dir = &self.entries[top].path;
+                if e.path != *dir && e.path.starts_with(dir) {
+                    break;
+                }
+                stack.pop();
+            }
+            out.push(stack.last().map_or(NO_PARENT, |&p| p as u32));
+            if e.is_dir() {
+                stack.push(i);
+            }
+        }
+        out
+    }
+}
+
 /// Walks the directory tree at `root`.
 pub fn walk_dir(root: &Path) -> Result<Tree> {
     let meta = fs::symlink_metadata(root).map_err(|e| Error::io(root, e))?;
@@ -204,6 +233,41 @@ impl Walker {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parents_are_the_nearest_listed_directories() {
+        let e = |path: &str, dir: bool| Entry {
+            path: path.into(),
+            kind: if dir {
+                EntryKind::Directory
+            } else {
+                EntryKind::Fifo
+            },
+            mode: 0o755,
+            uid: 0,
+            gid: 0,
+            mtime: 0,
+            xattrs: Vec::new(),
+        };
+        let tree = Tree {
+            // Canonical order; `a/b` is not listed, `a.b` sorts after `a/`.
+            entries: vec![
+                e("a", true),
+                e("a/b/c", true),
+                e("a/b/c/d", false),
+                e("a/x", false),
+                e("a.b", true),
+                e("a.b/y", false),
+                e("z", false),
+            ],
+            root: None,
+            warnings: Vec::new(),
+        };
+        assert_eq!(
+            tree.parents(),
+            [NO_PARENT, 0, 1, 0, NO_PARENT, 4, NO_PARENT]
+        );
+    }
 
     #[test]
     fn walks_sorted_with_hard_links_symlinks_and_modes() {
