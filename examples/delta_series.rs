@@ -66,7 +66,7 @@ fn files(root: &Path) -> Vec<File> {
             EntryKind::Regular { size } => {
                 let bytes = std::fs::read(root.join(&e.path)).expect("reading a file");
                 Some(File {
-                    path: e.path.clone(),
+                    path: e.path.to_path_buf(),
                     size,
                     id: ChunkId::of(&bytes),
                 })

@@ -287,7 +287,7 @@ pub fn write_layer<W: Write>(
             }
             reader.check_unchanged()?;
             files.push(IndexedFile {
-                path: entry.path.clone(),
+                path: entry.path.to_path_buf(),
                 size,
                 first_frame,
                 frame_count: tar.sink_mut().inner_mut().frame_count() - first_frame,
@@ -311,7 +311,7 @@ pub fn write_layer<W: Write>(
             reader.check_unchanged()?;
             if let (Some(h), true) = (hasher, size > 0) {
                 files.push(IndexedFile {
-                    path: entry.path.clone(),
+                    path: entry.path.to_path_buf(),
                     size,
                     first_frame: frame,
                     frame_count: 0,
@@ -502,13 +502,13 @@ mod tests {
     #[test]
     fn seekable_order_puts_directories_first_components_together_and_hard_links_last() {
         let entry = |path: &str, kind: EntryKind| Entry {
-            path: path.into(),
+            path: std::path::Path::new(path).into(),
             kind,
             mode: 0o644,
             uid: 0,
             gid: 0,
             mtime: 0,
-            xattrs: Vec::new(),
+            xattrs: Box::default(),
         };
         let config = ChunkerConfig::around(128 << 10).unwrap();
         let small = EntryKind::Regular { size: 100 };
@@ -523,13 +523,21 @@ mod tests {
                 entry(
                     "a/l",
                     EntryKind::HardLink {
-                        target: "a/2".into(),
+                        target: std::path::Path::new("a/2").into(),
                     },
                 ),
                 "p",
             ),
             (entry("b", EntryKind::Directory), "q"),
-            (entry("b/1", EntryKind::Symlink { target: "x".into() }), "p"),
+            (
+                entry(
+                    "b/1",
+                    EntryKind::Symlink {
+                        target: std::path::Path::new("x").into(),
+                    },
+                ),
+                "p",
+            ),
             (entry("b/2", large), "q"),
             (entry("b/3", small.clone()), "q"),
             (

@@ -227,7 +227,7 @@ mod tests {
 
     fn entry(path: &[u8], kind: EntryKind) -> Entry {
         Entry {
-            path: std::ffi::OsStr::from_bytes(path).into(),
+            path: std::path::Path::new(std::ffi::OsStr::from_bytes(path)).into(),
             kind,
             mode: 0o4755,
             uid: 3_000_000,
@@ -236,7 +236,8 @@ mod tests {
             xattrs: vec![(
                 OsString::from("security.capability"),
                 vec![1, 0, 0, 2, 0x20, 0, 0, 0],
-            )],
+            )]
+            .into(),
         }
     }
 
@@ -251,13 +252,13 @@ mod tests {
             entry(
                 b"dir/\xffname",
                 EntryKind::Symlink {
-                    target: std::str::from_utf8(&long).unwrap().into(),
+                    target: std::path::Path::new(std::str::from_utf8(&long).unwrap()).into(),
                 },
             ),
             entry(
                 b"dir/hard",
                 EntryKind::HardLink {
-                    target: "dir/x".into(),
+                    target: std::path::Path::new("dir/x").into(),
                 },
             ),
             entry(b"dev/null", EntryKind::CharDevice { major: 1, minor: 3 }),

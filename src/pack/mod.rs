@@ -46,10 +46,7 @@ pub const UNOWNED_PREFIX: &str = "unowned:";
 /// A `user.component` on a directory names the component of the directory
 /// and of everything below it, down to an entry or directory with one of
 /// its own (as coreos/chunkah reads it).
-pub fn assign_components(
-    tree: &Tree,
-    owner: impl Fn(&Path) -> Option<String>,
-) -> Vec<Component> {
+pub fn assign_components(tree: &Tree, owner: impl Fn(&Path) -> Option<String>) -> Vec<Component> {
     let mut out: Vec<Component> = Vec::with_capacity(tree.entries.len());
     // Each name is stored once, whatever the number of its entries.
     let mut names: HashSet<Component> = HashSet::new();
@@ -68,7 +65,7 @@ pub fn assign_components(
         .entries
         .iter()
         .filter_map(|e| match &e.kind {
-            EntryKind::HardLink { target } => Some(target.as_path()),
+            EntryKind::HardLink { target } => Some(&**target),
             _ => None,
         })
         .collect();
@@ -77,7 +74,7 @@ pub fn assign_components(
     // Directories with a component, the innermost last.
     let mut scopes: Vec<(&Path, Component)> = Vec::new();
     for (i, e) in tree.entries.iter().enumerate() {
-        if targets.contains(e.path.as_path()) {
+        if targets.contains(&*e.path) {
             index.insert(&e.path, i);
         }
         while scopes.last().is_some_and(|(d, _)| !e.path.starts_with(d)) {
@@ -93,7 +90,7 @@ pub fn assign_components(
         }
         let explicit = own.or_else(|| scopes.last().map(|(_, c)| c.clone()));
         let linked = match &e.kind {
-            EntryKind::HardLink { target } => index.get(target.as_path()).map(|&t| out[t].clone()),
+            EntryKind::HardLink { target } => index.get(&**target).map(|&t| out[t].clone()),
             _ => None,
         };
         let name = explicit
@@ -434,7 +431,7 @@ mod tests {
 
     fn file(path: &str, size: u64) -> Entry {
         Entry {
-            path: PathBuf::from(path),
+            path: Path::new(path).into(),
             kind: if size == u64::MAX {
                 EntryKind::Directory
             } else {
@@ -444,7 +441,7 @@ mod tests {
             uid: 0,
             gid: 0,
             mtime: 0,
-            xattrs: Vec::new(),
+            xattrs: Box::default(),
         }
     }
 
@@ -457,7 +454,9 @@ mod tests {
     }
 
     fn with(mut e: Entry, key: &str, value: &str) -> Entry {
-        e.xattrs.push((key.into(), value.as_bytes().to_vec()));
+        let mut x = e.xattrs.into_vec();
+        x.push((key.into(), value.as_bytes().to_vec()));
+        e.xattrs = x.into();
         e
     }
 
@@ -578,7 +577,9 @@ mod tests {
         let groups = |t: &Tree, c: &[Component]| -> BTreeMap<String, Vec<PathBuf>> {
             let mut m: BTreeMap<String, Vec<PathBuf>> = BTreeMap::new();
             for (e, c) in t.entries.iter().zip(c) {
-                m.entry(c.to_string()).or_default().push(e.path.clone());
+                m.entry(c.to_string())
+                    .or_default()
+                    .push(e.path.to_path_buf());
             }
             m
         };
@@ -596,9 +597,9 @@ mod tests {
             file("usr/b", 1),
             file("usr/c", 1),
         ];
-        e[2].xattrs.push((COMPONENT_XATTR.into(), b"mine".to_vec()));
+        e[2].xattrs = vec![(COMPONENT_XATTR.into(), b"mine".to_vec())].into();
         e[3].kind = EntryKind::HardLink {
-            target: "usr/a".into(),
+            target: std::path::Path::new("usr/a").into(),
         };
         let t = tree(e);
         let c = assign_components(&t, |p| {

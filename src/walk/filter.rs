@@ -86,7 +86,7 @@ pub fn filter(
     };
     // The first links left out, by path: their kind, and the link now
     // standing in for them.
-    let mut gone: HashMap<PathBuf, (EntryKind, Option<PathBuf>)> = HashMap::new();
+    let mut gone: HashMap<Box<Path>, (EntryKind, Option<Box<Path>>)> = HashMap::new();
     let mut kept = Vec::with_capacity(tree.entries.len());
     for mut e in std::mem::take(&mut tree.entries) {
         if prunes.iter().any(|p| p.covers(&e.path)) {
@@ -100,7 +100,7 @@ pub fn filter(
             continue;
         }
         if let EntryKind::HardLink { target } = &e.kind {
-            if let Some((kind, standing)) = gone.get_mut(target) {
+            if let Some((kind, standing)) = gone.get_mut(&**target) {
                 match standing {
                     Some(first) => {
                         e.kind = EntryKind::HardLink {
@@ -115,13 +115,13 @@ pub fn filter(
                         if let (Some(c), EntryKind::Regular { .. }) =
                             (content.as_deref_mut(), &kind)
                         {
-                            let at = *c.offsets.get(target.as_path()).ok_or_else(|| {
+                            let at = *c.offsets.get(&**target).ok_or_else(|| {
                                 Error::malformed(
                                     target.display().to_string(),
                                     "a hard link's target has no content",
                                 )
                             })?;
-                            c.offsets.insert(e.path.clone(), at);
+                            c.offsets.insert(e.path.to_path_buf(), at);
                         }
                         *standing = Some(e.path.clone());
                         e.kind = kind.clone();
@@ -142,13 +142,13 @@ mod tests {
 
     fn entry(path: &str, kind: EntryKind) -> Entry {
         Entry {
-            path: path.into(),
+            path: std::path::Path::new(path).into(),
             kind,
             mode: 0o644,
             uid: 0,
             gid: 0,
             mtime: 0,
-            xattrs: Vec::new(),
+            xattrs: Box::default(),
         }
     }
 
@@ -172,13 +172,13 @@ mod tests {
                 entry(
                     "usr/x",
                     EntryKind::HardLink {
-                        target: "sysroot/a".into(),
+                        target: std::path::Path::new("sysroot/a").into(),
                     },
                 ),
                 entry(
                     "usr/y",
                     EntryKind::HardLink {
-                        target: "sysroot/a".into(),
+                        target: std::path::Path::new("sysroot/a").into(),
                     },
                 ),
             ],
@@ -201,7 +201,7 @@ mod tests {
         assert_eq!(
             t.entries[7].kind,
             EntryKind::HardLink {
-                target: "usr/x".into()
+                target: std::path::Path::new("usr/x").into()
             }
         );
 

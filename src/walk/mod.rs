@@ -37,7 +37,7 @@ pub enum EntryKind {
     /// A symbolic link and its target, as stored (not resolved).
     Symlink {
         /// The link's target bytes.
-        target: PathBuf,
+        target: Box<Path>,
     },
     /// A character device.
     CharDevice {
@@ -58,7 +58,7 @@ pub enum EntryKind {
     /// Another link to the inode of an earlier entry: `target` is its path.
     HardLink {
         /// Path (relative to the root) of the first entry of the inode.
-        target: PathBuf,
+        target: Box<Path>,
     },
 }
 
@@ -66,7 +66,7 @@ pub enum EntryKind {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Entry {
     /// Path relative to the root, without a leading `/` (e.g. `usr/bin/ls`).
-    pub path: PathBuf,
+    pub path: Box<Path>,
     /// Type and type-specific data.
     pub kind: EntryKind,
     /// Permission bits including setuid, setgid and sticky (`mode & 0o7777`).
@@ -78,7 +78,7 @@ pub struct Entry {
     /// Modification time, seconds since the epoch.
     pub mtime: i64,
     /// Extended attributes, sorted by name.
-    pub xattrs: Vec<(OsString, Vec<u8>)>,
+    pub xattrs: Box<[(OsString, Vec<u8>)]>,
 }
 
 impl Entry {
@@ -188,7 +188,9 @@ impl Walker {
             EntryKind::Directory
         } else if ft.is_symlink() {
             EntryKind::Symlink {
-                target: fs::read_link(abs).map_err(|e| Error::io(abs, e))?,
+                target: fs::read_link(abs)
+                    .map_err(|e| Error::io(abs, e))?
+                    .into_boxed_path(),
             }
         } else if ft.is_file() {
             EntryKind::Regular { size: meta.len() }
@@ -210,7 +212,7 @@ impl Walker {
             match self.inodes.get(&(meta.dev(), meta.ino())) {
                 Some(first) => {
                     kind = EntryKind::HardLink {
-                        target: first.clone(),
+                        target: first.clone().into_boxed_path(),
                     }
                 }
                 None => {
@@ -219,8 +221,8 @@ impl Walker {
             }
         }
         Ok(Entry {
-            xattrs: xattr::list(abs)?,
-            path: rel,
+            xattrs: xattr::list(abs)?.into(),
+            path: rel.into_boxed_path(),
             kind,
             mode: meta.mode() & 0o7777,
             uid: meta.uid(),
@@ -235,9 +237,21 @@ mod tests {
     use super::*;
 
     #[test]
+    fn entries_stay_compact() {
+        // A tree of a million files holds a million entries at once: each
+        // byte here is a megabyte there.
+        assert_eq!(std::mem::size_of::<EntryKind>(), 24);
+        assert!(
+            std::mem::size_of::<Entry>() <= 80,
+            "{}",
+            std::mem::size_of::<Entry>()
+        );
+    }
+
+    #[test]
     fn parents_are_the_nearest_listed_directories() {
         let e = |path: &str, dir: bool| Entry {
-            path: path.into(),
+            path: std::path::Path::new(path).into(),
             kind: if dir {
                 EntryKind::Directory
             } else {
@@ -247,7 +261,7 @@ mod tests {
             uid: 0,
             gid: 0,
             mtime: 0,
-            xattrs: Vec::new(),
+            xattrs: Box::default(),
         };
         let tree = Tree {
             // Canonical order; `a/b` is not listed, `a.b` sorts after `a/`.
@@ -304,12 +318,14 @@ mod tests {
         assert_eq!(tree.entries[0].kind, EntryKind::Regular { size: 1 });
         assert_eq!(
             tree.entries[4].kind,
-            EntryKind::HardLink { target: "a".into() }
+            EntryKind::HardLink {
+                target: std::path::Path::new("a").into()
+            }
         );
         assert_eq!(
             tree.entries[5].kind,
             EntryKind::Symlink {
-                target: "/does/not/exist".into()
+                target: std::path::Path::new("/does/not/exist").into()
             }
         );
         assert!(tree.root.as_ref().unwrap().is_dir());

@@ -304,7 +304,7 @@ impl TarMerger {
             }
         }
         let mut entries: Vec<(Entry, Option<Location>)> = Vec::with_capacity(self.items.len());
-        let lookup: HashMap<PathBuf, (EntryKind, u32)> = self
+        let lookup: HashMap<Box<Path>, (EntryKind, u32)> = self
             .items
             .values()
             .map(|i| (i.entry.path.clone(), (i.entry.kind.clone(), i.layer)))
@@ -316,7 +316,7 @@ impl TarMerger {
                 // The target was replaced or deleted since: the link keeps the
                 // content it had, as a file of its own.
                 let same = lookup
-                    .get(target)
+                    .get(&**target)
                     .is_some_and(|(kind, layer)| *kind == snap.kind && *layer == snap.layer);
                 if !same {
                     e.kind = snap.kind.clone();
@@ -333,7 +333,7 @@ impl TarMerger {
         };
         for (e, off) in entries {
             if let Some(off) = off {
-                offsets.insert(e.path.clone(), off);
+                offsets.insert(e.path.to_path_buf(), off);
             }
             tree.entries.push(e);
         }
@@ -409,7 +409,7 @@ fn read_entry<R: Read>(
         T::Regular | T::Continuous => EntryKind::Regular { size },
         T::Directory => EntryKind::Directory,
         T::Symlink => EntryKind::Symlink {
-            target: PathBuf::from(OsStr::from_bytes(&link_target()?)),
+            target: Path::new(OsStr::from_bytes(&link_target()?)).into(),
         },
         T::Link => {
             let target = normalise(path, &link_target()?)?;
@@ -417,7 +417,7 @@ fn read_entry<R: Read>(
                 return Err(invalid(path, "a hard link to the root".into()));
             }
             let kind = EntryKind::HardLink {
-                target: join(&target),
+                target: join(&target).into_boxed_path(),
             };
             hard_target = Some(target);
             kind
@@ -443,13 +443,13 @@ fn read_entry<R: Read>(
         }
     };
     let e = Entry {
-        path: join(parts),
+        path: join(parts).into_boxed_path(),
         kind,
         mode: num(header.mode().map(u64::from), "mode")? as u32 & 0o7777,
         uid: num(header.uid(), "uid")? as u32,
         gid: num(header.gid(), "gid")? as u32,
         mtime: num(header.mtime(), "mtime")? as i64,
-        xattrs,
+        xattrs: xattrs.into(),
     };
     Ok((e, hard_target))
 }
@@ -457,7 +457,7 @@ fn read_entry<R: Read>(
 /// Hard links: the first path of each inode in walk order holds the
 /// content, the others name it, and all share its metadata.
 fn link_groups(path: &Path, entries: &mut [(Entry, Option<Location>)]) -> Result<()> {
-    let index: HashMap<PathBuf, usize> = entries
+    let index: HashMap<Box<Path>, usize> = entries
         .iter()
         .enumerate()
         .map(|(i, (e, _))| (e.path.clone(), i))
@@ -467,7 +467,7 @@ fn link_groups(path: &Path, entries: &mut [(Entry, Option<Location>)]) -> Result
         let EntryKind::HardLink { target } = &entries[i].0.kind else {
             continue;
         };
-        let t = *index.get(target).ok_or_else(|| {
+        let t = *index.get(&**target).ok_or_else(|| {
             invalid(
                 path,
                 format!(
@@ -501,7 +501,7 @@ fn link_groups(path: &Path, entries: &mut [(Entry, Option<Location>)]) -> Result
     }
     for i in 0..entries.len() {
         let holder = match &entries[i].0.kind {
-            EntryKind::HardLink { target } => group_first.get(&index[target]).copied(),
+            EntryKind::HardLink { target } => group_first.get(&index[&**target]).copied(),
             _ => group_first.get(&i).copied().filter(|&f| f != i),
         };
         if let Some(f) = holder {
