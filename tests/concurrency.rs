@@ -217,14 +217,11 @@ fn many_writers_into_one_layout_lose_no_tag_and_no_blob() {
             apply(&from, &bad_ref, &at("bad")),
             None,
         ));
-        for i in 0..2 {
+        for (i, tree) in packs.iter().take(2).enumerate() {
             let tag = format!("ar{i}");
             jobs.push(spawn(
                 format!("pack into the archive {tag}"),
-                pack(
-                    &packs[i],
-                    &format!("oci-archive:{}:{tag}", archive.display()),
-                ),
+                pack(tree, &format!("oci-archive:{}:{tag}", archive.display())),
                 Some((archive.clone(), tag, true)),
             ));
         }
