@@ -200,7 +200,7 @@ pub struct DigestedChunk {
 /// `examples/throughput.rs` (BENCHMARKS.md): for FastCDC's four chains, 3 KiB
 /// beat 2, 4, 6, 8, 16 and 32 KiB (power-of-two spacing of the chains was
 /// consistently slower).
-const FASTCDC_SCAN_BLOCK: usize = 3 << 10;
+const FASTCDC_SCAN_BLOCK: usize = scalar::ILP_BLOCK;
 const VECTOR_SCAN_BLOCK: usize = 8 << 10;
 
 /// The scan block of `algorithm`.

@@ -61,6 +61,10 @@ const LANE_CAP: usize = 32;
 /// Below this many positions per lane, warming four chains up costs more than it saves.
 const ILP_MIN_PER_LANE: usize = 256;
 
+/// The span the driver hands the ILP kernel most often (its scan block):
+/// for it the chains' distances are constants, which frees registers.
+pub const ILP_BLOCK: usize = 3 << 10;
+
 /// FastCDC candidate scan with four interleaved hash chains.
 ///
 /// The range is cut in four parts; each chain first rolls the 47 bytes before
@@ -69,10 +73,55 @@ const ILP_MIN_PER_LANE: usize = 256;
 #[inline(always)]
 pub fn scan_fastcdc_ilp(data: &[u8], from: usize, to: usize, mask: u64, out: &mut Vec<usize>) {
     let n = to - from;
+    if n == ILP_BLOCK {
+        return ilp_lanes::<{ ILP_BLOCK / LANES }>(data, from, 0, mask, out);
+    }
     let q = n / LANES;
     if q < ILP_MIN_PER_LANE {
         return scan_fastcdc(data, from, to, mask, out);
     }
+    ilp_lanes::<0>(data, from, q, mask, out);
+    // The tail that did not divide evenly.
+    scan_fastcdc(data, from + LANES * q, to, mask, out);
+}
+
+/// One step of the rolling hash from a looked-up gear value: on x86_64 one
+/// `lea` (the compiler's `add h, h; add h, [table]` costs one more ALU
+/// operation, and the ALUs are what four chains are bound by).
+#[inline(always)]
+fn roll_with(h: u64, gear: u64) -> u64 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let out: u64;
+        // SAFETY: arithmetic on registers only.
+        unsafe {
+            std::arch::asm!(
+                "lea {out}, [{g} + {h} * 2]",
+                out = lateout(reg) out,
+                g = in(reg) gear,
+                h = in(reg) h,
+                options(pure, nomem, nostack, preserves_flags)
+            );
+        }
+        out
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        (h << 1).wrapping_add(gear)
+    }
+}
+
+/// The four chains over `data[from..from + 4 * q]`, `q` being `Q` when it
+/// is not zero (a constant), else `q_dyn`.
+#[inline(always)]
+fn ilp_lanes<const Q: usize>(
+    data: &[u8],
+    from: usize,
+    q_dyn: usize,
+    mask: u64,
+    out: &mut Vec<usize>,
+) {
+    let q = if Q > 0 { Q } else { q_dyn };
     let starts = [from, from + q, from + 2 * q, from + 3 * q];
     let mut h = [0u64; LANES];
     for (lane, &s) in starts.iter().enumerate() {
@@ -90,25 +139,21 @@ pub fn scan_fastcdc_ilp(data: &[u8], from: usize, to: usize, mask: u64, out: &mu
         *count += 1;
     }
     let [mut h0, mut h1, mut h2, mut h3] = h;
-    let [s0, s1, s2, s3] = starts;
-    assert!(s3 + q <= data.len());
-    let p = data.as_ptr();
+    assert!(from + 4 * q <= data.len());
+    let base = data[from..].as_ptr();
     macro_rules! step {
         ($k:expr) => {
             let k = $k;
-            // SAFETY: s0 < s1 < s2 < s3 and k < q, so every index is below s3 + q <= data.len().
+            // SAFETY: k < q, so every index is below 4 * q, and
+            // from + 4 * q <= data.len() (asserted above).
             let (b0, b1, b2, b3) = unsafe {
-                (
-                    *p.add(s0 + k),
-                    *p.add(s1 + k),
-                    *p.add(s2 + k),
-                    *p.add(s3 + k),
-                )
+                let p = base.add(k);
+                (*p, *p.add(q), *p.add(2 * q), *p.add(3 * q))
             };
-            h0 = roll64(h0, b0);
-            h1 = roll64(h1, b1);
-            h2 = roll64(h2, b2);
-            h3 = roll64(h3, b3);
+            h0 = roll_with(h0, GEAR64[b0 as usize]);
+            h1 = roll_with(h1, GEAR64[b1 as usize]);
+            h2 = roll_with(h2, GEAR64[b2 as usize]);
+            h3 = roll_with(h3, GEAR64[b3 as usize]);
             // Separate tests: each compiles to one fused test-and-branch, rarely taken.
             if h0 & mask == 0 {
                 note(&mut found[0], &mut count[0], k);
@@ -142,8 +187,6 @@ pub fn scan_fastcdc_ilp(data: &[u8], from: usize, to: usize, mask: u64, out: &mu
             out.extend(found[lane][..count[lane]].iter().map(|&k| s + k as usize));
         }
     }
-    // The tail that did not divide evenly.
-    scan_fastcdc(data, from + LANES * q, to, mask, out);
 }
 
 #[cfg(test)]
