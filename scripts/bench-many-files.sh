@@ -3,9 +3,11 @@
 # (one run per compression asked) beside `tar -cf - | zstd -3 -T2` on the same
 # tree, which streams and holds nothing per file.
 #
-# usage: scripts/bench-many-files.sh [FILES (default 1000000)] [DIR]
+# usage: [CHUNKAH_BASELINE=OLD_BINARY] scripts/bench-many-files.sh [FILES (default 1000000)] [DIR]
 #   DIR (default target/many-files-FILES) is made once and reused: FILES files
-#   of 0 to 2 KiB in directories of 1,000, deterministic content.
+#   of 0 to 2 KiB in directories of 1,000, deterministic content. The tree is
+#   read once before the figures (page cache), and with CHUNKAH_BASELINE an
+#   older chunkah packs it too, in the same run.
 # Needs GNU time (/usr/bin/time, package `time`), tar and zstd.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -50,10 +52,13 @@ measure() {
     read -r wall rss < "$out/time"
     printf '%s | %s | %d\n' "$name" "$wall" $((rss / 1024))
 }
+tar -C "$dir" -cf - . > /dev/null
 measure "tar -cf - | zstd -3 -T2" sh -c "tar -C '$dir' -cf - . | zstd -3 -T2 -c"
 for compression in ${COMPRESSIONS:-zstd}; do
-    rm -rf "$out/layout"
-    measure "chunkah pack --compression $compression" \
-        "$chunkah" pack "$dir" -o "oci:$out/layout:latest" --compression "$compression" \
-        --source-date-epoch 0 --quiet
+    for bin in "$chunkah" ${CHUNKAH_BASELINE:-}; do
+        rm -rf "$out/layout"
+        measure "$bin pack --compression $compression" \
+            "$bin" pack "$dir" -o "oci:$out/layout:latest" --compression "$compression" \
+            --source-date-epoch 0 --quiet
+    done
 done
