@@ -83,6 +83,15 @@ impl LayoutWriter {
     pub fn open(root: &Path) -> Result<Self> {
         // A failed run that created the layout removes it when no one else
         // writes there; one waiting for the lock then starts again.
+        // Refused before any lock file is made in a directory that is not
+        // a layout (checked again under the lock).
+        // Another run may be making the layout: its marker comes before
+        // anything else, so a foreign entry counts only if the marker is
+        // still missing after it was seen.
+        let marker = root.join("oci-layout");
+        if !marker.exists() && has_foreign_entries(root)? && !marker.exists() {
+            return Err(not_a_layout(root));
+        }
         let mut attempts = 0;
         loop {
             fs::create_dir_all(root).map_err(|e| Error::io(root, e))?;
@@ -103,19 +112,13 @@ impl LayoutWriter {
         let blobs = root.join("blobs").join("sha256");
         let marker = root.join("oci-layout");
         if !marker.exists() {
-            let rd = fs::read_dir(root).map_err(|e| Error::io(root, e))?;
-            for entry in rd {
-                let entry = entry.map_err(|e| Error::io(root, e))?;
-                let name = entry.file_name();
-                if name != WRITERS_LOCK && name != INDEX_LOCK {
-                    return Err(Error::malformed(
-                        root.display(),
-                        "exists and is not an OCI image layout (no oci-layout file)",
-                    ));
-                }
+            if has_foreign_entries(root)? {
+                return Err(not_a_layout(root));
             }
-            fs::create_dir_all(&blobs).map_err(|e| Error::io(&blobs, e))?;
+            // The marker first: a run checking without the lock then sees
+            // a layout, or a directory holding only what runs make.
             write_atomic(&marker, OCI_LAYOUT)?;
+            fs::create_dir_all(&blobs).map_err(|e| Error::io(&blobs, e))?;
         } else {
             fs::create_dir_all(&blobs).map_err(|e| Error::io(&blobs, e))?;
         }
@@ -370,6 +373,33 @@ impl LayoutWriter {
     }
 }
 
+/// Whether the directory `root` (if there is one) holds anything but the
+/// lock files and a run's temporary files (`.tmp-chunkah-…`, the
+/// `oci-layout` being written): a directory with other content and no
+/// `oci-layout` is not a layout, and is not made one.
+fn has_foreign_entries(root: &Path) -> Result<bool> {
+    let rd = match fs::read_dir(root) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(Error::io(root, e)),
+    };
+    for entry in rd {
+        let name = entry.map_err(|e| Error::io(root, e))?.file_name();
+        let temporary = name.as_encoded_bytes().starts_with(b".tmp-chunkah-");
+        if name != WRITERS_LOCK && name != INDEX_LOCK && !temporary {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+fn not_a_layout(root: &Path) -> Error {
+    Error::malformed(
+        root.display(),
+        "exists and is not an OCI image layout (no oci-layout file)",
+    )
+}
+
 /// Takes the lock file `name` of the layout at `root` in `mode`.
 fn lock(root: &Path, name: &str, mode: LockMode) -> Result<FileLock> {
     let path = root.join(name);
@@ -426,6 +456,8 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("not an OCI image layout"));
+        // ... and left as it was: no lock file is made in it.
+        assert!(!other.join(WRITERS_LOCK).exists() && !other.join(INDEX_LOCK).exists());
         fs::remove_dir_all(&dir).unwrap();
     }
 
