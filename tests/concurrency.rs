@@ -266,17 +266,9 @@ fn many_writers_into_one_layout_lose_no_tag_and_no_blob() {
         assert!(tagged(&index, "bad").is_none());
         let n_layout = expected.iter().filter(|e| !e.2).count();
         assert_eq!(index["manifests"].as_array().unwrap().len(), n_layout);
-        let leftovers: Vec<String> = fs::read_dir(layout.join("blobs/sha256"))
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .filter(|n| n.starts_with('.'))
-            .collect();
+        let leftovers = dot_names(&layout.join("blobs/sha256"));
         assert!(leftovers.is_empty(), "round {round}: {leftovers:?}");
-        let beside: Vec<String> = fs::read_dir(tmp.path())
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .filter(|n| n.starts_with('.'))
-            .collect();
+        let beside = dot_names(tmp.path());
         assert!(beside.is_empty(), "round {round}: {beside:?}");
         let _ = fs::remove_dir_all(&layout);
         let _ = fs::remove_file(&archive);

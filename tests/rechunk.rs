@@ -257,11 +257,7 @@ fn archives_are_read_and_written_and_keep_their_other_images() {
     // nowhere, so the manifests are the same blob), its config and layers.
     let sample_blobs = 2 + from_sample_layers(&tmp, sample);
     assert_eq!(blobs, sample_blobs, "unreferenced blobs were kept");
-    let names: Vec<String> = fs::read_dir(tmp.path())
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with('.'))
-        .collect();
+    let names = dot_names(tmp.path());
     assert!(names.is_empty(), "left behind: {names:?}");
 }
 

@@ -205,11 +205,7 @@ impl LayoutWriter {
         if digests.is_empty() {
             return Ok(0);
         }
-        let locked = |e| Error::Lock {
-            what: format!("image layout {}", self.root.display()),
-            path: self.writers.path().to_path_buf(),
-            source: e,
-        };
+        let locked = |e| lock_error(&self.root, self.writers.path(), e);
         let alone = self.writers.try_exclusive().map_err(locked)?;
         let removed = match alone {
             true => self.remove_unreachable(digests),
@@ -244,11 +240,7 @@ impl LayoutWriter {
     /// writing into it (a failed run taking back the layout it created);
     /// returns whether it did.
     pub fn remove_if_unused(&self) -> Result<bool> {
-        let locked = |e| Error::Lock {
-            what: format!("image layout {}", self.root.display()),
-            path: self.writers.path().to_path_buf(),
-            source: e,
-        };
+        let locked = |e| lock_error(&self.root, self.writers.path(), e);
         if !self.writers.try_exclusive().map_err(locked)? {
             self.writers.relock(LockMode::Shared).map_err(locked)?;
             return Ok(false);
@@ -403,11 +395,17 @@ fn not_a_layout(root: &Path) -> Error {
 /// Takes the lock file `name` of the layout at `root` in `mode`.
 fn lock(root: &Path, name: &str, mode: LockMode) -> Result<FileLock> {
     let path = root.join(name);
-    FileLock::acquire(&path, mode).map_err(|source| Error::Lock {
+    FileLock::acquire(&path, mode).map_err(|e| lock_error(root, &path, e))
+}
+
+/// The error of a lock file `path` of the layout at `root` that could not
+/// be taken.
+fn lock_error(root: &Path, path: &Path, source: std::io::Error) -> Error {
+    Error::Lock {
         what: format!("image layout {}", root.display()),
-        path,
+        path: path.to_path_buf(),
         source,
-    })
+    }
 }
 
 #[cfg(test)]

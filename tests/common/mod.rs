@@ -38,6 +38,16 @@ impl Drop for TempDir {
     }
 }
 
+/// The names in `dir` that start with a dot: what runs leave behind
+/// (temporary files, scratch layouts, lock files).
+pub fn dot_names(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with('.'))
+        .collect()
+}
+
 /// The path of an external tool, or a panic saying how to install it.
 pub fn require_tool(tool: &str, package: &str) -> PathBuf {
     let found = std::env::var_os("PATH")
