@@ -179,10 +179,9 @@ fn output(flag: Option<&str>, tag: Option<&str>) -> Result<Output> {
     Ok(Output::Archive(ArchiveTarget::File(nonempty(o)?)))
 }
 
-pub fn run(args: BuildArgs, verbose: u8) -> Result<()> {
-    let log = Log::new(verbose);
-    let output = output(args.output.as_deref(), args.tag.as_deref())?;
-    let base = match (&args.config, &args.config_str) {
+/// The image's config: --config's file, else --config-str, else empty.
+fn base_config(args: &BuildArgs) -> Result<BaseConfig> {
+    Ok(match (&args.config, &args.config_str) {
         (Some(file), _) => {
             let bytes = std::fs::read(file)
                 .with_context(|| format!("reading --config {}", file.display()))?;
@@ -190,7 +189,12 @@ pub fn run(args: BuildArgs, verbose: u8) -> Result<()> {
         }
         (None, Some(json)) => BaseConfig::parse(json.as_bytes(), "--config-str")?,
         (None, None) => BaseConfig::default(),
-    };
+    })
+}
+
+/// What the flags and the base config say the library is to pack.
+fn pack_options(args: &BuildArgs) -> Result<PackOptions> {
+    let base = base_config(args)?;
     let mut runtime = base.runtime;
     MapEdit::apply_all(&mut runtime.labels, &args.labels);
     let mut annotations = base.annotations;
@@ -206,11 +210,29 @@ pub fn run(args: BuildArgs, verbose: u8) -> Result<()> {
         // As coreos/chunkah: a level without --compressed is ignored.
         (false, None) => (CompressionArg::None, None),
     };
-    let compression = compression(kind, level)?;
     let source_date_epoch = match args.source_date_epoch {
         Some(e) => Some(i64::try_from(e).context("--source-date-epoch is too large")?),
         None => base.created,
     };
+    Ok(PackOptions {
+        runtime: Some(runtime),
+        annotations,
+        architecture: architecture.unwrap_or_else(|| PackOptions::default().architecture),
+        max_layers: args.max_layers.into(),
+        compression: compression(kind, level)?,
+        source_date_epoch,
+        prune: args.prune.clone(),
+        skip_special_files: args.skip_special_files,
+        prior: args.prior.clone(),
+        threads: (args.threads > 0).then_some(args.threads),
+        cancel: super::cancel_on_signals(),
+        ..PackOptions::default()
+    })
+}
+
+pub fn run(args: BuildArgs, verbose: u8) -> Result<()> {
+    let log = Log::new(verbose);
+    let output = output(args.output.as_deref(), args.tag.as_deref())?;
     if !args.prune.iter().any(|p| p.path.starts_with("sysroot"))
         && args.rootfs.join("sysroot/ostree").exists()
     {
@@ -219,20 +241,8 @@ pub fn run(args: BuildArgs, verbose: u8) -> Result<()> {
              add --prune /sysroot/ (see the README's bootc section)",
         );
     }
-    let options = PackOptions {
-        runtime: Some(runtime),
-        annotations,
-        architecture: architecture.unwrap_or_else(|| PackOptions::default().architecture),
-        max_layers: args.max_layers.into(),
-        compression,
-        source_date_epoch,
-        prune: args.prune.clone(),
-        skip_special_files: args.skip_special_files,
-        prior: args.prior.clone(),
-        threads: (args.threads > 0).then_some(args.threads),
-        cancel: super::cancel_on_signals(),
-        ..PackOptions::default()
-    };
+    let options = pack_options(&args)?;
+    let compression = options.compression;
     let store = chunkah::store::StoreConfig {
         scratch_dir: Some(std::env::temp_dir()),
         ..Default::default()
