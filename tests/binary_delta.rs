@@ -133,6 +133,19 @@ fn a_delta_is_published_found_and_applied() {
         );
         assert_eq!(applied["fallbacks"].as_array().unwrap().len(), 0);
         assert_eq!(applied["bytesRead"].as_u64().unwrap(), delta, "{applied}");
+        // The delta's own count: every index part made was taken, and what
+        // they and the parts cost is within the total.
+        let used = &applied["delta"];
+        assert!(report["stats"]["indexParts"].as_u64().unwrap() > 0);
+        assert_eq!(
+            used["indexParts"], report["stats"]["indexParts"],
+            "{applied}"
+        );
+        let delta_read = used["bytesRead"].as_u64().unwrap();
+        assert!(
+            delta_read > report["stats"]["indexPartBytes"].as_u64().unwrap() && delta_read < delta,
+            "{applied}"
+        );
         assert_eq!(applied["requests"], l["delta"]["requests"]);
         assert_eq!(manifest_digest(&out, "new"), v3_digest);
         // --no-delta: ranges only, the chunk level plus asking for nothing.

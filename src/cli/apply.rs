@@ -78,6 +78,18 @@ pub fn run(args: ApplyArgs) -> Result<()> {
             r.requests,
             human(r.plan.levels.image.bytes)
         )?;
+        if let Some(d) = &r.delta {
+            writeln!(
+                out,
+                "delta {}: {} of {} parts rebuilt {} frames, {} chunk indexes from index parts, {} read",
+                d.manifest,
+                d.parts_used,
+                d.parts,
+                d.frames,
+                d.index_parts,
+                human(d.bytes_read)
+            )?;
+        }
     }
     Ok(())
 }

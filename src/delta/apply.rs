@@ -99,8 +99,10 @@ pub struct DeltaUse {
     pub parts_used: usize,
     /// Frames rebuilt from the delta.
     pub frames: u64,
-    /// Bytes read to find the delta (referrers, manifest, lookup) and its
-    /// parts.
+    /// Chunk indexes of new layers rebuilt from the delta's index parts.
+    pub index_parts: usize,
+    /// Bytes read to find the delta (referrers, manifest, lookup), its
+    /// parts and its index parts.
     pub bytes_read: u64,
 }
 
@@ -204,17 +206,24 @@ pub fn apply(
     let old_layers: std::collections::HashSet<Digest> =
         old.layers.iter().map(|l| l.descriptor.digest).collect();
     let mut layers = Vec::new();
+    // What the index parts taken cost, for the delta's own count.
+    let (mut index_parts, mut index_part_bytes) = (0, 0);
     for (at, d) in manifest.layers.iter().enumerate() {
         if old_layers.contains(&d.digest) {
             layers.push((d.clone(), None));
             continue;
         }
+        let read_before = src.bytes;
         let from_delta = match found.as_deref() {
             Some(found) => index_from_delta(found, &old, &mut src, at, d, &mut fallbacks)?,
             None => None,
         };
+        index_part_bytes += src.bytes - read_before;
         let index = match from_delta {
-            Some(index) => Some(index),
+            Some(index) => {
+                index_parts += 1;
+                Some(index)
+            }
             None => {
                 let index = super::read_index(source, d)?;
                 if let Some((range, _, _)) = &index {
@@ -251,6 +260,23 @@ pub fn apply(
         &pool,
     )?;
     fallbacks.extend(part_fallbacks);
+    // A delta whose index parts alone were taken was used too.
+    let delta_use = match (delta_use, found.as_deref()) {
+        (None, Some(found)) if index_part_bytes > 0 => Some(DeltaUse {
+            manifest: found.manifest,
+            parts: 0,
+            parts_used: 0,
+            frames: 0,
+            index_parts: 0,
+            bytes_read: found.bytes_read,
+        }),
+        (delta_use, _) => delta_use,
+    }
+    .map(|d| DeltaUse {
+        index_parts,
+        bytes_read: d.bytes_read + index_part_bytes,
+        ..d
+    });
     // A failed run takes away the blobs it added: the destination keeps
     // only what it had, and the blobs of images it lists.
     let written: Vec<Digest> = std::iter::once(&manifest.config)
@@ -416,6 +442,7 @@ fn plan_and_take_delta(
         parts: choice.parts.len(),
         parts_used: choice.parts.len() - rebuilt.fallbacks.len(),
         frames: covered.len() as u64,
+        index_parts: 0,
         bytes_read: found.bytes_read + rebuilt.bytes_read,
     };
     // Ranges for every frame no part rebuilt (those of failed parts too).
