@@ -1367,3 +1367,86 @@ fn deltas_pushed_beside_the_image_are_used_by_pull() {
     );
     assert_eq!(digest_in(&dest), v3);
 }
+
+/// Deltas of one image from several bases pushed at the same time: the
+/// referrers tag schema has no atomic update, and each run must still find
+/// its delta listed, whatever order the runs read and write the index in.
+#[test]
+fn concurrent_delta_pushes_keep_every_referrer() {
+    const BASES: u8 = 4;
+    let registry = Registry::start("reg-delta-many");
+    let tmp = TempDir::new("reg-delta-many");
+    let chunkah = || Command::new(env!("CARGO_BIN_EXE_chunkah"));
+    let local = |v: u8| format!("oci:{}:v{v}", tmp.path().join("local").display());
+    let target = format!("docker://{}/many:new", registry.host());
+    for v in 1..=BASES + 1 {
+        let src = tmp.path().join(format!("src-{v}"));
+        delta_tree(&src, v);
+        let dest = match v {
+            v if v <= BASES => local(v),
+            _ => target.clone(),
+        };
+        run(chunkah()
+            .arg("pack")
+            .arg(&src)
+            .args(["-o", &dest, "--quiet", "--max-layers", "2"])
+            .args(["--source-date-epoch", "1700000000", "--tls-verify=false"]));
+    }
+    let client = Client::new(
+        &registry.host(),
+        "many",
+        ClientConfig {
+            tls_verify: false,
+            ..ClientConfig::default()
+        },
+    )
+    .unwrap();
+    let subject = Digest::of(
+        &client
+            .get_manifest(&Target::Tag("new".into()))
+            .unwrap()
+            .bytes,
+    );
+    for round in 0..3 {
+        let runs: Vec<_> = (1..=BASES)
+            .map(|v| {
+                chunkah()
+                    .args(["delta", &local(v), &target, "--json", "--quiet"])
+                    .args(["--tls-verify=false", "--level", "3"])
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        let mut made = Vec::new();
+        for child in runs {
+            let out = child.wait_with_output().unwrap();
+            assert!(
+                out.status.success(),
+                "round {round}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+            made.push(report["manifest"].as_str().unwrap().to_string());
+        }
+        let index = client
+            .get_manifest(&Target::Tag(format!("sha256-{}", subject.hex())))
+            .unwrap();
+        let index: serde_json::Value = serde_json::from_slice(&index.bytes).unwrap();
+        let listed: Vec<&str> = index["manifests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["digest"].as_str().unwrap())
+            .collect();
+        // Each base's delta once: every run's, none twice.
+        assert_eq!(listed.len(), BASES as usize, "round {round}: {index}");
+        for m in &made {
+            assert!(
+                listed.contains(&m.as_str()),
+                "round {round}: {m} lost: {index}"
+            );
+        }
+    }
+}

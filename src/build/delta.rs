@@ -78,14 +78,11 @@ pub fn delta(job: &DeltaJob, progress: &(dyn Fn(u64, u64) + Sync)) -> Result<Del
         ));
     }
     let subject = new_image.descriptor.digest;
-    let writer = ImageWriter::open_referrers(&job.dest, &subject, &job.store)?;
-    // The referrers NEW has in the registry already (deltas from other
-    // versions are kept); a layout's or an archive's are in the writer's
-    // layout, read while the tag is replaced.
-    let remote = match job.dest.is_registry() {
-        true => ImageReader::open_with(&job.dest, &job.store)?.referrers(&subject)?,
-        false => None,
-    };
+    // A delta from the same base replaces the one listed before; deltas
+    // from other bases are kept: a layout's or an archive's index is merged
+    // while its tag is replaced (under the layout's lock), a registry's
+    // when the delta is pushed.
+    let writer = ImageWriter::open_referrers(&job.dest, &subject, &[BASE_ANNOTATION], &job.store)?;
     let layout = writer.layout();
 
     let pool = super::worker_pool(job.threads)?;
@@ -154,7 +151,7 @@ pub fn delta(job: &DeltaJob, progress: &(dyn Fn(u64, u64) + Sync)) -> Result<Del
     layout.update_tag(writer.tag(), |current| {
         let existing = match current {
             Some(desc) => Some(LayoutReader::open_layout(layout.root())?.json_blob(desc)?),
-            None => remote,
+            None => None,
         };
         let index = merge_referrer(existing, manifest_desc.clone(), &[BASE_ANNOTATION]);
         let index_json = serde_json::to_vec(&index).expect("an index serialises");

@@ -242,7 +242,9 @@ impl Client {
         }
     }
 
-    pub(super) fn url(&self, tail: &str) -> String {
+    /// The URL of `tail` (`manifests/TAG`, `blobs/DIGEST`) in this
+    /// client's repository.
+    pub fn url(&self, tail: &str) -> String {
         format!("{}/v2/{}/{tail}", self.base, self.repository)
     }
 

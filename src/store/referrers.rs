@@ -56,20 +56,11 @@ impl ImageReader {
             Source::Registry {
                 client, bytes_read, ..
             } => {
-                let m = match client.get_manifest(&crate::registry::Target::Tag(tag)) {
-                    Ok(m) => m,
-                    Err(Error::Registry {
-                        status: Some(404), ..
-                    }) => return Ok(None),
-                    Err(e) => return Err(e),
-                };
-                bytes_read.fetch_add(m.size, Ordering::Relaxed);
-                serde_json::from_slice(&m.bytes).map(Some).map_err(|e| {
-                    Error::malformed(
-                        format!("{} referrers of {subject}", self.reference()),
-                        format!("bad JSON: {e}"),
-                    )
-                })
+                let found = registry_index(client, &crate::registry::Target::Tag(tag))?;
+                Ok(found.map(|(index, size)| {
+                    bytes_read.fetch_add(size, Ordering::Relaxed);
+                    index
+                }))
             }
         }
     }
@@ -96,6 +87,29 @@ impl ImageReader {
             }
         }
     }
+}
+
+/// The index of referrers a registry has under `tag` and its size, `None`
+/// where it has none.
+#[cfg(feature = "registry")]
+pub(crate) fn registry_index(
+    client: &crate::registry::Client,
+    tag: &crate::registry::Target,
+) -> Result<Option<(Index, u64)>> {
+    let m = match client.get_manifest(tag) {
+        Ok(m) => m,
+        Err(Error::Registry {
+            status: Some(404), ..
+        }) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let index = serde_json::from_slice(&m.bytes).map_err(|e| {
+        Error::malformed(
+            client.url(&format!("manifests/{}", tag.as_url_part())),
+            format!("bad JSON in the index of referrers: {e}"),
+        )
+    })?;
+    Ok(Some((index, m.size)))
 }
 
 #[cfg(test)]

@@ -42,8 +42,10 @@ pub struct ImageWriter {
     scratch: Option<PathBuf>,
     #[cfg(feature = "registry")]
     registry: Option<ClientConfig>,
-    /// The tag names an index of referrers, not an image.
-    referrers: bool,
+    /// The tag names an index of referrers, not an image: the annotations
+    /// by which a new entry replaces an old one (see
+    /// [`super::merge_referrer`]).
+    referrers: Option<Vec<String>>,
     /// Held while an archive is rewritten; declared last, so let go last.
     _archive_lock: Option<ArchiveLock>,
 }
@@ -77,10 +79,14 @@ impl ImageWriter {
     /// registry image is written into a scratch layout in the config's
     /// scratch directory first and pushed with its registry settings.
     pub fn open(dest: &ImageRef, config: &StoreConfig) -> Result<Self> {
-        Self::open_for(dest, config, false)
+        Self::open_for(dest, config, None)
     }
 
-    fn open_for(dest: &ImageRef, config: &StoreConfig, referrers: bool) -> Result<Self> {
+    fn open_for(
+        dest: &ImageRef,
+        config: &StoreConfig,
+        referrers: Option<Vec<String>>,
+    ) -> Result<Self> {
         #[cfg(not(feature = "registry"))]
         let _ = config;
         let tag = dest.tag_or_default().to_string();
@@ -125,7 +131,7 @@ impl ImageWriter {
         if let ImageRef::Archive { file, .. } = dest {
             if file.exists() {
                 // The index of referrers is added to, an image replaced.
-                let except = (!referrers).then_some(writer.tag.as_str());
+                let except = writer.referrers.is_none().then_some(writer.tag.as_str());
                 import_archive(file, &writer.layout, except)?;
             }
         }
@@ -148,7 +154,7 @@ impl ImageWriter {
             scratch: None,
             #[cfg(feature = "registry")]
             registry: None,
-            referrers: false,
+            referrers: None,
             _archive_lock: None,
         })
     }
@@ -156,8 +162,17 @@ impl ImageWriter {
     /// Opens `dest` for writing artifacts that refer to the manifest
     /// `subject`, and the index of its referrers under the referrers tag
     /// schema ([`super::referrers_tag`]); [`ImageWriter::finish`] pushes
-    /// each artifact of the index the layout holds, then the index.
-    pub fn open_referrers(dest: &ImageRef, subject: &Digest, config: &StoreConfig) -> Result<Self> {
+    /// each artifact of the index the layout holds, then merges them into
+    /// the registry's index as it is then, an entry replacing one with the
+    /// same values of `same_annotations` (see [`super::merge_referrer`]),
+    /// and reads it back until they are there: runs pushing referrers of
+    /// one subject at once keep each other's.
+    pub fn open_referrers(
+        dest: &ImageRef,
+        subject: &Digest,
+        same_annotations: &[&str],
+        config: &StoreConfig,
+    ) -> Result<Self> {
         let tag = super::referrers_tag(subject);
         let dest = match dest {
             #[cfg(feature = "registry")]
@@ -168,7 +183,8 @@ impl ImageWriter {
             }
             _ => dest.with_tag(&tag),
         };
-        Self::open_for(&dest, config, true)
+        let keys = same_annotations.iter().map(|k| k.to_string()).collect();
+        Self::open_for(&dest, config, Some(keys))
     }
 
     /// The layout the image is written into.
@@ -194,17 +210,17 @@ impl ImageWriter {
                 let config = self.registry.clone().unwrap_or_default();
                 let client = Client::for_ref(r, config)?;
                 let reader = LayoutReader::open_layout(self.layout.root())?;
-                pushed = Some(match self.referrers {
-                    false => push(&reader, &self.tag, &client, &r.target)?,
-                    true => push_referrers(&reader, &self.tag, &client)?,
+                pushed = Some(match &self.referrers {
+                    None => push(&reader, &self.tag, &client, &r.target)?,
+                    Some(keys) => push_referrers(&reader, &self.tag, keys, &client)?,
                 });
             }
         }
         self.created = false;
         Ok(WriteOutcome {
             reference: match self.referrers {
-                false => self.dest.with_tag(&self.tag).to_string(),
-                true => self.dest.to_string(),
+                None => self.dest.with_tag(&self.tag).to_string(),
+                Some(_) => self.dest.to_string(),
             },
             pushed,
         })
@@ -270,12 +286,25 @@ fn push_blobs(
     Ok(())
 }
 
-/// Pushes the artifacts listed in the index tagged `tag` in `source` that
-/// `source` holds (blobs, then each manifest by digest), then the index
-/// under `tag`.
+/// How many times the index of referrers is written before a run gives up
+/// (each time another run replaced it between this one's read and write).
 #[cfg(feature = "registry")]
-fn push_referrers(source: &LayoutReader, tag: &str, client: &Client) -> Result<PushReport> {
-    use crate::oci::types::{Index, Manifest, REF_NAME};
+const REFERRERS_ATTEMPTS: u32 = 8;
+
+/// Pushes the artifacts listed in the index tagged `tag` in `source` that
+/// `source` holds (blobs, then each manifest by digest), then merges them
+/// into the registry's index under `tag` as it is now (`keys`: see
+/// [`super::merge_referrer`]), and reads it back after a pause, merging
+/// again while one of them is missing: the tag schema has no atomic
+/// update, so another run may have replaced the index in between.
+#[cfg(feature = "registry")]
+fn push_referrers(
+    source: &LayoutReader,
+    tag: &str,
+    keys: &[String],
+    client: &Client,
+) -> Result<PushReport> {
+    use crate::oci::types::{Descriptor, Index, Manifest, REF_NAME};
     let index_path = source.member_path("index.json");
     let tagged = source
         .index()?
@@ -285,8 +314,9 @@ fn push_referrers(source: &LayoutReader, tag: &str, client: &Client) -> Result<P
         .ok_or_else(|| {
             Error::malformed(index_path.display(), format!("no index tagged {tag:?}"))
         })?;
-    let (index, index_bytes): (Index, Vec<u8>) = source.json_blob_bytes(&tagged)?;
+    let (index, _): (Index, Vec<u8>) = source.json_blob_bytes(&tagged)?;
     let mut report = PushReport::default();
+    let mut ours = Vec::new();
     for m in &index.manifests {
         // Entries merged from the registry's own index are there already.
         let Ok((manifest, bytes)) = source.json_blob_bytes::<Manifest>(m) else {
@@ -294,11 +324,47 @@ fn push_referrers(source: &LayoutReader, tag: &str, client: &Client) -> Result<P
         };
         push_blobs(source, &manifest, client, &mut report)?;
         client.put_manifest(&Target::Digest(m.digest), &m.media_type, &bytes)?;
+        ours.push(m.clone());
     }
-    client.put_manifest(
-        &Target::Tag(tag.to_string()),
-        &tagged.media_type,
-        &index_bytes,
-    )?;
-    Ok(report)
+    let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+    let target = Target::Tag(tag.to_string());
+    let lists_ours = |index: &Option<Index>| {
+        let listed = |o: &Descriptor| {
+            index
+                .iter()
+                .any(|i| i.manifests.iter().any(|m| m.digest == o.digest))
+        };
+        ours.iter().all(listed)
+    };
+    for attempt in 0..=REFERRERS_ATTEMPTS {
+        let current = super::referrers::registry_index(client, &target)?.map(|(i, _)| i);
+        if attempt > 0 && lists_ours(&current) {
+            return Ok(report);
+        }
+        if attempt == REFERRERS_ATTEMPTS {
+            break;
+        }
+        let merged = ours.iter().fold(current, |index, entry| {
+            Some(super::merge_referrer(index, entry.clone(), &keys))
+        });
+        let bytes = serde_json::to_vec(&merged).expect("an index serialises");
+        client.put_manifest(&target, &tagged.media_type, &bytes)?;
+        // Long enough for a run that read the index before this write to
+        // write its own, so that the read back sees it; a little longer
+        // each time, and not the same for two runs.
+        let jitter = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos() % 100);
+        std::thread::sleep(std::time::Duration::from_millis(
+            150 * u64::from(attempt + 1) + u64::from(jitter),
+        ));
+    }
+    Err(Error::registry(
+        client.url(&format!("manifests/{tag}")),
+        None,
+        format!(
+            "the index of referrers was replaced by other runs {REFERRERS_ATTEMPTS} times \
+             before it listed this run's artifacts; push again"
+        ),
+    ))
 }
