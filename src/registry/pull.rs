@@ -73,6 +73,18 @@ impl Client {
         }
     }
 
+    /// Whether the repository has the manifest `digest` (`HEAD`).
+    pub fn manifest_exists(&self, digest: &Digest) -> Result<bool> {
+        let url = self.url(&format!("manifests/{digest}"));
+        let resp = self.send(
+            &mut Request::new("HEAD", url.clone()).header("Accept", MANIFEST_ACCEPT.join(", ")),
+        )?;
+        match resp.status().as_u16() {
+            404 => Ok(false),
+            _ => self.expect(resp, "HEAD", &url, &[200]).map(|_| true),
+        }
+    }
+
     /// The blob `digest`, `size` bytes long, checked against its digest.
     pub fn get_blob(&self, digest: &Digest, size: u64) -> Result<Vec<u8>> {
         let mut bytes = Vec::with_capacity(size.min(MAX_JSON_BYTES) as usize);

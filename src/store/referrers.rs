@@ -30,16 +30,21 @@ pub fn merge_referrer(index: Option<Index>, entry: Descriptor, same_annotations:
         manifests: Vec::new(),
         annotations: Default::default(),
     });
-    index.manifests.retain(|m| {
-        let same = m.digest == entry.digest
-            || (m.artifact_type == entry.artifact_type
-                && same_annotations
-                    .iter()
-                    .all(|k| m.annotations.get(*k) == entry.annotations.get(*k)));
-        !same
-    });
+    index
+        .manifests
+        .retain(|m| !same_referrer(m, &entry, same_annotations));
     index.manifests.push(entry);
     index
+}
+
+/// Whether `a` and `b` stand for the same referrer: the same digest, or the
+/// same artifact type and the same value of each of `same_annotations`.
+pub(crate) fn same_referrer(a: &Descriptor, b: &Descriptor, same_annotations: &[&str]) -> bool {
+    a.digest == b.digest
+        || (a.artifact_type == b.artifact_type
+            && same_annotations
+                .iter()
+                .all(|k| a.annotations.get(*k) == b.annotations.get(*k)))
 }
 
 impl ImageReader {

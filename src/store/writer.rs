@@ -322,17 +322,26 @@ fn push_referrers(
         let Ok((manifest, bytes)) = source.json_blob_bytes::<Manifest>(m) else {
             continue;
         };
-        push_blobs(source, &manifest, client, &mut report)?;
-        client.put_manifest(&Target::Digest(m.digest), &m.media_type, &bytes)?;
+        // Only what the registry lacks: distribution 2.8 was seen refusing
+        // an index (MANIFEST_BLOB_UNKNOWN) that listed a manifest another run
+        // was putting again at that moment.
+        if !client.manifest_exists(&m.digest)? {
+            push_blobs(source, &manifest, client, &mut report)?;
+            client.put_manifest(&Target::Digest(m.digest), &m.media_type, &bytes)?;
+        }
         ours.push(m.clone());
     }
     let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
     let target = Target::Tag(tag.to_string());
+    // An entry of this run is there, or one that replaced it (another
+    // run's delta from the same base, written since): that run's is as good.
     let lists_ours = |index: &Option<Index>| {
         let listed = |o: &Descriptor| {
-            index
-                .iter()
-                .any(|i| i.manifests.iter().any(|m| m.digest == o.digest))
+            index.iter().any(|i| {
+                i.manifests
+                    .iter()
+                    .any(|m| super::referrers::same_referrer(m, o, &keys))
+            })
         };
         ours.iter().all(listed)
     };
@@ -348,7 +357,18 @@ fn push_referrers(
             Some(super::merge_referrer(index, entry.clone(), &keys))
         });
         let bytes = serde_json::to_vec(&merged).expect("an index serialises");
-        client.put_manifest(&target, &tagged.media_type, &bytes)?;
+        match client.put_manifest(&target, &tagged.media_type, &bytes) {
+            Ok(_) => {}
+            // A manifest the index lists is not there for the registry: one
+            // that another run is writing (again). Read and merge again.
+            Err(Error::Registry {
+                status: Some(400),
+                message,
+                ..
+            }) if message.contains("MANIFEST_BLOB_UNKNOWN") && attempt + 1 < REFERRERS_ATTEMPTS => {
+            }
+            Err(e) => return Err(e),
+        }
         // Long enough for a run that read the index before this write to
         // write its own, so that the read back sees it; a little longer
         // each time, and not the same for two runs.
