@@ -262,7 +262,7 @@ pub fn apply(
     fallbacks.extend(part_fallbacks);
     // A delta whose index parts alone were taken was used too.
     let delta_use = match (delta_use, found.as_deref()) {
-        (None, Some(found)) if index_part_bytes > 0 => Some(DeltaUse {
+        (None, Some(found)) if index_parts > 0 => Some(DeltaUse {
             manifest: found.manifest,
             parts: 0,
             parts_used: 0,

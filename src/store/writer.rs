@@ -331,6 +331,9 @@ fn push_referrers(
         }
         ours.push(m.clone());
     }
+    if ours.is_empty() {
+        return Ok(report);
+    }
     let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
     let target = Target::Tag(tag.to_string());
     // An entry of this run is there, or one that replaced it (another
