@@ -1343,17 +1343,9 @@ fn deltas_pushed_beside_the_image_are_used_by_pull() {
     assert_eq!(digest_in(&dest), remote_digest(&remote(2)));
     // The delta from v2, damaged in the registry's storage: ranges for its
     // parts, the right image.
-    let artifact = Client::new(
-        &registry.host(),
-        "delta",
-        ClientConfig {
-            tls_verify: false,
-            ..ClientConfig::default()
-        },
-    )
-    .unwrap()
-    .get_manifest(&Target::Digest(Digest::parse(&deltas[1]).unwrap()))
-    .unwrap();
+    let artifact = plain_http_client(&registry, "delta")
+        .get_manifest(&Target::Digest(Digest::parse(&deltas[1]).unwrap()))
+        .unwrap();
     let artifact: Manifest = serde_json::from_slice(&artifact.bytes).unwrap();
     let data = registry.blob_data(&artifact.layers[0].digest);
     let mut bytes = std::fs::read(&data).unwrap();
@@ -1366,6 +1358,15 @@ fn deltas_pushed_beside_the_image_are_used_by_pull() {
         "{pulled}"
     );
     assert_eq!(digest_in(&dest), v3);
+}
+
+/// A client of `repository` in the test registry (plain HTTP).
+fn plain_http_client(registry: &Registry, repository: &str) -> Client {
+    let config = ClientConfig {
+        tls_verify: false,
+        ..ClientConfig::default()
+    };
+    Client::new(&registry.host(), repository, config).unwrap()
 }
 
 /// Deltas of one image from several bases pushed at the same time: the
@@ -1392,21 +1393,11 @@ fn concurrent_delta_pushes_keep_every_referrer() {
             .args(["-o", &dest, "--quiet", "--max-layers", "2"])
             .args(["--source-date-epoch", "1700000000", "--tls-verify=false"]));
     }
-    let client = Client::new(
-        &registry.host(),
-        "many",
-        ClientConfig {
-            tls_verify: false,
-            ..ClientConfig::default()
-        },
-    )
-    .unwrap();
-    let subject = Digest::of(
-        &client
-            .get_manifest(&Target::Tag("new".into()))
-            .unwrap()
-            .bytes,
-    );
+    let client = plain_http_client(&registry, "many");
+    let subject = client
+        .get_manifest(&Target::Tag("new".into()))
+        .unwrap()
+        .digest;
     for round in 0..3 {
         // Base 1 twice, at two levels (two different deltas from one base):
         // one of them is listed, and neither run fails.

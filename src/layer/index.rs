@@ -29,9 +29,9 @@ pub const INDEX_VERSION: u8 = 1;
 pub const MAX_INDEX_BODY: usize = 256 << 20;
 /// The zstd level an index body is compressed with: 19 up to
 /// [`INDEX_HIGH_LEVEL_MAX`] bytes (every layer of the Debian series: 3.4%
-/// smaller than level 3, in no time), 3 above it, where level 19 costs
-/// seconds a layer and tens of MiB and gains about 1.5% (the body is mostly
-/// frame digests): a layer of 100,000 small files.
+/// smaller than level 3), 3 above it, where level 19 gained 1.4% (the body
+/// is mostly frame digests) for 18% of pack's CPU on 300,000 small files
+/// (BENCHMARKS.md, "A million small files").
 fn index_level(body_len: usize) -> i32 {
     match body_len <= INDEX_HIGH_LEVEL_MAX {
         true => 19,
