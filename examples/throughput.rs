@@ -1,5 +1,7 @@
 //! Single-thread chunking throughput, side by side with the `fastcdc` crate
-//! in the same run: median of N runs over one buffer, and the ratio to the crate.
+//! in the same run: N rounds over one buffer, each timing the crate and every
+//! kernel once; the median rate of each, and the median of its per-round
+//! ratios to the crate.
 //!
 //! `cargo run --release --example throughput [FILE] [RUNS]`: FILE defaults to
 //! 256 MiB of xorshift bytes; 16K/64K/256K, normalization 1.
@@ -45,24 +47,41 @@ fn main() {
             timings.join(", ")
         );
     }
-    let (base, n) = time(runs, data.len(), || {
-        fastcdc::v2020::FastCDC::new(&data, 16 << 10, 64 << 10, 256 << 10).count()
-    });
-    println!(
-        "{:<28} {:>7.2} GB/s  {:>6} chunks  ratio 1.00",
-        "fastcdc crate v2020", base, n
-    );
+    // Round robin: each run times the crate and every kernel once, so a
+    // shared machine's slow and fast moments fall on all of them alike; each
+    // kernel's ratio is the median of its per-run ratios to the crate.
+    let mut contenders: Vec<(String, Box<dyn Fn() -> usize>)> = vec![(
+        "fastcdc crate v2020".to_string(),
+        Box::new(|| fastcdc::v2020::FastCDC::new(&data, 16 << 10, 64 << 10, 256 << 10).count()),
+    )];
     for algorithm in [Algorithm::FastCdc, Algorithm::Vector] {
         for backend in Backend::available() {
             let chunker =
                 Chunker::new(ChunkerConfig::default().with_algorithm(algorithm), backend).unwrap();
-            let (rate, n) = time(runs, data.len(), || chunker.cut_points(&data).len());
-            let name = format!("{algorithm}/{backend}");
-            println!(
-                "{name:<28} {rate:>7.2} GB/s  {n:>6} chunks  ratio {:.2}",
-                rate / base
-            );
+            let data = &data;
+            contenders.push((
+                format!("{algorithm}/{backend}"),
+                Box::new(move || chunker.cut_points(data).len()),
+            ));
         }
+    }
+    let mut rates = vec![Vec::new(); contenders.len()];
+    let mut counts = vec![0; contenders.len()];
+    for _ in 0..runs {
+        for (i, (_, f)) in contenders.iter().enumerate() {
+            let t = Instant::now();
+            counts[i] = std::hint::black_box(f());
+            rates[i].push(data.len() as f64 / t.elapsed().as_secs_f64() / 1e9);
+        }
+    }
+    for (i, (name, _)) in contenders.iter().enumerate() {
+        let ratios = rates[i].iter().zip(&rates[0]).map(|(r, b)| r / b).collect();
+        println!(
+            "{name:<28} {:>7.2} GB/s  {:>6} chunks  ratio {:.2}",
+            median(rates[i].clone()),
+            counts[i],
+            median(ratios)
+        );
     }
     // One buffer split across threads (exact resynchronisation), best backend.
     for algorithm in [Algorithm::FastCdc, Algorithm::Vector] {

@@ -2,8 +2,8 @@
 //!
 //! FastCDC's hash is one serial chain (a shift and an add per byte), and
 //! gather-based SIMD versions of it were measured slower than scalar code on
-//! AMD, so its x86 kernels are the four-chain ILP kernel compiled for the
-//! backend's features.
+//! AMD, so its x86 kernel runs four chains side by side in general-purpose
+//! registers ([`scan_fastcdc_chains`]), the same code for both backends.
 //!
 //! The vector hash runs one independent stream per 32-bit lane (see
 //! [`super::lanes`]): each iteration loads a row of bytes per lane, looks the
@@ -14,12 +14,13 @@
 
 use std::arch::x86_64::*;
 
-use super::gear::{VECTOR_MIX, VECTOR_NIBBLES};
+use super::gear::{FASTCDC_WINDOW, GEAR64, VECTOR_MIX, VECTOR_NIBBLES};
 use super::lanes::{finish, scalar_head, LanePlan};
 use super::scalar;
 
 /// # Safety
-/// The CPU must have AVX2 and BMI2.
+/// The CPU must have AVX2 and BMI2 (the kernel itself needs neither; the
+/// backend promises them).
 #[target_feature(enable = "avx2,bmi2")]
 pub(crate) unsafe fn scan_fastcdc_avx2(
     data: &[u8],
@@ -28,11 +29,12 @@ pub(crate) unsafe fn scan_fastcdc_avx2(
     mask: u64,
     out: &mut Vec<usize>,
 ) {
-    scalar::scan_fastcdc_ilp(data, from, to, mask, out)
+    scan_fastcdc_chains(data, from, to, mask, out)
 }
 
 /// # Safety
-/// The CPU must have AVX-512 F/BW and BMI2.
+/// The CPU must have AVX-512 F/BW and BMI2 (as for AVX2, the kernel needs
+/// none of them).
 #[target_feature(enable = "avx512f,avx512bw,bmi2")]
 pub(crate) unsafe fn scan_fastcdc_avx512(
     data: &[u8],
@@ -41,7 +43,196 @@ pub(crate) unsafe fn scan_fastcdc_avx512(
     mask: u64,
     out: &mut Vec<usize>,
 ) {
-    scalar::scan_fastcdc_ilp(data, from, to, mask, out)
+    scan_fastcdc_chains(data, from, to, mask, out)
+}
+
+/// The steady-state hashes before `starts`: the 47 bytes before each rolled
+/// from zero (bits above 47 are never tested), the four chains side by side.
+fn warm_up(data: &[u8], starts: [usize; 4]) -> [u64; 4] {
+    const WARM: usize = FASTCDC_WINDOW - 1;
+    let roll = |h: u64, b: u8| (h << 1).wrapping_add(GEAR64[b as usize]);
+    if starts[0] < WARM {
+        return starts.map(|s| {
+            data[s.saturating_sub(WARM)..s]
+                .iter()
+                .fold(0, |h, &b| roll(h, b))
+        });
+    }
+    let windows: [&[u8; WARM]; 4] = starts.map(|s| data[s - WARM..s].try_into().expect("47 bytes"));
+    let mut h = [0u64; 4];
+    for j in 0..WARM {
+        for (h, window) in h.iter_mut().zip(windows) {
+            *h = roll(*h, window[j]);
+        }
+    }
+    h
+}
+
+/// Positions per chain below which warming four chains up costs more than it saves.
+const CHAINS_MIN_STEPS: usize = 256;
+/// Candidates one call takes from the chains before it hands its range to the
+/// reference scan: low-entropy input can make every position a candidate, and
+/// each one costs a trip out of the assembly loop.
+const CHAINS_MAX_EXITS: usize = 64;
+
+/// FastCDC candidate scan with four hash chains in general-purpose registers.
+///
+/// The range is cut in four parts of `q` positions (`q` even); each chain
+/// first rolls the 47 bytes before its part, so it holds the steady-state
+/// hash, and the four chains then advance together, one byte each per step.
+/// Same output as [`scalar::scan_fastcdc`].
+///
+/// The steps are an assembly loop because both resources it needs are
+/// scarce: per byte and chain it takes two loads (the byte, its gear value)
+/// and two ALU operations (one `lea` rolls the hash, one fused test-and-branch
+/// tests it). The same loop written in Rust was compiled with the table
+/// address and the data pointer reloaded every step (sixteen registers do not
+/// hold it all once a call sits on the hit path), which on a Zen 3 core cost
+/// 15 to 20% (BENCHMARKS.md). Here it takes twelve registers and leaves the
+/// loop on the first position where any chain hits; hits are rare (one in
+/// 2^13 positions or fewer with the crate's masks), so everything else is
+/// done in Rust.
+pub(crate) fn scan_fastcdc_chains(
+    data: &[u8],
+    from: usize,
+    to: usize,
+    mask: u64,
+    out: &mut Vec<usize>,
+) {
+    let q = ((to - from) / 4) & !1;
+    if q < CHAINS_MIN_STEPS {
+        return scalar::scan_fastcdc(data, from, to, mask, out);
+    }
+    let first = out.len();
+    let starts = [from, from + q, from + 2 * q, from + 3 * q];
+    // Every byte the loop reads is below from + 4q.
+    assert!(from + 4 * q <= data.len());
+    // Four streams of 12 lines or so each are too short for the hardware
+    // prefetcher to pick up: ask for this range and for the next one of the
+    // same length (the driver's next scan block, unless a cut is found here,
+    // as it is in about one block in sixteen). The warm-up covers some of the
+    // wait for this one, this block's loop the wait for the next.
+    let ahead = data.as_ptr().wrapping_add(from);
+    for line in (0..8 * q).step_by(64) {
+        // SAFETY: a prefetch never faults, and `wrapping_add` makes no claim
+        // that the address is inside `data`.
+        unsafe { _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(line).cast()) };
+    }
+    let [mut h0, mut h1, mut h2, mut h3] = warm_up(data, starts);
+    let base = data[from..].as_ptr();
+    let mut exits = 0;
+    let mut k = 0;
+    while k < q {
+        let mut at = base.wrapping_add(k);
+        // SAFETY: the loop reads the bytes base[j + l * q] for l in 0..4 and
+        // k <= j < q (j even, then j + 1 < q as q is even), all below
+        // from + 4q <= data.len() (asserted above), and GEAR64[b] for a byte
+        // b, inside the 256-entry table. It writes only its register operands.
+        unsafe {
+            std::arch::asm!(
+                "2:",
+                "movzx {t0:e}, byte ptr [{at}]",
+                "movzx {t1:e}, byte ptr [{at} + {q}]",
+                "mov {t0}, qword ptr [{tbl} + {t0} * 8]",
+                "mov {t1}, qword ptr [{tbl} + {t1} * 8]",
+                "lea {h0}, [{t0} + {h0} * 2]",
+                "lea {h1}, [{t1} + {h1} * 2]",
+                "movzx {t0:e}, byte ptr [{at} + {q} * 2]",
+                "movzx {t1:e}, byte ptr [{at} + {q3}]",
+                "mov {t0}, qword ptr [{tbl} + {t0} * 8]",
+                "mov {t1}, qword ptr [{tbl} + {t1} * 8]",
+                "lea {h2}, [{t0} + {h2} * 2]",
+                "lea {h3}, [{t1} + {h3} * 2]",
+                "test {h0}, {mask}",
+                "jz 3f",
+                "test {h1}, {mask}",
+                "jz 3f",
+                "test {h2}, {mask}",
+                "jz 3f",
+                "test {h3}, {mask}",
+                "jz 3f",
+                "movzx {t0:e}, byte ptr [{at} + 1]",
+                "movzx {t1:e}, byte ptr [{at} + {q} + 1]",
+                "mov {t0}, qword ptr [{tbl} + {t0} * 8]",
+                "mov {t1}, qword ptr [{tbl} + {t1} * 8]",
+                "lea {h0}, [{t0} + {h0} * 2]",
+                "lea {h1}, [{t1} + {h1} * 2]",
+                "movzx {t0:e}, byte ptr [{at} + {q} * 2 + 1]",
+                "movzx {t1:e}, byte ptr [{at} + {q3} + 1]",
+                "mov {t0}, qword ptr [{tbl} + {t0} * 8]",
+                "mov {t1}, qword ptr [{tbl} + {t1} * 8]",
+                "lea {h2}, [{t0} + {h2} * 2]",
+                "lea {h3}, [{t1} + {h3} * 2]",
+                "add {at}, 2",
+                "test {h0}, {mask}",
+                "jz 4f",
+                "test {h1}, {mask}",
+                "jz 4f",
+                "test {h2}, {mask}",
+                "jz 4f",
+                "test {h3}, {mask}",
+                "jz 4f",
+                "cmp {at}, {end}",
+                "jb 2b",
+                "jmp 5f",
+                // A hit at the second step of a pair: `at` is already past it.
+                "4:",
+                "dec {at}",
+                "3:",
+                "5:",
+                at = inout(reg) at,
+                h0 = inout(reg) h0,
+                h1 = inout(reg) h1,
+                h2 = inout(reg) h2,
+                h3 = inout(reg) h3,
+                t0 = out(reg) _,
+                t1 = out(reg) _,
+                q = in(reg) q,
+                q3 = in(reg) 3 * q,
+                end = in(reg) base.wrapping_add(q),
+                tbl = in(reg) GEAR64.as_ptr(),
+                mask = in(reg) mask,
+                options(nostack, readonly),
+            );
+        }
+        let at = at as usize - base as usize;
+        if at >= q {
+            break;
+        }
+        exits += 1;
+        if exits > CHAINS_MAX_EXITS {
+            out.truncate(first);
+            return scalar::scan_fastcdc(data, from, to, mask, out);
+        }
+        let hashes = [h0, h1, h2, h3];
+        for (s, h) in starts.iter().zip(hashes) {
+            if h & mask == 0 {
+                out.push(s + at);
+            }
+        }
+        // The loop steps in pairs: after a hit on the first of a pair, take the
+        // second here.
+        k = at + 1;
+        if k % 2 == 1 {
+            let roll = |h: u64, s: usize| (h << 1).wrapping_add(GEAR64[data[s + k] as usize]);
+            [h0, h1, h2, h3] = [
+                roll(h0, starts[0]),
+                roll(h1, starts[1]),
+                roll(h2, starts[2]),
+                roll(h3, starts[3]),
+            ];
+            for (s, h) in starts.iter().zip([h0, h1, h2, h3]) {
+                if h & mask == 0 {
+                    out.push(s + k);
+                }
+            }
+            k += 1;
+        }
+    }
+    // The chains found their hits in step order: put them in position order.
+    out[first..].sort_unstable();
+    // The positions that did not divide into four even parts.
+    scalar::scan_fastcdc(data, from + 4 * q, to, mask, out);
 }
 
 // ---------------------------------------------------------------- AVX2, 8 lanes
@@ -280,6 +471,58 @@ pub(crate) unsafe fn scan_vector_avx512(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn chains_equal_the_reference_scan() {
+        let data = crate::chunker::golden_input(11, 70_000);
+        let (strict, relaxed) = crate::chunker::gear::fastcdc_masks(64 << 10, 1);
+        let mut checked_hits = 0;
+        // Masks from no hit to every position; ranges short, odd, unaligned and long.
+        for mask in [strict & relaxed, 0x3_0000, 0xff, 0x7, 0x1, 0] {
+            for (from, to) in [
+                (0, 70_000),
+                (47, 3_119),
+                (1, 1_025),
+                (5, 2_058),
+                (3_000, 3_000 + 4 * 256 + 7),
+                (10_001, 10_001 + 3 * 1_024 + 3),
+                (69_000, 70_000),
+            ] {
+                let mut reference = vec![7];
+                let mut chains = vec![7];
+                scalar::scan_fastcdc(&data, from, to, mask, &mut reference);
+                scan_fastcdc_chains(&data, from, to, mask, &mut chains);
+                assert_eq!(chains, reference, "from {from} to {to} mask {mask:#x}");
+                checked_hits += reference.len() - 1;
+            }
+        }
+        assert!(checked_hits > 100_000, "the masks gave hits to check");
+    }
+
+    #[test]
+    fn chains_report_hits_on_both_steps_of_a_pair_and_in_every_chain() {
+        // Mask 0x3f: a hit every 64 positions on average, fewer than the exit
+        // cap in a short range, at even and odd offsets in all four chains.
+        let data = crate::chunker::golden_input(5, 4_096);
+        for (from, to) in [(100, 100 + 1_100), (101, 101 + 1_100)] {
+            let mut reference = Vec::new();
+            let mut chains = Vec::new();
+            scalar::scan_fastcdc(&data, from, to, 0x3f, &mut reference);
+            scan_fastcdc_chains(&data, from, to, 0x3f, &mut chains);
+            assert_eq!(chains, reference);
+            let q = ((to - from) / 4) & !1;
+            for lane in 0..4 {
+                let lane_hits: Vec<_> = reference
+                    .iter()
+                    .map(|&i| i - from)
+                    .filter(|&i| i / q == lane)
+                    .collect();
+                assert!(lane_hits.iter().any(|i| i % 2 == 0), "lane {lane} even");
+                assert!(lane_hits.iter().any(|i| i % 2 == 1), "lane {lane} odd");
+            }
+            assert!(reference.len() <= CHAINS_MAX_EXITS, "stays in the chains");
+        }
+    }
 
     #[test]
     fn transposes_put_dword_t_of_row_l_in_lane_l_of_column_t() {
