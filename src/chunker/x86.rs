@@ -68,6 +68,53 @@ fn warm_up(data: &[u8], starts: [usize; 4]) -> [u64; 4] {
     h
 }
 
+/// Steps the chains take between two rounds of prefetches (even).
+const CHAINS_SEGMENT: usize = 128;
+/// How many steps ahead of the chains their bytes are asked for.
+const CHAINS_AHEAD: usize = 256;
+
+/// Software prefetch for the four chains of a scan block, and then for those
+/// of the next block of the same size (the driver's next call unless a cut is
+/// found in this one, as it is in about one block in sixteen).
+///
+/// Each chain reads 12 lines or so of a block, too few for the hardware
+/// prefetcher to pick the four streams up: scanning consecutive 3 KiB blocks
+/// of a 4 MiB buffer ran at half the speed of one block held in L1. Asking
+/// for all of a block at once did worse than spreading the requests (more are
+/// in flight than the core tracks, and the rest are dropped).
+struct Prefetch {
+    base: *const u8,
+    q: usize,
+    /// Steps (of every chain) whose lines have been asked for.
+    done: usize,
+}
+
+impl Prefetch {
+    fn new(base: *const u8, q: usize) -> Self {
+        Prefetch { base, q, done: 0 }
+    }
+
+    /// Asks for the lines of every chain's steps up to `steps`; steps past
+    /// the block's `q` are those of the next block.
+    #[inline]
+    fn upto(&mut self, steps: usize) {
+        while self.done < steps {
+            let (block, step) = if self.done < self.q {
+                (0, self.done)
+            } else {
+                (4 * self.q, self.done - self.q)
+            };
+            for lane in 0..4 {
+                let at = self.base.wrapping_add(block + lane * self.q + step);
+                // SAFETY: a prefetch never faults, and `wrapping_add` makes
+                // no claim that the address is inside the data.
+                unsafe { _mm_prefetch::<_MM_HINT_T0>(at.cast()) };
+            }
+            self.done += 64;
+        }
+    }
+}
+
 /// Positions per chain below which warming four chains up costs more than it saves.
 const CHAINS_MIN_STEPS: usize = 256;
 /// Candidates one call takes from the chains before it hands its range to the
@@ -107,22 +154,15 @@ pub(crate) fn scan_fastcdc_chains(
     let starts = [from, from + q, from + 2 * q, from + 3 * q];
     // Every byte the loop reads is below from + 4q.
     assert!(from + 4 * q <= data.len());
-    // Four streams of 12 lines or so each are too short for the hardware
-    // prefetcher to pick up: ask for this range and for the next one of the
-    // same length (the driver's next scan block, unless a cut is found here,
-    // as it is in about one block in sixteen). The warm-up covers some of the
-    // wait for this one, this block's loop the wait for the next.
-    let ahead = data.as_ptr().wrapping_add(from);
-    for line in (0..8 * q).step_by(64) {
-        // SAFETY: a prefetch never faults, and `wrapping_add` makes no claim
-        // that the address is inside `data`.
-        unsafe { _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(line).cast()) };
-    }
     let [mut h0, mut h1, mut h2, mut h3] = warm_up(data, starts);
     let base = data[from..].as_ptr();
+    let mut prefetch = Prefetch::new(base, q);
+    prefetch.upto(CHAINS_AHEAD);
     let mut exits = 0;
     let mut k = 0;
     while k < q {
+        let stop = q.min(k + CHAINS_SEGMENT);
+        prefetch.upto(stop + CHAINS_AHEAD);
         let mut at = base.wrapping_add(k);
         // SAFETY: the loop reads the bytes base[j + l * q] for l in 0..4 and
         // k <= j < q (j even, then j + 1 < q as q is even), all below
@@ -189,15 +229,16 @@ pub(crate) fn scan_fastcdc_chains(
                 t1 = out(reg) _,
                 q = in(reg) q,
                 q3 = in(reg) 3 * q,
-                end = in(reg) base.wrapping_add(q),
+                end = in(reg) base.wrapping_add(stop),
                 tbl = in(reg) GEAR64.as_ptr(),
                 mask = in(reg) mask,
                 options(nostack, readonly),
             );
         }
         let at = at as usize - base as usize;
-        if at >= q {
-            break;
+        if at >= stop {
+            k = stop;
+            continue;
         }
         exits += 1;
         if exits > CHAINS_MAX_EXITS {
