@@ -170,6 +170,8 @@ pub(crate) fn scan_fastcdc_chains(
         // b, inside the 256-entry table. It writes only its register operands.
         unsafe {
             std::arch::asm!(
+                // The loop's speed should not depend on where the linker put it.
+                ".p2align 6",
                 "2:",
                 "movzx {t0:e}, byte ptr [{at}]",
                 "movzx {t1:e}, byte ptr [{at} + {q}]",
