@@ -134,11 +134,12 @@ const CHAINS_MAX_EXITS: usize = 64;
 /// and two ALU operations (one `lea` rolls the hash, one fused test-and-branch
 /// tests it). The same loop written in Rust was compiled with the table
 /// address and the data pointer reloaded every step (sixteen registers do not
-/// hold it all once a call sits on the hit path), which on a Zen 3 core cost
-/// 15 to 20% (BENCHMARKS.md). Here it takes twelve registers and leaves the
-/// loop on the first position where any chain hits; hits are rare (one in
-/// 2^13 positions or fewer with the crate's masks), so everything else is
-/// done in Rust.
+/// hold it all once a call sits on the hit path), 1.2 to 1.3 times slower on
+/// a Zen 3 core (BENCHMARKS.md). Here it takes twelve registers and leaves
+/// the loop on the first position where any chain hits; with a 64 KiB
+/// average that is one position in 2^14 per chain, so everything else is
+/// done in Rust (small averages hit more often, and after
+/// [`CHAINS_MAX_EXITS`] hits the range goes to the reference scan).
 pub(crate) fn scan_fastcdc_chains(
     data: &[u8],
     from: usize,
