@@ -314,6 +314,14 @@ fn transpose8(r: [__m256i; 8]) -> [__m256i; 8] {
     ]
 }
 
+/// The lanes (a bit each) whose value in `x` is at most the one in `below`.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn hit_lanes(x: __m256i, below: __m256i) -> u32 {
+    let at_most = _mm256_cmpeq_epi32(_mm256_min_epu32(x, below), x);
+    _mm256_movemask_ps(_mm256_castsi256_ps(at_most)) as u32
+}
+
 /// # Safety
 /// The CPU must have AVX2 and BMI2.
 #[target_feature(enable = "avx2,bmi2")]
@@ -327,6 +335,10 @@ pub(crate) unsafe fn scan_vector_avx2(
     const LANES: usize = 8;
     const STEP: usize = 32;
     const PREFETCH: usize = 8 * STEP;
+    if mask.leading_ones() + mask.trailing_zeros() != 32 {
+        // Not a mask of top bits: the minimum test below does not apply.
+        return scalar::scan_vector(data, from, to, mask, out);
+    }
     let from = scalar_head(data, from, to, mask, out);
     let Some(plan) = LanePlan::<LANES>::new(from, to, STEP) else {
         return scalar::scan_vector(data, from, to, mask, out);
@@ -334,8 +346,48 @@ pub(crate) unsafe fn scan_vector_avx2(
     let lo_table = _mm256_broadcastsi128_si256(_mm_loadu_si128(VECTOR_NIBBLES[0].as_ptr().cast()));
     let hi_table = _mm256_broadcastsi128_si256(_mm_loadu_si128(VECTOR_NIBBLES[1].as_ptr().cast()));
     let nibble = _mm256_set1_epi8(0x0f);
-    let byte = _mm256_set1_epi32(0xff);
-    let vmask = _mm256_set1_epi32(mask as i32);
+    // Byte k of every dword, zero-extended: the gear value of step k.
+    let pick: [__m256i; 4] = std::array::from_fn(|k| {
+        let k = k as i8;
+        _mm256_setr_epi8(
+            k,
+            -1,
+            -1,
+            -1,
+            k + 4,
+            -1,
+            -1,
+            -1,
+            k + 8,
+            -1,
+            -1,
+            -1,
+            k + 12,
+            -1,
+            -1,
+            -1, //
+            k,
+            -1,
+            -1,
+            -1,
+            k + 4,
+            -1,
+            -1,
+            -1,
+            k + 8,
+            -1,
+            -1,
+            -1,
+            k + 12,
+            -1,
+            -1,
+            -1,
+        )
+    });
+    // The mask is the top bits of the mixed hash (`gear::vector_masks`), so a
+    // position hits when its mixed hash is at most `!mask`: the minimum of
+    // several steps tells whether any of them hit.
+    let below = _mm256_set1_epi32(!mask as i32);
     let mix = _mm256_set1_epi32(VECTOR_MIX as i32);
     let zero = _mm256_setzero_si256();
     let mut h = zero;
@@ -357,36 +409,31 @@ pub(crate) unsafe fn scan_vector_avx2(
             *row = _mm256_xor_si256(lo, hi);
         }
         let cols = transpose8(rows);
-        // Hit masks of the STEP positions; checked once per iteration, off the hash chain.
-        let mut found = [0u8; LANES];
-        let mut any = 0u32;
-        for (t, &col) in cols.iter().enumerate() {
-            let g = [
-                _mm256_and_si256(col, byte),
-                _mm256_and_si256(_mm256_srli_epi32::<8>(col), byte),
-                _mm256_and_si256(_mm256_srli_epi32::<16>(col), byte),
-                _mm256_srli_epi32::<24>(col),
-            ];
-            let mut tested = [zero; 4];
-            for (k, gk) in g.into_iter().enumerate() {
-                h = _mm256_add_epi32(_mm256_add_epi32(h, h), gk);
-                tested[k] = _mm256_and_si256(_mm256_mullo_epi32(h, mix), vmask);
+        // The least mixed hash of each pair of columns (eight steps): a lane
+        // hits in them exactly when that least value is at most `below`.
+        let mut least = [zero; LANES / 2];
+        for (pair, least) in cols.chunks_exact(2).zip(&mut least) {
+            let mut m = [zero; 2];
+            for (&col, m) in pair.iter().zip(&mut m) {
+                let mut x = [zero; 4];
+                for (k, x) in x.iter_mut().enumerate() {
+                    h = _mm256_add_epi32(_mm256_add_epi32(h, h), _mm256_shuffle_epi8(col, pick[k]));
+                    *x = _mm256_mullo_epi32(h, mix);
+                }
+                *m = _mm256_min_epu32(_mm256_min_epu32(x[0], x[1]), _mm256_min_epu32(x[2], x[3]));
             }
-            // One test for four steps: a zero lane in any of them makes the minimum zero.
-            let least = _mm256_min_epu32(
-                _mm256_min_epu32(tested[0], tested[1]),
-                _mm256_min_epu32(tested[2], tested[3]),
-            );
-            let lanes =
-                _mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(least, zero))) as u32;
-            found[t] = lanes as u8;
-            any |= lanes;
+            *least = _mm256_min_epu32(m[0], m[1]);
         }
-        if any != 0 {
-            // Which of the four positions hit: rare, so ask the scalar hash.
-            for (t, &lanes) in found.iter().enumerate() {
-                for k in 0..4 {
-                    plan.record_if(u32::from(lanes), off + 4 * t + k, &mut hits, |pos| {
+        let all = _mm256_min_epu32(
+            _mm256_min_epu32(least[0], least[1]),
+            _mm256_min_epu32(least[2], least[3]),
+        );
+        if hit_lanes(all, below) != 0 {
+            // Which of the eight positions of a pair hit: rare, so ask the scalar hash.
+            for (p, &least) in least.iter().enumerate() {
+                let lanes = hit_lanes(least, below);
+                for i in 0..8 {
+                    plan.record_if(lanes, off + 8 * p + i, &mut hits, |pos| {
                         scalar::vector_hash_at(data, pos) & mask == 0
                     });
                 }
@@ -515,6 +562,48 @@ pub(crate) unsafe fn scan_vector_avx512(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn vector_scans_equal_the_reference_scan() {
+        let data = crate::chunker::golden_input(13, 50_000);
+        let zeros = vec![0u8; 8_192];
+        for (data, from, to, mask) in [
+            (&data, 0, 50_000, 0xff00_0000),
+            (&data, 1, 49_999, 0xf000_0000),
+            (&data, 31, 4_200, 0xc000_0000),
+            (&data, 33, 33 + 4 * 16 * 64, 0xe000_0000),
+            (&data, 3_000, 3_000 + 4 * 8 * 32 - 1, 0x8000_0000),
+            (&data, 100, 20_000, 0),
+            // Not a mask of top bits: the AVX2 kernel hands it to the reference.
+            (&data, 100, 20_000, 0x0f0f_0000),
+            (&zeros, 100, 8_000, 0),
+            (&zeros, 0, 8_192, 0xffff_ffff),
+        ] {
+            let mut reference = vec![usize::MAX];
+            scalar::scan_vector(data, from, to, mask, &mut reference);
+            assert!(
+                mask == 0xffff_ffff || reference.len() > 1,
+                "mask {mask:#x} hits"
+            );
+            if std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("bmi2")
+            {
+                let mut avx2 = vec![usize::MAX];
+                // SAFETY: AVX2 and BMI2 were detected just above.
+                unsafe { scan_vector_avx2(data, from, to, mask, &mut avx2) };
+                assert_eq!(avx2, reference, "avx2 from {from} to {to} mask {mask:#x}");
+            }
+            if crate::chunker::Backend::Avx512.is_available() {
+                let mut avx512 = vec![usize::MAX];
+                // SAFETY: the AVX-512 backend's features were detected just above.
+                unsafe { scan_vector_avx512(data, from, to, mask, &mut avx512) };
+                assert_eq!(
+                    avx512, reference,
+                    "avx512 from {from} to {to} mask {mask:#x}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn chains_equal_the_reference_scan() {
