@@ -348,41 +348,11 @@ pub(crate) unsafe fn scan_vector_avx2(
     let nibble = _mm256_set1_epi8(0x0f);
     // Byte k of every dword, zero-extended: the gear value of step k.
     let pick: [__m256i; 4] = std::array::from_fn(|k| {
-        let k = k as i8;
-        _mm256_setr_epi8(
-            k,
-            -1,
-            -1,
-            -1,
-            k + 4,
-            -1,
-            -1,
-            -1,
-            k + 8,
-            -1,
-            -1,
-            -1,
-            k + 12,
-            -1,
-            -1,
-            -1, //
-            k,
-            -1,
-            -1,
-            -1,
-            k + 4,
-            -1,
-            -1,
-            -1,
-            k + 8,
-            -1,
-            -1,
-            -1,
-            k + 12,
-            -1,
-            -1,
-            -1,
-        )
+        // Within each 128-bit half: byte k of dword d is byte 4d + k; 0x80 gives zero.
+        let index: [u8; 32] =
+            std::array::from_fn(|i| if i % 4 == 0 { (i % 16 + k) as u8 } else { 0x80 });
+        // SAFETY: 32 bytes, the size of an unaligned 256-bit load.
+        unsafe { _mm256_loadu_si256(index.as_ptr().cast()) }
     });
     // The mask is the top bits of the mixed hash (`gear::vector_masks`), so a
     // position hits when its mixed hash is at most `!mask`: the minimum of
