@@ -8,8 +8,9 @@
 
 use super::gear::{vector_mix, FASTCDC_WINDOW, GEAR64, VECTOR_WINDOW, VGEAR};
 
+/// One step of the FastCDC hash: shift, then add the byte's gear value.
 #[inline(always)]
-fn roll64(h: u64, b: u8) -> u64 {
+pub(crate) fn roll64(h: u64, b: u8) -> u64 {
     (h << 1).wrapping_add(GEAR64[b as usize])
 }
 

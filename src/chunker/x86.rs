@@ -50,7 +50,7 @@ pub(crate) unsafe fn scan_fastcdc_avx512(
 /// from zero (bits above 47 are never tested), the four chains side by side.
 fn warm_up(data: &[u8], starts: [usize; 4]) -> [u64; 4] {
     const WARM: usize = FASTCDC_WINDOW - 1;
-    let roll = |h: u64, b: u8| (h << 1).wrapping_add(GEAR64[b as usize]);
+    let roll = scalar::roll64;
     if starts[0] < WARM {
         return starts.map(|s| {
             data[s.saturating_sub(WARM)..s]
@@ -217,12 +217,11 @@ pub(crate) fn scan_fastcdc_chains(
                 "jz 4f",
                 "cmp {at}, {end}",
                 "jb 2b",
-                "jmp 5f",
+                "jmp 3f",
                 // A hit at the second step of a pair: `at` is already past it.
                 "4:",
                 "dec {at}",
                 "3:",
-                "5:",
                 at = inout(reg) at,
                 h0 = inout(reg) h0,
                 h1 = inout(reg) h1,
@@ -248,28 +247,27 @@ pub(crate) fn scan_fastcdc_chains(
             out.truncate(first);
             return scalar::scan_fastcdc(data, from, to, mask, out);
         }
-        let hashes = [h0, h1, h2, h3];
-        for (s, h) in starts.iter().zip(hashes) {
-            if h & mask == 0 {
-                out.push(s + at);
+        // Each chain whose hash at step `step` hits reports its position.
+        let mut report = |hashes: [u64; 4], step: usize| {
+            for (s, h) in starts.iter().zip(hashes) {
+                if h & mask == 0 {
+                    out.push(s + step);
+                }
             }
-        }
+        };
+        report([h0, h1, h2, h3], at);
         // The loop steps in pairs: after a hit on the first of a pair, take the
         // second here.
         k = at + 1;
         if k % 2 == 1 {
-            let roll = |h: u64, s: usize| (h << 1).wrapping_add(GEAR64[data[s + k] as usize]);
+            let roll = |h: u64, s: usize| scalar::roll64(h, data[s + k]);
             [h0, h1, h2, h3] = [
                 roll(h0, starts[0]),
                 roll(h1, starts[1]),
                 roll(h2, starts[2]),
                 roll(h3, starts[3]),
             ];
-            for (s, h) in starts.iter().zip([h0, h1, h2, h3]) {
-                if h & mask == 0 {
-                    out.push(s + k);
-                }
-            }
+            report([h0, h1, h2, h3], k);
             k += 1;
         }
     }
