@@ -79,9 +79,9 @@ const CHAINS_AHEAD: usize = 256;
 ///
 /// Each chain reads 12 lines or so of a block, too few for the hardware
 /// prefetcher to pick the four streams up: scanning consecutive 3 KiB blocks
-/// of a 4 MiB buffer ran at half the speed of one block held in L1. Asking
-/// for all of a block at once did worse than spreading the requests (more are
-/// in flight than the core tracks, and the rest are dropped).
+/// of a 4 MiB buffer took 1.5 to 2.2 times as long as one block held in L1.
+/// Asking for all of a block at once did worse than spreading the requests
+/// (BENCHMARKS.md; likely more were in flight than the core tracks).
 struct Prefetch {
     base: *const u8,
     q: usize,
