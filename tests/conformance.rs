@@ -172,6 +172,45 @@ fn default_config_on_a_large_input() {
     check_all(&data[..(8 << 20) - 1], ChunkerConfig::default());
 }
 
+/// Inputs large enough for the lockstep driver (four chunkers over an input
+/// of at least 4 MiB), with runs that force cuts at the maximum and regions
+/// where every position is a candidate, under configurations whose masks it
+/// takes; threads too.
+#[test]
+fn large_inputs_of_every_kind_equal_the_oracle() {
+    let len = (5 << 20) + 3;
+    let mut mixed = golden_input(11, len);
+    for (k, b) in mixed.iter_mut().enumerate() {
+        match (k >> 16) % 5 {
+            1 => *b = 0,
+            3 => *b = (k % 3) as u8,
+            _ => {}
+        }
+    }
+    let inputs = [golden_input(5, len), mixed, vec![0x5a; len]];
+    let configs = [
+        ChunkerConfig::default(),
+        ChunkerConfig::around(4 << 10).unwrap(),
+        ChunkerConfig::new(2 << 10, 16 << 10, 1 << 20, 3).unwrap(),
+    ];
+    for data in &inputs {
+        for config in configs {
+            let fc = config.with_algorithm(Algorithm::FastCdc);
+            let expected = oracle(data, &fc);
+            for backend in Backend::available() {
+                let chunker = Chunker::new(fc, backend).unwrap();
+                assert_eq!(chunker.chunks(data), expected, "{backend} {fc:?}");
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(3)
+                    .build()
+                    .unwrap();
+                let parallel = pool.install(|| chunker.chunks_parallel(data));
+                assert_eq!(parallel, expected, "{backend} {fc:?}, 3 threads");
+            }
+        }
+    }
+}
+
 #[test]
 fn inputs_no_longer_than_min_are_one_chunk() {
     let config = ChunkerConfig::default();

@@ -188,21 +188,26 @@ impl Backend {
             Backend::Scalar => Kernels {
                 fastcdc: scalar::scan_fastcdc,
                 vector: scalar::scan_vector,
+                lockstep: None,
             },
             #[cfg(target_arch = "x86_64")]
             Backend::Avx2 => Kernels {
                 fastcdc: super::x86::scan_fastcdc_avx2,
                 vector: super::x86::scan_vector_avx2,
+                lockstep: Some(super::x86::roll_fastcdc_chains),
             },
             #[cfg(target_arch = "x86_64")]
             Backend::Avx512 => Kernels {
                 fastcdc: super::x86::scan_fastcdc_avx512,
                 vector: super::x86::scan_vector_avx512,
+                lockstep: Some(super::x86::roll_fastcdc_chains),
             },
             #[cfg(target_arch = "aarch64")]
             Backend::Neon => Kernels {
                 fastcdc: super::aarch64::scan_fastcdc_neon,
                 vector: super::aarch64::scan_vector_neon,
+                // Not timed on a native aarch64 machine yet: the block kernel.
+                lockstep: None,
             },
             #[allow(unreachable_patterns)]
             _ => unreachable!("require() rejected backends not built for this architecture"),
@@ -226,12 +231,23 @@ impl FromStr for Backend {
 /// A candidate scan over `data[from..to]` (see [`scalar`] for the contract).
 pub(crate) type ScanFn<M> = unsafe fn(&[u8], usize, usize, M, &mut Vec<usize>);
 
+/// A lockstep kernel: rolls four FastCDC hash chains, chain `l` from the
+/// byte at `pos[l]` with `h[l]`, one byte each per step, for up to `steps`
+/// steps (even, at least 2; every chain's bytes inside `data`), stopping
+/// after the first step at which any chain's hash has no bit of `mask` set.
+/// Returns the steps taken; `h` holds the hashes after the last of them.
+/// [`scalar::roll_fastcdc4`] is the reference.
+pub(crate) type RollFn = fn(&[u8], [usize; 4], &mut [u64; 4], usize, u64) -> usize;
+
 /// The kernels of one backend. Only [`Backend::kernels`] makes these, after
 /// checking that the CPU has the backend's features.
 #[derive(Clone, Copy)]
 pub(crate) struct Kernels {
     fastcdc: ScanFn<u64>,
     vector: ScanFn<u32>,
+    /// For FastCDC over large inputs (see [`super::lockstep`]), where the
+    /// backend has one.
+    pub(crate) lockstep: Option<RollFn>,
 }
 
 impl Kernels {

@@ -14,6 +14,7 @@ mod backend;
 mod file;
 pub mod gear;
 mod lanes;
+mod lockstep;
 mod parallel;
 pub mod scalar;
 mod stream;
@@ -177,6 +178,54 @@ impl ChunkerConfig {
     }
 }
 
+/// Which positions FastCDC tests for the chunk that starts at `start`, and
+/// with which mask: the size rules every FastCDC driver follows.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct FastCdcSpan {
+    /// The chunk's first byte.
+    pub(crate) start: usize,
+    /// The first position tested; the chunk's hash is rolled from zero here.
+    pub(crate) first: usize,
+    /// Positions below this are tested (in pairs: an odd last byte never is).
+    pub(crate) end: usize,
+    /// The strict mask tests positions below this, the relaxed one the rest.
+    pub(crate) avg_at: usize,
+    /// The chunk's end if no tested position hits.
+    pub(crate) forced: usize,
+}
+
+impl FastCdcSpan {
+    /// The mask that tests position `i`, of the (strict, relaxed) `masks`.
+    #[inline]
+    pub(crate) fn mask_at(&self, i: usize, (strict, relaxed): (u64, u64)) -> u64 {
+        if i < self.avg_at {
+            strict
+        } else {
+            relaxed
+        }
+    }
+}
+
+impl ChunkerConfig {
+    /// The span of the chunk that starts at `start` in an input of `len`
+    /// bytes, or `None` if at most `min` bytes are left (the chunk runs to
+    /// the end).
+    pub(crate) fn fastcdc_span(&self, start: usize, len: usize) -> Option<FastCdcSpan> {
+        let n = len - start;
+        if n <= self.min {
+            return None;
+        }
+        let r = n.min(self.max);
+        Some(FastCdcSpan {
+            start,
+            first: start + self.min,
+            end: start + (r & !1),
+            avg_at: start + self.avg,
+            forced: start + r,
+        })
+    }
+}
+
 /// One chunk of an input: a byte range.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Chunk {
@@ -275,35 +324,34 @@ impl Chunker {
         let mut cands = Vec::new();
         match c.algorithm {
             Algorithm::FastCdc => {
-                let (mask_s, mask_l) = self.fastcdc_masks;
-                // FastCDC tests positions in pairs: an odd last byte is never a candidate.
-                let end = start + (r & !1);
-                let avg_at = start + c.avg;
-                let mask_at = |i: usize| if i < avg_at { mask_s } else { mask_l };
+                let masks = self.fastcdc_masks;
+                let span = c
+                    .fastcdc_span(start, data.len())
+                    .expect("more than min bytes left");
                 // The chunk's hash starts from zero at `min`: until it has rolled a whole
                 // window it differs from the steady-state hash, so test these positions here.
-                let exact_end = end.min(start + c.min + gear::FASTCDC_WINDOW - 1);
+                let exact_end = span.end.min(span.first + gear::FASTCDC_WINDOW - 1);
                 let mut h = 0u64;
-                let first = start + c.min;
-                for (k, &b) in data[first..exact_end].iter().enumerate() {
-                    h = (h << 1).wrapping_add(gear::GEAR64[b as usize]);
-                    if h & mask_at(first + k) == 0 {
-                        return first + k;
+                for (&b, i) in data[span.first..exact_end].iter().zip(span.first..) {
+                    h = scalar::roll64(h, b);
+                    if h & span.mask_at(i, masks) == 0 {
+                        return i;
                     }
                 }
                 let mut from = exact_end;
-                while from < end {
-                    let to = end.min(from + FASTCDC_SCAN_BLOCK);
+                while from < span.end {
+                    let to = span.end.min(from + FASTCDC_SCAN_BLOCK);
                     cands.clear();
                     self.kernels
-                        .scan_fastcdc(data, from, to, mask_s & mask_l, &mut cands);
+                        .scan_fastcdc(data, from, to, masks.0 & masks.1, &mut cands);
                     for &i in &cands {
-                        if scalar::fastcdc_hash_at(data, i) & mask_at(i) == 0 {
+                        if scalar::fastcdc_hash_at(data, i) & span.mask_at(i, masks) == 0 {
                             return i;
                         }
                     }
                     from = to;
                 }
+                return span.forced;
             }
             Algorithm::Vector => {
                 let (mask_s, mask_l) = self.vector_masks;
@@ -329,13 +377,32 @@ impl Chunker {
 
     /// Chunk ends (exclusive offsets) of a whole input, in one thread.
     pub fn cut_points(&self, data: &[u8]) -> Vec<usize> {
-        let mut cuts = Vec::with_capacity(data.len() / self.config.avg + 1);
-        let mut pos = 0;
-        while pos < data.len() {
+        self.chain(data, 0, data.len())
+    }
+
+    /// The cut points of the chain of chunks that starts at `begin` (taken
+    /// as a chunk start) and runs until a cut reaches `end`.
+    pub(crate) fn chain(&self, data: &[u8], begin: usize, end: usize) -> Vec<usize> {
+        if let Some(roll) = self.lockstep_kernel() {
+            if end - begin >= 4 * lockstep::MIN_REGION {
+                return lockstep::chain(self, data, begin, end, roll);
+            }
+        }
+        let mut cuts = Vec::with_capacity((end - begin) / self.config.avg + 1);
+        let mut pos = begin;
+        while pos < end {
             pos = self.next_cut(data, pos);
             cuts.push(pos);
         }
         cuts
+    }
+
+    /// The lockstep kernel, if the backend has one and the masks suit it.
+    fn lockstep_kernel(&self) -> Option<backend::RollFn> {
+        let (strict, relaxed) = self.fastcdc_masks;
+        let suits = self.config.algorithm == Algorithm::FastCdc
+            && (strict & relaxed).count_ones() >= lockstep::MIN_COMMON_MASK_BITS;
+        self.kernels.lockstep.filter(|_| suits)
     }
 
     /// The chunks of a whole input, in one thread.

@@ -3,9 +3,10 @@
 //! Each thread chunks its own segment as if a chunk started at the segment's
 //! first byte. Those speculative cuts are right from the first position where
 //! the true (sequential) chain of cuts lands on one of them: cut points depend
-//! only on the bytes from a chunk's start. The merge walks the true chain from
-//! the previous segment into this one until it meets the speculative chain, so
-//! the result equals a sequential scan, whatever the data.
+//! only on the bytes from a chunk's start. The merge ([`stitch`]) walks the
+//! true chain from the previous segment into this one until it meets the
+//! speculative chain, so the result equals a sequential scan, whatever the
+//! data. The four chunkers of [`super::lockstep`] are stitched the same way.
 
 use rayon::prelude::*;
 
@@ -24,20 +25,23 @@ pub(crate) fn cut_points(chunker: &Chunker, data: &[u8], threads: usize) -> Vec<
     // Speculative chains: segment j from bounds[j] until a cut reaches bounds[j + 1].
     let specs: Vec<Vec<usize>> = (0..parts)
         .into_par_iter()
-        .map(|j| {
-            let (begin, end) = (bounds[j], bounds[j + 1]);
-            let mut cuts = Vec::new();
-            let mut pos = begin;
-            while pos < end {
-                pos = chunker.next_cut(data, pos);
-                cuts.push(pos);
-            }
-            cuts
-        })
+        .map(|j| chunker.chain(data, bounds[j], bounds[j + 1]))
         .collect();
+    stitch(chunker, data, &bounds, &specs)
+}
 
+/// The cuts of the chain that starts at `bounds[0]` and runs until a cut
+/// reaches the last bound, from the speculative chains `specs[j]`, each
+/// started at `bounds[j]` and run until a cut reached `bounds[j + 1]`.
+pub(crate) fn stitch(
+    chunker: &Chunker,
+    data: &[u8],
+    bounds: &[usize],
+    specs: &[Vec<usize>],
+) -> Vec<usize> {
+    debug_assert_eq!(bounds.len(), specs.len() + 1);
     let mut out: Vec<usize> = Vec::with_capacity(specs.iter().map(Vec::len).sum());
-    let mut pos = 0;
+    let mut pos = bounds[0];
     for (j, spec) in specs.iter().enumerate() {
         let (begin, end) = (bounds[j], bounds[j + 1]);
         while pos < end {

@@ -43,6 +43,27 @@ pub fn scan_fastcdc(data: &[u8], from: usize, to: usize, mask: u64, out: &mut Ve
     }
 }
 
+/// Reference lockstep kernel (see [`super::backend::RollFn`]): four FastCDC
+/// chains at their own positions, one byte each per step, until a step at
+/// which any chain's hash has no bit of `mask` set.
+pub fn roll_fastcdc4(
+    data: &[u8],
+    pos: [usize; 4],
+    h: &mut [u64; 4],
+    steps: usize,
+    mask: u64,
+) -> usize {
+    for j in 0..steps {
+        for (h, p) in h.iter_mut().zip(pos) {
+            *h = roll64(*h, data[p + j]);
+        }
+        if h.iter().any(|&h| h & mask == 0) {
+            return j + 1;
+        }
+    }
+    steps
+}
+
 /// Reference vector-hash candidate scan.
 pub fn scan_vector(data: &[u8], from: usize, to: usize, mask: u32, out: &mut Vec<usize>) {
     let warm = from.saturating_sub(VECTOR_WINDOW - 1);

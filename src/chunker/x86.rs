@@ -115,6 +115,137 @@ impl Prefetch {
     }
 }
 
+/// Rolls four FastCDC hash chains side by side, one byte each per step: chain
+/// `l` reads the byte at `at + d[l - 1]` (chain 0 at `at`), the offsets
+/// taken modulo 2^64 so that they may stand for negative distances. Steps go
+/// in pairs from `at` while `at < end` and stop after the first step at
+/// which any chain's hash has no bit of `mask` set.
+///
+/// Returns the position (of chain 0) of that step, or a position at or past
+/// `end` if no step hit; `h` then holds the hashes after that step.
+///
+/// The steps are an assembly loop because both resources it needs are
+/// scarce: per byte and chain it takes two loads (the byte, its gear value)
+/// and two ALU operations (one `lea` rolls the hash, one fused test-and-branch
+/// tests it). The same loop written in Rust was compiled with the table
+/// address and the data pointer reloaded every step (sixteen registers do not
+/// hold it all once a call sits on the hit path), 1.2 to 1.3 times slower on
+/// a Zen 3 core (BENCHMARKS.md). Here it takes thirteen registers, all that
+/// Rust lets inline assembly have on x86_64.
+///
+/// # Safety
+/// `end - at` must be even, and every chain's bytes of every step must be
+/// readable: `at + d + j` for `j` in `0..end - at`.
+#[inline(always)]
+unsafe fn roll4(
+    at: *const u8,
+    d: [usize; 3],
+    h: &mut [u64; 4],
+    end: *const u8,
+    mask: u64,
+) -> *const u8 {
+    let mut at = at;
+    // SAFETY: the caller promises the bytes read; GEAR64[b] for a byte b is
+    // inside the 256-entry table. It writes only its register operands.
+    unsafe {
+        std::arch::asm!(
+            // The loop's speed should not depend on where the linker put it.
+            ".p2align 6",
+            "2:",
+            "movzx {t0:e}, byte ptr [{at}]",
+            "movzx {t1:e}, byte ptr [{at} + {d1}]",
+            "mov {t0}, qword ptr [{tbl} + {t0} * 8]",
+            "mov {t1}, qword ptr [{tbl} + {t1} * 8]",
+            "lea {h0}, [{t0} + {h0} * 2]",
+            "lea {h1}, [{t1} + {h1} * 2]",
+            "movzx {t0:e}, byte ptr [{at} + {d2}]",
+            "movzx {t1:e}, byte ptr [{at} + {d3}]",
+            "mov {t0}, qword ptr [{tbl} + {t0} * 8]",
+            "mov {t1}, qword ptr [{tbl} + {t1} * 8]",
+            "lea {h2}, [{t0} + {h2} * 2]",
+            "lea {h3}, [{t1} + {h3} * 2]",
+            "test {h0}, {mask}",
+            "jz 3f",
+            "test {h1}, {mask}",
+            "jz 3f",
+            "test {h2}, {mask}",
+            "jz 3f",
+            "test {h3}, {mask}",
+            "jz 3f",
+            "movzx {t0:e}, byte ptr [{at} + 1]",
+            "movzx {t1:e}, byte ptr [{at} + {d1} + 1]",
+            "mov {t0}, qword ptr [{tbl} + {t0} * 8]",
+            "mov {t1}, qword ptr [{tbl} + {t1} * 8]",
+            "lea {h0}, [{t0} + {h0} * 2]",
+            "lea {h1}, [{t1} + {h1} * 2]",
+            "movzx {t0:e}, byte ptr [{at} + {d2} + 1]",
+            "movzx {t1:e}, byte ptr [{at} + {d3} + 1]",
+            "mov {t0}, qword ptr [{tbl} + {t0} * 8]",
+            "mov {t1}, qword ptr [{tbl} + {t1} * 8]",
+            "lea {h2}, [{t0} + {h2} * 2]",
+            "lea {h3}, [{t1} + {h3} * 2]",
+            "add {at}, 2",
+            "test {h0}, {mask}",
+            "jz 4f",
+            "test {h1}, {mask}",
+            "jz 4f",
+            "test {h2}, {mask}",
+            "jz 4f",
+            "test {h3}, {mask}",
+            "jz 4f",
+            "cmp {at}, {end}",
+            "jb 2b",
+            "jmp 3f",
+            // A hit at the second step of a pair: `at` is already past it.
+            "4:",
+            "dec {at}",
+            "3:",
+            at = inout(reg) at,
+            h0 = inout(reg) h[0],
+            h1 = inout(reg) h[1],
+            h2 = inout(reg) h[2],
+            h3 = inout(reg) h[3],
+            t0 = out(reg) _,
+            t1 = out(reg) _,
+            d1 = in(reg) d[0],
+            d2 = in(reg) d[1],
+            d3 = in(reg) d[2],
+            end = in(reg) end,
+            tbl = in(reg) GEAR64.as_ptr(),
+            mask = in(reg) mask,
+            options(nostack, readonly),
+        );
+    }
+    at
+}
+
+/// The lockstep kernel of both x86 backends (see [`super::backend::RollFn`]):
+/// four chains at independent positions, one [`roll4`] call.
+pub(crate) fn roll_fastcdc_chains(
+    data: &[u8],
+    pos: [usize; 4],
+    h: &mut [u64; 4],
+    steps: usize,
+    mask: u64,
+) -> usize {
+    assert!(
+        steps >= 2 && steps.is_multiple_of(2),
+        "an even number of steps"
+    );
+    assert!(pos.iter().all(|&p| p + steps <= data.len()));
+    let base = data[pos[0]..].as_ptr();
+    let d = [1, 2, 3].map(|l| pos[l].wrapping_sub(pos[0]));
+    let end = base.wrapping_add(steps);
+    // SAFETY: `steps` is even and each chain's bytes pos[l]..pos[l] + steps
+    // are inside `data` (both asserted above).
+    let at = unsafe { roll4(base, d, h, end, mask) };
+    if at >= end {
+        steps
+    } else {
+        at as usize - base as usize + 1
+    }
+}
+
 /// Positions per chain below which warming four chains up costs more than it saves.
 const CHAINS_MIN_STEPS: usize = 256;
 /// Candidates one call takes from the chains before it hands its range to the
@@ -129,17 +260,10 @@ const CHAINS_MAX_EXITS: usize = 64;
 /// hash, and the four chains then advance together, one byte each per step.
 /// Same output as [`scalar::scan_fastcdc`].
 ///
-/// The steps are an assembly loop because both resources it needs are
-/// scarce: per byte and chain it takes two loads (the byte, its gear value)
-/// and two ALU operations (one `lea` rolls the hash, one fused test-and-branch
-/// tests it). The same loop written in Rust was compiled with the table
-/// address and the data pointer reloaded every step (sixteen registers do not
-/// hold it all once a call sits on the hit path), 1.2 to 1.3 times slower on
-/// a Zen 3 core (BENCHMARKS.md). Here it takes twelve registers and leaves
-/// the loop on the first position where any chain hits; with a 64 KiB
-/// average that is one position in 2^14 per chain, so everything else is
-/// done in Rust (small averages hit more often, and after
-/// [`CHAINS_MAX_EXITS`] hits the range goes to the reference scan).
+/// The chains step in [`roll4`] and leave it on the first position where
+/// any of them hits; with a 64 KiB average that is one position in 2^14 per
+/// chain, so everything else is done in Rust (small averages hit more often,
+/// and after [`CHAINS_MAX_EXITS`] hits the range goes to the reference scan).
 pub(crate) fn scan_fastcdc_chains(
     data: &[u8],
     from: usize,
@@ -155,7 +279,7 @@ pub(crate) fn scan_fastcdc_chains(
     let starts = [from, from + q, from + 2 * q, from + 3 * q];
     // Every byte the loop reads is below from + 4q.
     assert!(from + 4 * q <= data.len());
-    let [mut h0, mut h1, mut h2, mut h3] = warm_up(data, starts);
+    let mut hs = warm_up(data, starts);
     let base = data[from..].as_ptr();
     let mut prefetch = Prefetch::new(base, q);
     prefetch.upto(CHAINS_AHEAD);
@@ -164,79 +288,18 @@ pub(crate) fn scan_fastcdc_chains(
     while k < q {
         let stop = q.min(k + CHAINS_SEGMENT);
         prefetch.upto(stop + CHAINS_AHEAD);
-        let mut at = base.wrapping_add(k);
         // SAFETY: the loop reads the bytes base[j + l * q] for l in 0..4 and
-        // k <= j < q (j even, then j + 1 < q as q is even), all below
-        // from + 4q <= data.len() (asserted above), and GEAR64[b] for a byte
-        // b, inside the 256-entry table. It writes only its register operands.
-        unsafe {
-            std::arch::asm!(
-                // The loop's speed should not depend on where the linker put it.
-                ".p2align 6",
-                "2:",
-                "movzx {t0:e}, byte ptr [{at}]",
-                "movzx {t1:e}, byte ptr [{at} + {q}]",
-                "mov {t0}, qword ptr [{tbl} + {t0} * 8]",
-                "mov {t1}, qword ptr [{tbl} + {t1} * 8]",
-                "lea {h0}, [{t0} + {h0} * 2]",
-                "lea {h1}, [{t1} + {h1} * 2]",
-                "movzx {t0:e}, byte ptr [{at} + {q} * 2]",
-                "movzx {t1:e}, byte ptr [{at} + {q3}]",
-                "mov {t0}, qword ptr [{tbl} + {t0} * 8]",
-                "mov {t1}, qword ptr [{tbl} + {t1} * 8]",
-                "lea {h2}, [{t0} + {h2} * 2]",
-                "lea {h3}, [{t1} + {h3} * 2]",
-                "test {h0}, {mask}",
-                "jz 3f",
-                "test {h1}, {mask}",
-                "jz 3f",
-                "test {h2}, {mask}",
-                "jz 3f",
-                "test {h3}, {mask}",
-                "jz 3f",
-                "movzx {t0:e}, byte ptr [{at} + 1]",
-                "movzx {t1:e}, byte ptr [{at} + {q} + 1]",
-                "mov {t0}, qword ptr [{tbl} + {t0} * 8]",
-                "mov {t1}, qword ptr [{tbl} + {t1} * 8]",
-                "lea {h0}, [{t0} + {h0} * 2]",
-                "lea {h1}, [{t1} + {h1} * 2]",
-                "movzx {t0:e}, byte ptr [{at} + {q} * 2 + 1]",
-                "movzx {t1:e}, byte ptr [{at} + {q3} + 1]",
-                "mov {t0}, qword ptr [{tbl} + {t0} * 8]",
-                "mov {t1}, qword ptr [{tbl} + {t1} * 8]",
-                "lea {h2}, [{t0} + {h2} * 2]",
-                "lea {h3}, [{t1} + {h3} * 2]",
-                "add {at}, 2",
-                "test {h0}, {mask}",
-                "jz 4f",
-                "test {h1}, {mask}",
-                "jz 4f",
-                "test {h2}, {mask}",
-                "jz 4f",
-                "test {h3}, {mask}",
-                "jz 4f",
-                "cmp {at}, {end}",
-                "jb 2b",
-                "jmp 3f",
-                // A hit at the second step of a pair: `at` is already past it.
-                "4:",
-                "dec {at}",
-                "3:",
-                at = inout(reg) at,
-                h0 = inout(reg) h0,
-                h1 = inout(reg) h1,
-                h2 = inout(reg) h2,
-                h3 = inout(reg) h3,
-                t0 = out(reg) _,
-                t1 = out(reg) _,
-                q = in(reg) q,
-                q3 = in(reg) 3 * q,
-                end = in(reg) base.wrapping_add(stop),
-                tbl = in(reg) GEAR64.as_ptr(),
-                mask = in(reg) mask,
-                options(nostack, readonly),
-            );
-        }
+        // k <= j < stop <= q (the pairs' second steps too, as k, stop and q
+        // are even), all below from + 4q <= data.len() (asserted above).
+        let at = unsafe {
+            roll4(
+                base.wrapping_add(k),
+                [q, 2 * q, 3 * q],
+                &mut hs,
+                base.wrapping_add(stop),
+                mask,
+            )
+        };
         let at = at as usize - base as usize;
         if at >= stop {
             k = stop;
@@ -255,19 +318,16 @@ pub(crate) fn scan_fastcdc_chains(
                 }
             }
         };
-        report([h0, h1, h2, h3], at);
+        report(hs, at);
         // The loop steps in pairs: after a hit on the first of a pair, take the
         // second here.
         k = at + 1;
         if k % 2 == 1 {
             let roll = |h: u64, s: usize| scalar::roll64(h, data[s + k]);
-            [h0, h1, h2, h3] = [
-                roll(h0, starts[0]),
-                roll(h1, starts[1]),
-                roll(h2, starts[2]),
-                roll(h3, starts[3]),
-            ];
-            report([h0, h1, h2, h3], k);
+            for (h, s) in hs.iter_mut().zip(starts) {
+                *h = roll(*h, s);
+            }
+            report(hs, k);
             k += 1;
         }
     }
