@@ -173,12 +173,12 @@ fn default_config_on_a_large_input() {
 }
 
 /// Inputs large enough for the lockstep driver (four chunkers over an input
-/// of at least 4 MiB), with runs that force cuts at the maximum and regions
+/// of at least 8 MiB), with runs that force cuts at the maximum and regions
 /// where every position is a candidate, under configurations whose masks it
 /// takes; threads too.
 #[test]
 fn large_inputs_of_every_kind_equal_the_oracle() {
-    let len = (5 << 20) + 3;
+    let len = (9 << 20) + 3;
     let mut mixed = golden_input(11, len);
     for (k, b) in mixed.iter_mut().enumerate() {
         match (k >> 16) % 5 {
