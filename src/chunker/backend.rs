@@ -236,7 +236,7 @@ pub(crate) type ScanFn<M> = unsafe fn(&[u8], usize, usize, M, &mut Vec<usize>);
 /// steps (even, at least 2; every chain's bytes inside `data`), stopping
 /// after the first step at which any chain's hash has no bit of `mask` set.
 /// Returns the steps taken; `h` holds the hashes after the last of them.
-/// [`scalar::roll_fastcdc4`] is the reference.
+/// `scalar::roll_fastcdc4` is the reference (in tests).
 pub(crate) type RollFn = fn(&[u8], [usize; 4], &mut [u64; 4], usize, u64) -> usize;
 
 /// The kernels of one backend. Only [`Backend::kernels`] makes these, after

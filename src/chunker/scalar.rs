@@ -43,10 +43,12 @@ pub fn scan_fastcdc(data: &[u8], from: usize, to: usize, mask: u64, out: &mut Ve
     }
 }
 
-/// Reference lockstep kernel (see [`super::backend::RollFn`]): four FastCDC
-/// chains at their own positions, one byte each per step, until a step at
-/// which any chain's hash has no bit of `mask` set.
-pub fn roll_fastcdc4(
+/// Reference lockstep kernel, the one the others are tested against (see
+/// `backend::RollFn`): four FastCDC chains at their own positions, one byte
+/// each per step, until a step at which any chain's hash has no bit of
+/// `mask` set.
+#[cfg(test)]
+pub(crate) fn roll_fastcdc4(
     data: &[u8],
     pos: [usize; 4],
     h: &mut [u64; 4],
