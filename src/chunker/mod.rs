@@ -7,6 +7,12 @@
 //!
 //! * [`Algorithm::FastCdc`]: cut points identical to `fastcdc::v2020::FastCDC`.
 //! * [`Algorithm::Vector`]: a 32-bit gear hash built for SIMD (`docs/VECTOR.md`).
+//!
+//! The driver cuts one chunk at a time ([`Chunker::next_cut`]). For FastCDC
+//! over a large input, where the backend has a lockstep kernel, it runs four
+//! chunkers at once instead (`lockstep.rs`); both take FastCDC's size rules
+//! from one place (`FastCdcSpan`), and a large input split across threads is
+//! joined the same exact way (`parallel.rs`).
 
 #[cfg(target_arch = "aarch64")]
 mod aarch64;

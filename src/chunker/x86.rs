@@ -2,8 +2,10 @@
 //!
 //! FastCDC's hash is one serial chain (a shift and an add per byte), and
 //! gather-based SIMD versions of it were measured slower than scalar code on
-//! AMD, so its x86 kernel runs four chains side by side in general-purpose
-//! registers ([`scan_fastcdc_chains`]), the same code for both backends.
+//! AMD, so its x86 kernels run four chains side by side in general-purpose
+//! registers, the same code for both backends: over one scan block
+//! ([`scan_fastcdc_chains`]), or as four independent chunkers
+//! ([`roll_fastcdc_chains`], for the lockstep driver). Both step in [`roll4`].
 //!
 //! The vector hash runs one independent stream per 32-bit lane (see
 //! [`super::lanes`]): each iteration loads a row of bytes per lane, looks the
