@@ -111,17 +111,17 @@ pub(crate) fn chain(
         std::array::from_fn(|j| Lane::new(chunker, len, bounds[j], bounds[j + 1]));
 
     loop {
-        let active: Vec<usize> = (0..4).filter(|&j| !lanes[j].done).collect();
-        if active.len() < MIN_ACTIVE {
+        let active = lanes.each_ref().map(|lane| !lane.done);
+        if active.iter().filter(|&&a| a).count() < MIN_ACTIVE {
             break;
         }
         // A lane that is done shadows an active one (same bytes, result unused).
-        let shadow = |j: usize| if lanes[j].done { active[0] } else { j };
-        let pos: [usize; 4] = std::array::from_fn(|j| lanes[shadow(j)].pos);
+        let first = active.iter().position(|&a| a).expect("active lanes");
+        let pos = std::array::from_fn(|j| lanes[if active[j] { j } else { first }].pos);
         let mut h = lanes.each_ref().map(|lane| lane.h);
-        let steps = active
-            .iter()
-            .map(|&j| lanes[j].span.end - lanes[j].pos)
+        let steps = (0..4)
+            .filter(|&j| active[j])
+            .map(|j| lanes[j].span.end - lanes[j].pos)
             .min()
             .expect("active lanes");
         let taken = if steps >= 2 {
@@ -133,7 +133,7 @@ pub(crate) fn chain(
             }
             1
         };
-        for j in active {
+        for j in (0..4).filter(|&j| active[j]) {
             let (lane, rest) = lanes[j..].split_first_mut().expect("lane j");
             let next = rest.first().map(|next| next.cuts.as_slice());
             lane.pos += taken;
