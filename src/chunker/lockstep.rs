@@ -166,16 +166,6 @@ mod tests {
     use super::*;
     use crate::chunker::{golden_input, Algorithm, Backend, ChunkerConfig};
 
-    fn sequential(chunker: &Chunker, data: &[u8], begin: usize, end: usize) -> Vec<usize> {
-        let mut cuts = Vec::new();
-        let mut pos = begin;
-        while pos < end {
-            pos = chunker.next_cut(data, pos);
-            cuts.push(pos);
-        }
-        cuts
-    }
-
     /// Inputs that stress the lanes: random, runs of one byte (no hit, or a
     /// hit at every position), a short repeating pattern, a mix.
     fn inputs(len: usize) -> Vec<(&'static str, Vec<u8>)> {
@@ -220,7 +210,7 @@ mod tests {
                 Chunker::new(config.with_algorithm(Algorithm::FastCdc), Backend::Scalar).unwrap();
             for (name, data) in inputs(300_001) {
                 for (begin, end) in [(0, data.len()), (1, data.len() - 5), (777, 200_000)] {
-                    let want = sequential(&chunker, &data, begin, end);
+                    let want = chunker.chain_by_chunk(&data, begin, end);
                     for (kernel, roll) in kernels() {
                         let got = chain(&chunker, &data, begin, end, roll);
                         assert_eq!(got, want, "{config:?} {name} {begin}..{end} {kernel}");

@@ -394,6 +394,11 @@ impl Chunker {
                 return lockstep::chain(self, data, begin, end, roll);
             }
         }
+        self.chain_by_chunk(data, begin, end)
+    }
+
+    /// [`Chunker::chain`] one chunk at a time ([`Chunker::next_cut`]).
+    fn chain_by_chunk(&self, data: &[u8], begin: usize, end: usize) -> Vec<usize> {
         let mut cuts = Vec::with_capacity((end - begin) / self.config.avg + 1);
         let mut pos = begin;
         while pos < end {
