@@ -232,12 +232,15 @@ impl FromStr for Backend {
 pub(crate) type ScanFn<M> = unsafe fn(&[u8], usize, usize, M, &mut Vec<usize>);
 
 /// A lockstep kernel: rolls four FastCDC hash chains, chain `l` from the
-/// byte at `pos[l]` with `h[l]`, one byte each per step, for up to `steps`
-/// steps (even, at least 2; every chain's bytes inside `data`), stopping
-/// after the first step at which any chain's hash has no bit of `mask` set.
-/// Returns the steps taken; `h` holds the hashes after the last of them.
+/// byte at `pos[l]` with `h[l]`, each by at most `steps` bytes (even, at
+/// least 2; every chain's bytes inside `data`), testing each hash against
+/// `mask`, and stops at the first hash with no bit of `mask` set or once every
+/// chain has rolled `steps` bytes. On return `pos[l]` is chain `l`'s next
+/// byte and `h[l]` its hash. Chain 0 has rolled at least one byte, and the
+/// chains have rolled as many bytes each unless one hit; whatever they rolled,
+/// only a chain's last hash can have hit (those before it were tested).
 /// `scalar::roll_fastcdc4` is the reference (in tests).
-pub(crate) type RollFn = fn(&[u8], [usize; 4], &mut [u64; 4], usize, u64) -> usize;
+pub(crate) type RollFn = fn(&[u8], &mut [usize; 4], &mut [u64; 4], usize, u64);
 
 /// The kernels of one backend. Only [`Backend::kernels`] makes these, after
 /// checking that the CPU has the backend's features.

@@ -111,35 +111,50 @@ pub(crate) fn chain(
         std::array::from_fn(|j| Lane::new(chunker, len, bounds[j], bounds[j + 1]));
 
     loop {
-        let active = lanes.each_ref().map(|lane| !lane.done);
-        if active.iter().filter(|&&a| a).count() < MIN_ACTIVE {
+        // The kernel's chain `c` runs lane `order[c]`: the active lanes first,
+        // in order, so that chain 0 (which always rolls) is an active one.
+        let mut order = [0; 4];
+        let mut active = 0;
+        for j in (0..4).filter(|&j| !lanes[j].done) {
+            order[active] = j;
+            active += 1;
+        }
+        if active < MIN_ACTIVE {
             break;
         }
-        // A lane that is done shadows an active one (same bytes, result unused).
-        let first = active.iter().position(|&a| a).expect("active lanes");
-        let pos = std::array::from_fn(|j| lanes[if active[j] { j } else { first }].pos);
-        let mut h = lanes.each_ref().map(|lane| lane.h);
-        let steps = (0..4)
-            .filter(|&j| active[j])
-            .map(|j| lanes[j].span.end - lanes[j].pos)
+        // A lane that is done shadows chain 0 (same bytes and hash, so it
+        // hits where chain 0 hits first; its result is unused).
+        for c in active..4 {
+            order[c] = order[0];
+        }
+        let mut pos = order.map(|j| lanes[j].pos);
+        let mut h = order.map(|j| lanes[j].h);
+        let steps = order[..active]
+            .iter()
+            .map(|&j| lanes[j].span.end - lanes[j].pos)
             .min()
             .expect("active lanes");
-        let taken = if steps >= 2 {
-            roll(data, pos, &mut h, steps & !1, common)
+        if steps >= 2 {
+            roll(data, &mut pos, &mut h, steps & !1, common);
         } else {
-            // One step before some lane's last position: not worth the kernel.
-            for (h, p) in h.iter_mut().zip(pos) {
-                *h = scalar::roll64(*h, data[p]);
+            // One byte before some lane's last position: not worth the kernel.
+            for (h, p) in h.iter_mut().zip(pos.iter_mut()) {
+                *h = scalar::roll64(*h, data[*p]);
+                *p += 1;
             }
-            1
-        };
-        for j in (0..4).filter(|&j| active[j]) {
+        }
+        for c in 0..active {
+            let j = order[c];
+            if pos[c] == lanes[j].pos {
+                // Not rolled: its hash was tested after its last call.
+                continue;
+            }
             let (lane, rest) = lanes[j..].split_first_mut().expect("lane j");
             let next = rest.first().map(|next| next.cuts.as_slice());
-            lane.pos += taken;
-            lane.h = h[j];
+            lane.pos = pos[c];
+            lane.h = h[c];
             let at = lane.pos - 1;
-            if h[j] & common == 0 && h[j] & lane.span.mask_at(at, masks) == 0 {
+            if h[c] & common == 0 && h[c] & lane.span.mask_at(at, masks) == 0 {
                 lane.cut(chunker, len, at, next);
             } else if lane.pos == lane.span.end {
                 lane.cut(chunker, len, lane.span.forced, next);
@@ -220,21 +235,99 @@ mod tests {
         }
     }
 
+    /// Checks one kernel call against `RollFn`'s contract by rolling each
+    /// chain again one byte at a time.
+    fn check_call(
+        data: &[u8],
+        before: ([usize; 4], [u64; 4]),
+        after: ([usize; 4], [u64; 4]),
+        steps: usize,
+        mask: u64,
+    ) -> Result<(), String> {
+        let mut any_hit = false;
+        for l in 0..4 {
+            let (from, to) = (before.0[l], after.0[l]);
+            if to < from || to - from > steps {
+                return Err(format!("chain {l} rolled from {from} to {to}"));
+            }
+            let mut h = before.1[l];
+            for (k, &b) in data[from..to].iter().enumerate() {
+                if k > 0 && h & mask == 0 {
+                    return Err(format!("chain {l} went on past a hit at {}", from + k - 1));
+                }
+                h = scalar::roll64(h, b);
+            }
+            if h != after.1[l] {
+                return Err(format!("chain {l} hash {:#x}, want {h:#x}", after.1[l]));
+            }
+            any_hit |= to > from && h & mask == 0;
+        }
+        let rolled = std::array::from_fn::<_, 4, _>(|l| after.0[l] - before.0[l]);
+        if rolled[0] == 0 {
+            return Err("chain 0 did not roll".into());
+        }
+        if !any_hit && rolled != [steps; 4] {
+            return Err(format!("stopped after {rolled:?} of {steps} with no hit"));
+        }
+        Ok(())
+    }
+
+    /// Calls each kernel as the lanes do, checking every call, until each
+    /// chain has rolled `len` bytes; the hits it reports must be those of
+    /// each chain rolled alone.
     #[test]
-    fn lockstep_kernels_equal_the_reference() {
+    fn lockstep_kernels_keep_their_contract() {
         let data = golden_input(3, 1 << 16);
-        let pos = [5, 20_001, 20_000, 40_003];
-        for mask in [0, 1, 0x3, 0xff << 20, 0xd903_5300_0000, u64::MAX >> 16] {
-            for steps in [2, 4, 100, 20_000] {
-                let mut want_h = [1, 2, 3, 4];
-                let want = scalar::roll_fastcdc4(&data, pos, &mut want_h, steps, mask);
-                for (kernel, roll) in kernels() {
-                    let mut h = [1, 2, 3, 4];
-                    let got = roll(&data, pos, &mut h, steps, mask);
+        let len = 20_000;
+        // Ascending, descending, equal and overlapping starts.
+        let starts = [
+            [5, 20_001, 20_000, 40_003],
+            [40_000, 30_000, 20_000, 1],
+            [7, 7, 9, 7],
+        ];
+        let masks = [0, 1, 0x3, 0xff << 20, 0xd903_5300_0000, u64::MAX >> 16];
+        for (start, mask) in starts.into_iter().flat_map(|s| masks.map(|m| (s, m))) {
+            let want: Vec<Vec<usize>> = start
+                .iter()
+                .enumerate()
+                .map(|(l, &p)| {
+                    let mut h = l as u64;
+                    (p..p + len)
+                        .filter(|&q| {
+                            h = scalar::roll64(h, data[q]);
+                            h & mask == 0
+                        })
+                        .collect()
+                })
+                .collect();
+            for (kernel, roll) in kernels() {
+                let (mut pos, mut h) = (start, [0, 1, 2, 3]);
+                let mut hits = vec![vec![]; 4];
+                let mut calls = 0;
+                loop {
+                    let left = (0..4).map(|l| start[l] + len - pos[l]).min().unwrap();
+                    if left < 2 {
+                        break;
+                    }
+                    // Short calls too, so that rounds end without a hit.
+                    let steps = if calls % 3 == 1 { 2 } else { left & !1 };
+                    let before = (pos, h);
+                    roll(&data, &mut pos, &mut h, steps, mask);
+                    calls += 1;
+                    if let Err(e) = check_call(&data, before, (pos, h), steps, mask) {
+                        panic!("{kernel} mask {mask:#x} starts {start:?} call {calls}: {e}");
+                    }
+                    for l in (0..4).filter(|&l| pos[l] > before.0[l] && h[l] & mask == 0) {
+                        hits[l].push(pos[l] - 1);
+                    }
+                }
+                for l in 0..4 {
+                    // Chains that stopped short of `len`: compare what they rolled.
+                    let rolled: Vec<usize> =
+                        want[l].iter().copied().filter(|&q| q < pos[l]).collect();
                     assert_eq!(
-                        (got, h),
-                        (want, want_h),
-                        "{kernel} mask {mask:#x} steps {steps}"
+                        hits[l], rolled,
+                        "{kernel} mask {mask:#x} starts {start:?} chain {l}"
                     );
                 }
             }

@@ -43,27 +43,26 @@ pub fn scan_fastcdc(data: &[u8], from: usize, to: usize, mask: u64, out: &mut Ve
     }
 }
 
-/// Reference lockstep kernel, the one the others are tested against (see
-/// `backend::RollFn`): four FastCDC chains at their own positions, one byte
-/// each per step, until a step at which any chain's hash has no bit of
-/// `mask` set.
+/// Reference lockstep kernel (see `backend::RollFn`): four FastCDC chains at
+/// their own positions, one byte each per step, until a step at which any
+/// chain's hash has no bit of `mask` set.
 #[cfg(test)]
 pub(crate) fn roll_fastcdc4(
     data: &[u8],
-    pos: [usize; 4],
+    pos: &mut [usize; 4],
     h: &mut [u64; 4],
     steps: usize,
     mask: u64,
-) -> usize {
-    for j in 0..steps {
-        for (h, p) in h.iter_mut().zip(pos) {
-            *h = roll64(*h, data[p + j]);
+) {
+    for _ in 0..steps {
+        for (h, p) in h.iter_mut().zip(pos.iter_mut()) {
+            *h = roll64(*h, data[*p]);
+            *p += 1;
         }
         if h.iter().any(|&h| h & mask == 0) {
-            return j + 1;
+            return;
         }
     }
-    steps
 }
 
 /// Reference vector-hash candidate scan.
