@@ -5,10 +5,8 @@
 //! AMD, so its x86 kernels run four chains side by side in general-purpose
 //! registers, the same code for both backends: over one scan block
 //! ([`scan_fastcdc_chains`]), or as four independent chunkers
-//! ([`roll_fastcdc_chains`], for the lockstep driver). The block scan steps
-//! the chains together in [`roll4`]; the lockstep driver's kernel,
-//! [`roll4_by_pairs`], rolls one chain's pair of bytes after another's, with
-//! fewer loads, and may leave the chains a pair apart.
+//! ([`roll_fastcdc_chains`], for the lockstep driver). Both roll the chains
+//! in [`roll4_by_pairs`], one chain's pair of bytes after another's.
 //!
 //! The vector hash runs one independent stream per 32-bit lane (see
 //! [`super::lanes`]): each iteration loads a row of bytes per lane, looks the
@@ -120,110 +118,6 @@ impl Prefetch {
     }
 }
 
-/// Rolls four FastCDC hash chains side by side, one byte each per step: chain
-/// `l` reads the byte at `at + d[l - 1]` (chain 0 at `at`), the offsets
-/// taken modulo 2^64 so that they may stand for negative distances. Steps go
-/// in pairs from `at` while `at < end` and stop after the first step at
-/// which any chain's hash has no bit of `mask` set.
-///
-/// Returns the position (of chain 0) of that step, or a position at or past
-/// `end` if no step hit; `h` then holds the hashes after that step.
-///
-/// The steps are an assembly loop because both resources it needs are
-/// scarce: per byte and chain it takes two loads (the byte, its gear value)
-/// and two ALU operations (one `lea` rolls the hash, one fused test-and-branch
-/// tests it). The same loop written in Rust was compiled with the table
-/// address and the data pointer reloaded every step (sixteen registers do not
-/// hold it all once a call sits on the hit path), 1.2 to 1.3 times slower on
-/// a Zen 3 core (BENCHMARKS.md). Here it takes thirteen registers, all that
-/// Rust lets inline assembly have on x86_64.
-///
-/// # Safety
-/// `end - at` must be even, and every chain's bytes of every step must be
-/// readable: `at + d + j` for `j` in `0..end - at`.
-#[inline(always)]
-unsafe fn roll4(
-    at: *const u8,
-    d: [usize; 3],
-    h: &mut [u64; 4],
-    end: *const u8,
-    mask: u64,
-) -> *const u8 {
-    let mut at = at;
-    // SAFETY: the caller promises the bytes read; GEAR64[b] for a byte b is
-    // inside the 256-entry table. It writes only its register operands.
-    unsafe {
-        std::arch::asm!(
-            // The loop's speed should not depend on where the linker put it.
-            ".p2align 6",
-            "2:",
-            "movzx {t0:e}, byte ptr [{at}]",
-            "movzx {t1:e}, byte ptr [{at} + {d1}]",
-            "mov {t0}, qword ptr [{tbl} + {t0} * 8]",
-            "mov {t1}, qword ptr [{tbl} + {t1} * 8]",
-            "lea {h0}, [{t0} + {h0} * 2]",
-            "lea {h1}, [{t1} + {h1} * 2]",
-            "movzx {t0:e}, byte ptr [{at} + {d2}]",
-            "movzx {t1:e}, byte ptr [{at} + {d3}]",
-            "mov {t0}, qword ptr [{tbl} + {t0} * 8]",
-            "mov {t1}, qword ptr [{tbl} + {t1} * 8]",
-            "lea {h2}, [{t0} + {h2} * 2]",
-            "lea {h3}, [{t1} + {h3} * 2]",
-            "test {h0}, {mask}",
-            "jz 3f",
-            "test {h1}, {mask}",
-            "jz 3f",
-            "test {h2}, {mask}",
-            "jz 3f",
-            "test {h3}, {mask}",
-            "jz 3f",
-            "movzx {t0:e}, byte ptr [{at} + 1]",
-            "movzx {t1:e}, byte ptr [{at} + {d1} + 1]",
-            "mov {t0}, qword ptr [{tbl} + {t0} * 8]",
-            "mov {t1}, qword ptr [{tbl} + {t1} * 8]",
-            "lea {h0}, [{t0} + {h0} * 2]",
-            "lea {h1}, [{t1} + {h1} * 2]",
-            "movzx {t0:e}, byte ptr [{at} + {d2} + 1]",
-            "movzx {t1:e}, byte ptr [{at} + {d3} + 1]",
-            "mov {t0}, qword ptr [{tbl} + {t0} * 8]",
-            "mov {t1}, qword ptr [{tbl} + {t1} * 8]",
-            "lea {h2}, [{t0} + {h2} * 2]",
-            "lea {h3}, [{t1} + {h3} * 2]",
-            "add {at}, 2",
-            "test {h0}, {mask}",
-            "jz 4f",
-            "test {h1}, {mask}",
-            "jz 4f",
-            "test {h2}, {mask}",
-            "jz 4f",
-            "test {h3}, {mask}",
-            "jz 4f",
-            "cmp {at}, {end}",
-            "jb 2b",
-            "jmp 3f",
-            // A hit at the second step of a pair: `at` is already past it.
-            "4:",
-            "dec {at}",
-            "3:",
-            at = inout(reg) at,
-            h0 = inout(reg) h[0],
-            h1 = inout(reg) h[1],
-            h2 = inout(reg) h[2],
-            h3 = inout(reg) h[3],
-            t0 = out(reg) _,
-            t1 = out(reg) _,
-            d1 = in(reg) d[0],
-            d2 = in(reg) d[1],
-            d3 = in(reg) d[2],
-            end = in(reg) end,
-            tbl = in(reg) GEAR64.as_ptr(),
-            mask = in(reg) mask,
-            options(nostack, readonly),
-        );
-    }
-    at
-}
-
 /// Rolls four FastCDC hash chains by pairs of bytes, one chain's pair after
 /// the other's: chain `l` reads the bytes at `at + d[l - 1]` (chain 0 at `at`),
 /// the offsets taken modulo 2^64 so that they may stand for negative
@@ -236,13 +130,18 @@ unsafe fn roll4(
 /// no hit. Chains before `l` have then rolled the round's two bytes, those
 /// after it none; `h` holds each chain's hash after its last byte.
 ///
-/// Per byte and chain the loop takes one and a half loads (half of a 16-bit
-/// load of the pair, one gear value) and three ALU operations (a `movzx`
-/// takes the byte out of the pair, a `lea` rolls the hash, a fused
-/// test-and-branch tests it). [`roll4`]'s lockstep loop takes two loads and
-/// two ALU operations instead; on a Zen 3 core, where loads are the scarcer,
-/// this one was 1.15 times as fast (BENCHMARKS.md). The pair must be split
-/// with `al` and `ah`, so `rax` and `rcx` are named; thirteen registers in all.
+/// The loop is assembly because the two resources it needs are scarce. Per
+/// byte and chain it takes one and a half loads (half of a 16-bit load of the
+/// pair, the byte's gear value) and three ALU operations (a `movzx` takes the
+/// byte out of the pair, a `lea` rolls the hash, a fused test-and-branch
+/// tests it). The loop before it stepped the four chains together a byte at
+/// a time, with a load per byte where this one has the `movzx`; on a Zen 3
+/// core, where loads are the scarcer, this one is 1.15 times as fast
+/// (BENCHMARKS.md). Written in Rust, that loop had been compiled with the
+/// table address and the data pointer reloaded every step, 1.2 to 1.3 times
+/// slower than in assembly. The pair is split with `al` and `ah`, so `rax`
+/// and `rcx` are named; thirteen registers in all, few enough to build with
+/// frame pointers on.
 ///
 /// # Safety
 /// `end - at` must be even and every chain's bytes readable: `at + d + j` for
@@ -401,13 +300,14 @@ const CHAINS_MAX_EXITS: usize = 64;
 ///
 /// The range is cut in four parts of `q` positions (`q` even); each chain
 /// first rolls the 47 bytes before its part, so it holds the steady-state
-/// hash, and the four chains then advance together, one byte each per step.
-/// Same output as [`scalar::scan_fastcdc`].
+/// hash, and the four chains then advance side by side. Same output as
+/// [`scalar::scan_fastcdc`].
 ///
-/// The chains step in [`roll4`] and leave it on the first position where
-/// any of them hits; with a 64 KiB average that is one position in 2^14 per
-/// chain, so everything else is done in Rust (small averages hit more often,
-/// and after [`CHAINS_MAX_EXITS`] hits the range goes to the reference scan).
+/// The chains roll in [`roll_fastcdc_chains`], which leaves its loop at the
+/// first position where any of them hits; with a 64 KiB average that is one
+/// position in 2^14 per chain, so everything else is done in Rust (small
+/// averages hit more often, and after [`CHAINS_MAX_EXITS`] hits the range
+/// goes to the reference scan).
 pub(crate) fn scan_fastcdc_chains(
     data: &[u8],
     from: usize,
@@ -421,58 +321,44 @@ pub(crate) fn scan_fastcdc_chains(
     }
     let first = out.len();
     let starts = [from, from + q, from + 2 * q, from + 3 * q];
-    // Every byte the loop reads is below from + 4q.
+    // Every byte the chains read is below from + 4q.
     assert!(from + 4 * q <= data.len());
     let mut hs = warm_up(data, starts);
-    let base = data[from..].as_ptr();
-    let mut prefetch = Prefetch::new(base, q);
+    let mut pos = starts;
+    let mut prefetch = Prefetch::new(data[from..].as_ptr(), q);
     prefetch.upto(CHAINS_AHEAD);
     let mut exits = 0;
-    let mut k = 0;
-    while k < q {
-        let stop = q.min(k + CHAINS_SEGMENT);
-        prefetch.upto(stop + CHAINS_AHEAD);
-        // SAFETY: the loop reads the bytes base[j + l * q] for l in 0..4 and
-        // k <= j < stop <= q (the pairs' second steps too, as k, stop and q
-        // are even), all below from + 4q <= data.len() (asserted above).
-        let at = unsafe {
-            roll4(
-                base.wrapping_add(k),
-                [q, 2 * q, 3 * q],
-                &mut hs,
-                base.wrapping_add(stop),
-                mask,
-            )
-        };
-        let at = at as usize - base as usize;
-        if at >= stop {
-            k = stop;
-            continue;
+    loop {
+        // A call stops at a hit with the chains up to a pair apart: the one
+        // furthest on bounds the next call, the others finish below.
+        let ahead = (0..4).map(|l| pos[l] - starts[l]).max().expect("four");
+        let steps = (q - ahead).min(CHAINS_SEGMENT) & !1;
+        if steps == 0 {
+            break;
         }
-        exits += 1;
-        if exits > CHAINS_MAX_EXITS {
-            out.truncate(first);
-            return scalar::scan_fastcdc(data, from, to, mask, out);
+        prefetch.upto(ahead + steps + CHAINS_AHEAD);
+        let before = pos;
+        roll_fastcdc_chains(data, &mut pos, &mut hs, steps, mask);
+        let mut hit = false;
+        for l in (0..4).filter(|&l| pos[l] > before[l] && hs[l] & mask == 0) {
+            out.push(pos[l] - 1);
+            hit = true;
         }
-        // Each chain whose hash at step `step` hits reports its position.
-        let mut report = |hashes: [u64; 4], step: usize| {
-            for (s, h) in starts.iter().zip(hashes) {
-                if h & mask == 0 {
-                    out.push(s + step);
-                }
+        if hit {
+            exits += 1;
+            if exits > CHAINS_MAX_EXITS {
+                out.truncate(first);
+                return scalar::scan_fastcdc(data, from, to, mask, out);
             }
-        };
-        report(hs, at);
-        // The loop steps in pairs: after a hit on the first of a pair, take the
-        // second here.
-        k = at + 1;
-        if k % 2 == 1 {
-            let roll = |h: u64, s: usize| scalar::roll64(h, data[s + k]);
-            for (h, s) in hs.iter_mut().zip(starts) {
-                *h = roll(*h, s);
+        }
+    }
+    for l in 0..4 {
+        let mut h = hs[l];
+        for (p, &b) in data.iter().enumerate().take(starts[l] + q).skip(pos[l]) {
+            h = scalar::roll64(h, b);
+            if h & mask == 0 {
+                out.push(p);
             }
-            report(hs, k);
-            k += 1;
         }
     }
     // The chains found their hits in step order: put them in position order.
