@@ -200,12 +200,15 @@ fn large_inputs_of_every_kind_equal_the_oracle() {
             for backend in Backend::available() {
                 let chunker = Chunker::new(fc, backend).unwrap();
                 assert_eq!(chunker.chunks(data), expected, "{backend} {fc:?}");
-                let pool = rayon::ThreadPoolBuilder::new()
-                    .num_threads(3)
-                    .build()
-                    .unwrap();
-                let parallel = pool.install(|| chunker.chunks_parallel(data));
-                assert_eq!(parallel, expected, "{backend} {fc:?}, 3 threads");
+                // Parts of 4.5 MiB (four lanes each) and of 3 MiB (blocks).
+                for threads in [2, 3] {
+                    let pool = rayon::ThreadPoolBuilder::new()
+                        .num_threads(threads)
+                        .build()
+                        .unwrap();
+                    let parallel = pool.install(|| chunker.chunks_parallel(data));
+                    assert_eq!(parallel, expected, "{backend} {fc:?}, {threads} threads");
+                }
             }
         }
     }

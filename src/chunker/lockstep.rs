@@ -17,9 +17,10 @@ use super::{parallel, scalar, Chunker, FastCdcSpan};
 
 /// Bytes per chunker below which the lockstep driver is not used: a lane
 /// re-chunks a chunk or two past its quarter before it meets the next one.
-/// On a Zen 3 core (BENCHMARKS.md), against the block kernels, lanes of 1 MiB
-/// (a 4 MiB input) were 0.96 times as fast, of 2 MiB 1.12, of 4 MiB 1.23.
-pub(crate) const MIN_REGION: usize = 2 << 20;
+/// On a Zen 3 core (BENCHMARKS.md), against the block kernels, lanes of
+/// 512 KiB (a 2 MiB input) were 0.95 times as fast, of 1 MiB 1.08, of 2 MiB
+/// 1.25.
+pub(crate) const MIN_REGION: usize = 1 << 20;
 
 /// Fewest bits the strict and relaxed masks must have in common: each
 /// position whose hash passes those bits takes the chunkers out of the
