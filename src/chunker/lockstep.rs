@@ -205,9 +205,7 @@ mod tests {
         let mut kernels: Vec<(&'static str, RollFn)> = vec![("reference", scalar::roll_fastcdc4)];
         for backend in Backend::available() {
             if let Ok(k) = backend.kernels() {
-                if let Some(roll) = k.lockstep {
-                    kernels.push((backend.name(), roll));
-                }
+                kernels.push((backend.name(), k.lockstep));
             }
         }
         kernels

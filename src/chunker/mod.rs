@@ -9,8 +9,8 @@
 //! * [`Algorithm::Vector`]: a 32-bit gear hash built for SIMD (`docs/VECTOR.md`).
 //!
 //! The driver cuts one chunk at a time ([`Chunker::next_cut`]). For FastCDC
-//! over a large input, where the backend has a lockstep kernel, it runs four
-//! chunkers at once instead (`lockstep.rs`); both take FastCDC's size rules
+//! over a large input it runs four chunkers at once instead, in the backend's
+//! lockstep kernel (`lockstep.rs`); both take FastCDC's size rules
 //! from one place (`FastCdcSpan`), and a large input split across threads is
 //! joined the same exact way (`parallel.rs`).
 
@@ -389,10 +389,8 @@ impl Chunker {
     /// The cut points of the chain of chunks that starts at `begin` (taken
     /// as a chunk start) and runs until a cut reaches `end`.
     pub(crate) fn chain(&self, data: &[u8], begin: usize, end: usize) -> Vec<usize> {
-        if let Some(roll) = self.lockstep_kernel() {
-            if end - begin >= 4 * lockstep::MIN_REGION {
-                return lockstep::chain(self, data, begin, end, roll);
-            }
+        if self.lanes_suit() && end - begin >= 4 * lockstep::MIN_REGION {
+            return lockstep::chain(self, data, begin, end, self.kernels.lockstep);
         }
         self.chain_by_chunk(data, begin, end)
     }
@@ -408,12 +406,11 @@ impl Chunker {
         cuts
     }
 
-    /// The lockstep kernel, if the backend has one and the masks suit it.
-    fn lockstep_kernel(&self) -> Option<backend::RollFn> {
+    /// Whether the algorithm and masks suit the lockstep driver.
+    fn lanes_suit(&self) -> bool {
         let (strict, relaxed) = self.fastcdc_masks;
-        let suits = self.config.algorithm == Algorithm::FastCdc
-            && (strict & relaxed).count_ones() >= lockstep::MIN_COMMON_MASK_BITS;
-        self.kernels.lockstep.filter(|_| suits)
+        self.config.algorithm == Algorithm::FastCdc
+            && (strict & relaxed).count_ones() >= lockstep::MIN_COMMON_MASK_BITS
     }
 
     /// The chunks of a whole input, in one thread.

@@ -1,4 +1,7 @@
-//! The reference kernels: every other backend is tested against these.
+//! The reference kernels: every other backend is tested against these. Also
+//! the portable lockstep kernel, which the backends without one of their own
+//! use for large FastCDC inputs (tested, like the others, against
+//! `backend::RollFn`'s contract).
 //!
 //! A kernel scans the positions `from..to` of `data` and appends to `out`
 //! every position `i` whose steady-state rolling hash (the hash of the window
@@ -63,6 +66,51 @@ pub(crate) fn roll_fastcdc4(
             return;
         }
     }
+}
+
+/// Portable lockstep kernel (see `backend::RollFn`), for the backends without
+/// one of their own: the loop of the x86 kernel in Rust. Each round rolls every
+/// chain two bytes, one chain's pair after another's, and a hit ends the call
+/// at once, so the chains after the hitting one have not rolled that round.
+/// The chains' bytes come as slices of pairs, zipped, so the loop checks no
+/// bounds.
+pub(crate) fn roll_fastcdc_chains(
+    data: &[u8],
+    pos: &mut [usize; 4],
+    h: &mut [u64; 4],
+    steps: usize,
+    mask: u64,
+) {
+    assert!(
+        steps >= 2 && steps.is_multiple_of(2),
+        "an even number of steps"
+    );
+    let [c0, c1, c2, c3] = pos.map(|p| data[p..p + steps].as_chunks::<2>().0);
+    let mut hs = *h;
+    let mut round = 0;
+    // Where the call stopped: the chain, and the bytes it rolled of the round.
+    let mut stop = None;
+    'rounds: for (((p0, p1), p2), p3) in c0.iter().zip(c1).zip(c2).zip(c3) {
+        for (l, pair) in [p0, p1, p2, p3].into_iter().enumerate() {
+            for (s, &b) in pair.iter().enumerate() {
+                hs[l] = roll64(hs[l], b);
+                if hs[l] & mask == 0 {
+                    stop = Some((l, s + 1));
+                    break 'rounds;
+                }
+            }
+        }
+        round += 2;
+    }
+    for (l, p) in pos.iter_mut().enumerate() {
+        *p += round
+            + match stop {
+                Some((hit, _)) if l < hit => 2,
+                Some((hit, rolled)) if l == hit => rolled,
+                _ => 0,
+            };
+    }
+    *h = hs;
 }
 
 /// Reference vector-hash candidate scan.
