@@ -160,6 +160,7 @@ unsafe fn roll4_by_pairs(
     // inside the 256-entry table. It writes only its register operands.
     unsafe {
         std::arch::asm!(
+            // The loop's speed should not depend on where the linker put it.
             ".p2align 6",
             "2:",
             "movzx eax, word ptr [{at}]",
