@@ -241,7 +241,8 @@ pub(crate) type ScanFn<M> = unsafe fn(&[u8], usize, usize, M, &mut Vec<usize>);
 /// byte and `h[l]` its hash. Chain 0 has rolled at least one byte, and the
 /// chains have rolled as many bytes each unless one hit; whatever they rolled,
 /// only a chain's last hash can have hit (those before it were tested).
-/// `scalar::roll_fastcdc4` is the reference (in tests).
+/// The lockstep tests hold every kernel to this contract, the simplest
+/// (`scalar::roll_fastcdc4`, in tests) among them.
 pub(crate) type RollFn = fn(&[u8], &mut [usize; 4], &mut [u64; 4], usize, u64);
 
 /// The kernels of one backend. Only [`Backend::kernels`] makes these, after

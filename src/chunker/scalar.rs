@@ -46,7 +46,7 @@ pub fn scan_fastcdc(data: &[u8], from: usize, to: usize, mask: u64, out: &mut Ve
     }
 }
 
-/// Reference lockstep kernel (see `backend::RollFn`): four FastCDC chains at
+/// The simplest lockstep kernel (see `backend::RollFn`): four FastCDC chains at
 /// their own positions, one byte each per step, until a step at which any
 /// chain's hash has no bit of `mask` set.
 #[cfg(test)]
@@ -81,10 +81,7 @@ pub(crate) fn roll_fastcdc_chains(
     steps: usize,
     mask: u64,
 ) {
-    assert!(
-        steps >= 2 && steps.is_multiple_of(2),
-        "an even number of steps"
-    );
+    check_roll(data, pos, steps);
     let [c0, c1, c2, c3] = pos.map(|p| data[p..p + steps].as_chunks::<2>().0);
     let mut hs = *h;
     let mut round = 0;
@@ -102,6 +99,25 @@ pub(crate) fn roll_fastcdc_chains(
         }
         round += 2;
     }
+    advance_by_pairs(pos, round, stop);
+    *h = hs;
+}
+
+/// A lockstep kernel's arguments as `backend::RollFn` requires them: an
+/// even number of steps, at least 2, every chain's bytes inside `data`.
+pub(crate) fn check_roll(data: &[u8], pos: &[usize; 4], steps: usize) {
+    assert!(
+        steps >= 2 && steps.is_multiple_of(2),
+        "an even number of steps"
+    );
+    assert!(pos.iter().all(|&p| p + steps <= data.len()));
+}
+
+/// Moves the chains of a kernel that rolls one chain's pair of bytes after
+/// another's: `round` bytes each, then, if chain `hit` stopped on byte
+/// `rolled` (1 or 2) of the next round, two more for the chains before it and
+/// `rolled` for it.
+pub(crate) fn advance_by_pairs(pos: &mut [usize; 4], round: usize, stop: Option<(usize, usize)>) {
     for (l, p) in pos.iter_mut().enumerate() {
         *p += round
             + match stop {
@@ -110,7 +126,6 @@ pub(crate) fn roll_fastcdc_chains(
                 _ => 0,
             };
     }
-    *h = hs;
 }
 
 /// Reference vector-hash candidate scan.

@@ -267,27 +267,16 @@ pub(crate) fn roll_fastcdc_chains(
     steps: usize,
     mask: u64,
 ) {
-    assert!(
-        steps >= 2 && steps.is_multiple_of(2),
-        "an even number of steps"
-    );
-    assert!(pos.iter().all(|&p| p + steps <= data.len()));
+    scalar::check_roll(data, pos, steps);
     let base = data[pos[0]..].as_ptr();
     let d = [1, 2, 3].map(|l| pos[l].wrapping_sub(pos[0]));
     let end = base.wrapping_add(steps);
     // SAFETY: `steps` is even and each chain's bytes pos[l]..pos[l] + steps
-    // are inside `data` (both asserted above).
+    // are inside `data` (both asserted by `check_roll`).
     let (at, stop) = unsafe { roll4_by_pairs(base, d, h, end, mask) };
     let round = (at as usize - base as usize).min(steps);
-    for (l, p) in pos.iter_mut().enumerate() {
-        let in_round = match stop {
-            ROUND_DONE => 0,
-            _ if l < stop / 2 => 2,
-            _ if l == stop / 2 => stop % 2 + 1,
-            _ => 0,
-        };
-        *p += round + in_round;
-    }
+    let stop = (stop != ROUND_DONE).then_some((stop / 2, stop % 2 + 1));
+    scalar::advance_by_pairs(pos, round, stop);
 }
 
 /// Positions per chain below which warming four chains up costs more than it saves.
