@@ -6,9 +6,9 @@
 //!
 //! NEW is where NEW's bytes are read: `oci:`, `oci-archive:` or `docker://`.
 
-use chunkah::build::{apply, ApplyJob};
-use chunkah::delta::ApplyOptions;
+use chunkah::jobs::{apply, ApplyJob};
 use chunkah::store::{ImageRef, StoreConfig};
+use chunkah::update::ApplyOptions;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);

@@ -6,9 +6,9 @@
 //! OLD and NEW are image references (`oci:DIR[:TAG]`, `oci-archive:FILE[:TAG]`,
 //! `docker://HOST/REPO:TAG`), or both `dir:PATH` trees.
 
-use chunkah::build::{diff, DiffInput, DiffJob};
-use chunkah::delta::DeltaOptions;
+use chunkah::jobs::{diff, DiffInput, DiffJob};
 use chunkah::store::StoreConfig;
+use chunkah::update::RequestOptions;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
@@ -18,9 +18,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let job = DiffJob {
         old: DiffInput::parse(&old)?,
         new: DiffInput::parse(&new)?,
-        options: DeltaOptions {
+        options: RequestOptions {
             ranges_per_request: 8,
-            ..DeltaOptions::default()
+            ..RequestOptions::default()
         },
         source_date_epoch: None,
         store: StoreConfig::default(),
@@ -40,7 +40,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .blobs
             .iter()
             .map(|b| match &b.action {
-                chunkah::delta::BlobAction::Rebuild { ranges, .. } => ranges.len(),
+                chunkah::update::BlobAction::Rebuild { ranges, .. } => ranges.len(),
                 _ => 0,
             })
             .sum();

@@ -3,8 +3,8 @@
 //!
 //! `cargo run --release --example index_stats -- oci:DIR[:TAG]`
 
-use chunkah::delta::read_index;
 use chunkah::layer::index::FrameKind;
+use chunkah::store::view::read_index;
 use chunkah::store::{ImageReader, ImageRef};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -18,7 +18,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for layer in &image.manifest.layers {
         // The index's location comes from the layer's annotations; its
         // bytes are checked against the annotated digest.
-        let Some((range, index, _)) = read_index(&reader, layer)? else {
+        let Some(chunkah::store::view::ReadIndex { range, index, .. }) =
+            read_index(&reader, layer)?
+        else {
             continue;
         };
         index_bytes += range.length;

@@ -10,7 +10,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use chunkah::build::{pack, PackJob, PackOptions, PackSource, Progress};
+use chunkah::jobs::{pack, PackJob, PackOptions, PackSource, Progress};
 use chunkah::store::{ImageRef, StoreConfig};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

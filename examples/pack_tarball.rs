@@ -6,7 +6,7 @@
 
 use std::path::PathBuf;
 
-use chunkah::build::{pack, PackJob, PackOptions, PackSource};
+use chunkah::jobs::{pack, PackJob, PackOptions, PackSource};
 use chunkah::layer::Compression;
 use chunkah::store::{ImageRef, StoreConfig};
 

@@ -8,7 +8,7 @@
 //! `docker://HOST/REPO:TAG`. Set `CHUNKAH_INSECURE=1` for a registry that
 //! speaks plain HTTP on 127.0.0.1.
 
-use chunkah::build::{pack, PackJob, PackOptions, PackSource, Progress};
+use chunkah::jobs::{pack, PackJob, PackOptions, PackSource, Progress};
 use chunkah::registry::{default_auth_files, ClientConfig, Credentials};
 use chunkah::store::{ImageRef, StoreConfig};
 

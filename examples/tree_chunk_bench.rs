@@ -7,7 +7,7 @@
 use std::time::Instant;
 
 use chunkah::chunker::ChunkerConfig;
-use chunkah::delta::tree::chunk_tree;
+use chunkah::update::tree::chunk_tree;
 use chunkah::walk::walk_dir;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -2,7 +2,7 @@
 //!
 //! `cargo run --release --example update_report -- IMAGE1 IMAGE2 ...`
 
-use chunkah::build::{report, ReportJob};
+use chunkah::jobs::{report, ReportJob};
 use chunkah::store::{ImageRef, StoreConfig};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -4,14 +4,14 @@
 //!
 //! # Jobs
 //!
-//! Each job is one call in [`build`], with typed options in and a typed
+//! Each job is one call in [`jobs`], with typed options in and a typed
 //! report out; the `chunkah` binary is a thin layer over them.
 //!
 //! Pack a root file system (here the sample tarball of the repository) into
 //! an image layout:
 //!
 //! ```
-//! use chunkah::build::{pack, PackJob, PackOptions, PackSource};
+//! use chunkah::jobs::{pack, PackJob, PackOptions, PackSource};
 //! use chunkah::store::{ImageRef, StoreConfig};
 //!
 //! let dir = std::env::temp_dir().join(format!("chunkah-doc-{}", std::process::id()));
@@ -35,8 +35,8 @@
 //! from the old one and only the byte ranges the plan names:
 //!
 //! ```
-//! # use chunkah::build::{pack, PackJob, PackOptions, PackSource};
-//! use chunkah::build::{apply, diff, ApplyJob, DiffInput, DiffJob};
+//! # use chunkah::jobs::{pack, PackJob, PackOptions, PackSource};
+//! use chunkah::jobs::{apply, diff, ApplyJob, DiffInput, DiffJob};
 //! use chunkah::store::{ImageRef, StoreConfig};
 //! # let dir = std::env::temp_dir().join(format!("chunkah-doc-plan-{}", std::process::id()));
 //! # let store = StoreConfig { scratch_dir: Some(std::env::temp_dir()), ..StoreConfig::default() };
@@ -101,13 +101,14 @@
 //! | [`chunker`] | content-defined chunking: FastCDC and the vector gear hash, SIMD kernels |
 //! | [`walk`] | a directory or tar streams become a sorted tree of entries |
 //! | [`component`] | which package owns each path (dpkg, rpm, apk, pacman) |
-//! | [`pack`] | components and their grouping into at most N layers (a plan) |
+//! | [`grouping`] | files into components, components into at most N layers (a plan) |
 //! | [`layer`] | tar writing, zstd frames, the chunk index and its annotations |
 //! | [`oci`] | OCI JSON types, layouts and archives on this machine, an image's layers applied |
 //! | `registry` | the OCI distribution client (feature `registry`), knowing only OCI's JSON types |
-//! | [`store`] | references resolved to a layout, an archive or a registry; reading and writing any of them |
-//! | [`delta`] | what a client holding one image fetches for another; rebuilding it |
-//! | [`build`] | the jobs, driving all of the above |
+//! | [`store`] | references resolved to a layout, an archive or a registry; reading and writing any of them; an image as planning sees it |
+//! | [`delta`] | binary deltas: made from two images, found beside an image |
+//! | [`update`] | what a client holding one image fetches for another (the plan at every level), and rebuilding it |
+//! | [`jobs`] | the jobs, driving all of the above |
 //!
 //! The library never prints, never exits and reads no environment variable:
 //! scratch space, registry credentials and the epoch come in the options.
@@ -122,19 +123,20 @@
 
 #![deny(missing_docs)]
 
-pub mod build;
 pub mod chunker;
 pub mod component;
 pub mod delta;
 pub mod digest;
 pub mod error;
+pub mod grouping;
 pub mod io;
+pub mod jobs;
 pub mod layer;
 pub mod oci;
-pub mod pack;
 #[cfg(feature = "registry")]
 pub mod registry;
 pub mod store;
+pub mod update;
 pub mod walk;
 
 pub use digest::{ChunkId, Digest};

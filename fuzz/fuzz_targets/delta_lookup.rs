@@ -6,7 +6,7 @@
 //! allocation.
 #![no_main]
 
-use chunkah::delta::binary::format::{decompress_part, DeltaLookup, MAX_PART_BYTES};
+use chunkah::delta::format::{decompress_part, DeltaLookup, MAX_PART_BYTES};
 use chunkah::digest::Digest;
 use chunkah::layer::index::IndexLocation;
 use libfuzzer_sys::fuzz_target;

@@ -4,9 +4,9 @@
 use std::io::{self, Write};
 
 use anyhow::Result;
-use chunkah::build::{apply, ApplyJob};
-use chunkah::delta::ApplyOptions;
+use chunkah::jobs::{apply, ApplyJob};
 use chunkah::store::ImageRef;
+use chunkah::update::ApplyOptions;
 use clap::Args;
 
 use super::diff::human;
@@ -46,7 +46,7 @@ pub fn run(args: ApplyArgs) -> Result<()> {
         source: args.source,
         dest: args.dest,
         options: ApplyOptions {
-            plan: args.plan_args.options(),
+            requests: args.plan_args.options(),
             parallel: args.parallel.into(),
             delta: !args.no_delta,
         },

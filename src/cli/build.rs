@@ -5,15 +5,16 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use chunkah::build::{
-    normalize_architecture, pack, pack_archive, ArchiveJob, ArchiveTarget, BaseConfig, MapEdit,
-    PackJob, PackOptions, PackReport, PackSource, Progress, MAX_LAYERS,
+use chunkah::jobs::{
+    pack, pack_archive, ArchiveJob, ArchiveTarget, PackJob, PackOptions, PackReport, PackSource,
+    Progress, MAX_LAYERS,
 };
 use chunkah::layer::Compression;
 use chunkah::store::ImageRef;
 use chunkah::walk::Prune;
 use clap::Args;
 
+use super::base_config::{normalize_architecture, BaseConfig, MapEdit};
 use super::pack::{compression, CompressionArg};
 
 /// Build an OCI image (by default an OCI archive on stdout) from a root
@@ -136,7 +137,10 @@ fn parse_prune(s: &str) -> Result<Prune, String> {
 
 /// What the flags say about where the image goes.
 enum Output {
-    Archive(ArchiveTarget),
+    /// An archive on stdout.
+    Stdout,
+    /// An archive in a file.
+    Archive(PathBuf),
     Image(ImageRef),
 }
 
@@ -149,7 +153,7 @@ fn output(flag: Option<&str>, tag: Option<&str>) -> Result<Output> {
             )
             .into());
         }
-        return Ok(Output::Archive(ArchiveTarget::Stdout));
+        return Ok(Output::Stdout);
     };
     let nonempty = |p: &str| {
         if p.is_empty() {
@@ -165,7 +169,7 @@ fn output(flag: Option<&str>, tag: Option<&str>) -> Result<Output> {
         }));
     }
     if let Some(file) = o.strip_prefix("oci-archive:") {
-        return Ok(Output::Archive(ArchiveTarget::File(nonempty(file)?)));
+        return Ok(Output::Archive(nonempty(file)?));
     }
     if o.starts_with("docker://") {
         return Ok(Output::Image(ImageRef::parse(o)?));
@@ -176,7 +180,7 @@ fn output(flag: Option<&str>, tag: Option<&str>) -> Result<Output> {
         ))
         .into());
     }
-    Ok(Output::Archive(ArchiveTarget::File(nonempty(o)?)))
+    Ok(Output::Archive(nonempty(o)?))
 }
 
 /// The image's config: --config's file, else --config-str, else empty.
@@ -250,22 +254,29 @@ pub fn run(args: BuildArgs, verbose: u8) -> Result<()> {
     log.info(&format!("starting build of {}", args.rootfs.display()));
     let progress = |p: Progress| log.progress(&p);
     let source = PackSource::Dir(args.rootfs.clone());
-    let report = match output {
-        Output::Archive(target) => pack_archive(
-            &ArchiveJob {
-                source,
-                target,
-                name: args.tag.clone(),
-                // As coreos/chunkah: --compressed wraps the archive too.
-                gzip: match compression {
-                    Compression::Gzip(level) if args.compressed => Some(level),
-                    _ => None,
-                },
-                options,
-                store,
+    let archive = |target: ArchiveTarget<'_>| {
+        let job = ArchiveJob {
+            source: source.clone(),
+            name: args.tag.clone(),
+            // As coreos/chunkah: --compressed wraps the archive too.
+            gzip: match compression {
+                Compression::Gzip(level) if args.compressed => Some(level),
+                _ => None,
             },
-            &progress,
-        )?,
+            options: options.clone(),
+            store: store.clone(),
+        };
+        pack_archive(&job, target, &progress)
+    };
+    let report = match output {
+        Output::Stdout => {
+            let mut out = std::io::stdout().lock();
+            archive(ArchiveTarget::Stream {
+                out: &mut out,
+                name: "stdout".into(),
+            })?
+        }
+        Output::Archive(file) => archive(ArchiveTarget::File(file))?,
         Output::Image(dest) => pack(
             &PackJob {
                 source,

@@ -4,8 +4,8 @@
 use std::io::{self, Write};
 
 use anyhow::Result;
-use chunkah::build::{delta, DeltaJob};
-use chunkah::delta::binary::make::DeltaConfig;
+use chunkah::delta::make::DeltaConfig;
+use chunkah::jobs::{delta, DeltaJob};
 use chunkah::store::ImageRef;
 use clap::Args;
 
@@ -18,7 +18,7 @@ pub struct DeltaArgs {
     #[arg(value_name = "OLD", value_parser = ImageRef::parse)]
     old: ImageRef,
     /// The image they want (its layers need chunk indexes:
-    /// `pack --compression zstd:chunked`, the default).
+    /// `pack --compression zstd`, the default).
     #[arg(value_name = "NEW", value_parser = ImageRef::parse)]
     new: ImageRef,
     /// Where the delta is published, as an artifact whose subject is NEW

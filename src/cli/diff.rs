@@ -4,8 +4,8 @@ use std::io::{self, Write};
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use chunkah::build::{diff, DiffInput, DiffJob};
-use chunkah::delta::Levels;
+use chunkah::jobs::{diff, DiffInput, DiffJob};
+use chunkah::update::Levels;
 use clap::Args;
 
 #[derive(Debug, Args)]

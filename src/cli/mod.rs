@@ -6,6 +6,7 @@
 //! A closed stdout pipe ends the program quietly with 0.
 
 mod apply;
+mod base_config;
 mod build;
 mod chunk;
 mod delta;

@@ -5,7 +5,7 @@ use std::io::{self, Write};
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use chunkah::build::{pack, PackJob, PackOptions, PackSource, Progress, MAX_LAYERS};
+use chunkah::jobs::{pack, PackJob, PackOptions, PackSource, Progress, MAX_LAYERS};
 use chunkah::layer::Compression;
 use chunkah::oci::types::RuntimeConfig;
 use chunkah::store::ImageRef;

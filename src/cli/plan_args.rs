@@ -1,7 +1,7 @@
 //! How byte ranges become requests: the flags `diff`, `apply` and `report`
 //! share.
 
-use chunkah::delta::DeltaOptions;
+use chunkah::update::RequestOptions;
 use clap::Args;
 
 use super::size::parse_size;
@@ -22,8 +22,8 @@ pub struct PlanArgs {
 
 impl PlanArgs {
     /// The options (checked by the library).
-    pub fn options(&self) -> DeltaOptions {
-        DeltaOptions {
+    pub fn options(&self) -> RequestOptions {
+        RequestOptions {
             gap: self.gap as u64,
             max_requests: self.max_requests.map(|n| n as usize),
             ranges_per_request: self.ranges_per_request as usize,

@@ -6,7 +6,7 @@ use std::io::{self, Write};
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use chunkah::build::{report, ReportJob, Step};
+use chunkah::jobs::{report, ReportJob, Step};
 use chunkah::store::ImageRef;
 use clap::Args;
 

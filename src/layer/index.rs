@@ -231,6 +231,23 @@ pub struct Frame {
     pub id: ChunkId,
 }
 
+/// What makes two frames' compressed bytes identical, whatever layer or
+/// image holds them: the same uncompressed content (and so the same
+/// length) compressed to the same length by the same zstd version at the
+/// same level. A frame of an old image with the key of a new image's frame
+/// stands in for it byte for byte.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct FrameKey {
+    /// BLAKE3 of the uncompressed bytes.
+    pub id: ChunkId,
+    /// The compressed length.
+    pub blob_len: u64,
+    /// The zstd library version that compressed it.
+    pub zstd_version: u32,
+    /// The zstd level it was compressed at.
+    pub level: i32,
+}
+
 /// A regular file with content, and the frames that hold it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct IndexedFile {
@@ -287,6 +304,16 @@ impl ChunkIndex {
     /// the same uncompressed content: same compressor, same level.
     pub fn same_compressor(&self, other: &ChunkIndex) -> bool {
         self.zstd_version == other.zstd_version && self.level == other.level
+    }
+
+    /// The key of `frame`, one of this index's frames.
+    pub fn key(&self, frame: &Frame) -> FrameKey {
+        FrameKey {
+            id: frame.id,
+            blob_len: frame.blob_len,
+            zstd_version: self.zstd_version,
+            level: self.level,
+        }
     }
 
     /// Uncompressed tar size.

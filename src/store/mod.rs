@@ -10,12 +10,14 @@
 
 mod reader;
 mod referrers;
+pub mod view;
 mod writer;
 
 use std::path::PathBuf;
 
 pub use reader::{ImageReader, StoreConfig};
 pub use referrers::{merge_referrer, referrers_tag};
+pub use view::{ImageView, OpenImage};
 #[cfg(feature = "registry")]
 pub use writer::push;
 pub use writer::{ImageWriter, PushReport, WriteOutcome};

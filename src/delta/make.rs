@@ -24,12 +24,11 @@ use std::path::Path;
 use rayon::prelude::*;
 
 use super::format::{compress_part, push_frame, DeltaLookup, IndexPart, Part, Run, MAX_PART_BYTES};
-use crate::delta::{old_frames, ImageView};
 use crate::digest::ChunkId;
 use crate::error::{Error, Result};
 use crate::layer::index::{ChunkIndex, Frame};
 use crate::oci::read::Blob;
-use crate::store::ImageReader;
+use crate::store::view::{ImageView, OpenImage};
 
 /// The most content one part rebuilds when it is made (16 MiB).
 pub const SEGMENT_BYTES: u64 = 16 << 20;
@@ -62,14 +61,6 @@ impl DeltaConfig {
         }
         Ok(())
     }
-}
-
-/// One side of a delta: an image and how to read its frames.
-pub struct Side<'a> {
-    /// Reads the image's blobs.
-    pub reader: &'a ImageReader,
-    /// Its manifest, config and chunk indexes.
-    pub view: &'a ImageView,
 }
 
 /// What making a delta found, part by part kind.
@@ -236,12 +227,12 @@ struct Candidate {
 
 /// Reads the uncompressed content of frames of one image, checking each.
 struct Frames<'a> {
-    side: &'a Side<'a>,
+    side: &'a OpenImage,
     blobs: Vec<Option<Blob>>,
 }
 
 impl<'a> Frames<'a> {
-    fn open(side: &'a Side<'a>, layers: impl Fn(usize) -> bool) -> Result<Self> {
+    fn open(side: &'a OpenImage, layers: impl Fn(usize) -> bool) -> Result<Self> {
         let blobs = side
             .view
             .layers
@@ -336,8 +327,8 @@ pub fn read_frame(blob: &Blob, f: &Frame, out: &mut Vec<u8>) -> Result<()> {
 /// returns the lookup (not yet written) and what was found.
 /// `progress(done, total)` is called as parts are compressed.
 pub fn make(
-    old: &Side<'_>,
-    new: &Side<'_>,
+    old: &OpenImage,
+    new: &OpenImage,
     config: DeltaConfig,
     out: &mut dyn std::io::Write,
     out_path: &Path,
@@ -350,7 +341,7 @@ pub fn make(
         .iter()
         .map(|l| l.descriptor.digest)
         .collect();
-    let known = old_frames(old.view);
+    let known = old.view.frames_by_key();
     // Which frames of NEW the chunk level would fetch.
     let mut missing: Vec<Vec<bool>> = Vec::new();
     let mut stats = MakeStats::default();
@@ -360,8 +351,7 @@ pub fn make(
                 .frames
                 .iter()
                 .map(|f| {
-                    let lacks =
-                        !known.contains_key(&(f.id, f.blob_len, index.zstd_version, index.level));
+                    let lacks = !known.contains_key(&index.key(f));
                     if lacks {
                         stats.missing_frames += 1;
                         stats.missing_bytes += f.blob_len;
@@ -373,7 +363,7 @@ pub fn make(
         };
         missing.push(m);
     }
-    let old_files = OldFiles::new(old.view);
+    let old_files = OldFiles::new(&old.view);
     let old_frames_reader = Frames::open(old, |_| true)?;
     let new_frames_reader = Frames::open(new, |l| missing[l].iter().any(|&m| m))?;
 
@@ -483,8 +473,8 @@ pub fn make(
         |done| progress(done_files + done, total),
     )?;
     let index_parts = index_parts(
-        old.view,
-        new.view,
+        &old.view,
+        &new.view,
         &missing,
         config,
         (out, out_path),

@@ -14,6 +14,7 @@ use crate::chunker::{Chunker, ChunkerConfig};
 use crate::component::{read_package_databases, read_package_databases_in_tar};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
+use crate::grouping::{assign_components, plan_layers, update_intervals};
 use crate::layer::{
     default_layer_chunker, seekable_order, write_layer, Compression, LayerInfo, Source,
 };
@@ -23,7 +24,6 @@ use crate::oci::types::{
     host_architecture, rfc3339, Descriptor, History, ImageConfig, Manifest, RootFs, RuntimeConfig,
     CONFIG_MEDIA_TYPE, MANIFEST_MEDIA_TYPE,
 };
-use crate::pack::{assign_components, plan_layers, update_intervals};
 use crate::store::{transport_of, ImageReader, ImageRef, ImageWriter, PushReport, StoreConfig};
 use crate::walk::{filter, walk_dir, walk_tar, Entry, EntryKind, Prune, Tree};
 
@@ -613,7 +613,7 @@ fn write_image(
     let manifest_desc = layout.put_blob(MANIFEST_MEDIA_TYPE, &manifest_json)?;
     layout.set_tag(tag, manifest_desc.clone())?;
 
-    let mut names: Vec<&crate::pack::Component> = components.iter().collect();
+    let mut names: Vec<&crate::grouping::Component> = components.iter().collect();
     names.sort_unstable();
     names.dedup();
     Ok(PackReport {

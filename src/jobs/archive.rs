@@ -1,11 +1,12 @@
-//! Packing into an OCI archive written as one stream: on stdout (so that
-//! `chunkah build … | podman load` works) or into a file, plain or
-//! gzip-wrapped, the image named (the `org.opencontainers.image.ref.name`
-//! `podman load` tags it with) or not.
+//! Packing into an OCI archive written as one stream: into any writer (the
+//! CLI gives stdout, so that `chunkah build … | podman load` works) or into
+//! a file, plain or gzip-wrapped, the image named (the
+//! `org.opencontainers.image.ref.name` `podman load` tags it with) or not.
 //!
 //! The image is packed into a scratch layout first, then written out as an
 //! archive; a file target is written beside itself and renamed over it
-//! once complete, so a failed run leaves nothing there.
+//! once complete, so a failed run leaves nothing there. The library never
+//! touches the process's standard streams: a caller wanting stdout passes it.
 
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -17,19 +18,35 @@ use crate::oci::layout::LayoutWriter;
 use crate::store::{ImageRef, ImageWriter, StoreConfig};
 
 /// Where the archive goes.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ArchiveTarget {
-    /// Standard output.
-    Stdout,
+pub enum ArchiveTarget<'a> {
+    /// A stream the caller owns (standard output, a pipe, a socket), written
+    /// in order and flushed; `name` names it in errors and in the report.
+    Stream {
+        /// The stream.
+        out: &'a mut dyn Write,
+        /// What to call it (`stdout`).
+        name: String,
+    },
     /// A file, replaced once the archive is complete.
     File(PathBuf),
 }
 
-impl std::fmt::Display for ArchiveTarget {
+impl std::fmt::Display for ArchiveTarget<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            ArchiveTarget::Stdout => write!(f, "stdout"),
+            ArchiveTarget::Stream { name, .. } => write!(f, "{name}"),
             ArchiveTarget::File(p) => write!(f, "oci-archive:{}", p.display()),
+        }
+    }
+}
+
+impl std::fmt::Debug for ArchiveTarget<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ArchiveTarget::Stream { name, .. } => {
+                f.debug_struct("Stream").field("name", name).finish()
+            }
+            ArchiveTarget::File(p) => f.debug_tuple("File").field(p).finish(),
         }
     }
 }
@@ -39,8 +56,6 @@ impl std::fmt::Display for ArchiveTarget {
 pub struct ArchiveJob {
     /// The root file system.
     pub source: PackSource,
-    /// Where the archive goes.
-    pub target: ArchiveTarget,
     /// The image's name in the archive's index (`None`: unnamed).
     pub name: Option<String>,
     /// Wrap the whole archive in gzip at this level (0 to 9).
@@ -54,14 +69,18 @@ pub struct ArchiveJob {
 /// The tag the scratch layout holds the image under.
 const SCRATCH_TAG: &str = "latest";
 
-/// Runs `job`: packs the source, then writes the archive to its target.
-pub fn pack_archive(job: &ArchiveJob, progress: &(dyn Fn(Progress) + Sync)) -> Result<PackReport> {
+/// Runs `job`: packs the source, then writes the archive to `target`.
+pub fn pack_archive(
+    job: &ArchiveJob,
+    target: ArchiveTarget<'_>,
+    progress: &(dyn Fn(Progress) + Sync),
+) -> Result<PackReport> {
     if let Some(level) = job.gzip.filter(|&l| l > 9) {
         return Err(Error::Config(format!(
             "gzip level {level} is out of range 0..=9"
         )));
     }
-    if let ArchiveTarget::File(file) = &job.target {
+    if let ArchiveTarget::File(file) = &target {
         // Its directory must be there before any work is done.
         crate::io::beside(file, "archive")?;
     }
@@ -90,18 +109,18 @@ pub fn pack_archive(job: &ArchiveJob, progress: &(dyn Fn(Progress) + Sync)) -> R
     if job.name.is_none() {
         LayoutWriter::open(&dir)?.untag(&tag)?;
     }
-    match &job.target {
-        ArchiveTarget::Stdout => {
-            let stdout = std::io::stdout();
-            let mut out = BufWriter::with_capacity(1 << 20, stdout.lock());
-            write_stream(&dir, &mut out, job.gzip, Path::new("stdout"))?;
-            out.flush().map_err(|e| Error::io("stdout", e))?;
+    let shown = target.to_string();
+    match target {
+        ArchiveTarget::Stream { out, name } => {
+            let mut out = BufWriter::with_capacity(1 << 20, out);
+            write_stream(&dir, &mut out, job.gzip, Path::new(&name))?;
+            out.flush().map_err(|e| Error::io(&name, e))?;
         }
-        ArchiveTarget::File(file) => write_file(&dir, file, job.gzip)?,
+        ArchiveTarget::File(file) => write_file(&dir, &file, job.gzip)?,
     }
     report.reference = match &job.name {
-        Some(name) => format!("{} ({name})", job.target),
-        None => job.target.to_string(),
+        Some(name) => format!("{shown} ({name})"),
+        None => shown,
     };
     Ok(report)
 }

@@ -1,4 +1,4 @@
-//! Packing: entries grouped into components, components into at most N layers.
+//! Grouping: entries into components, components into at most N layers.
 //!
 //! Both steps are pure functions of the walked tree and the ownership map, so
 //! the same tree always gives the same layers.

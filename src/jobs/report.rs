@@ -3,10 +3,10 @@
 use serde::Serialize;
 
 use super::diff::plan_images;
-use crate::delta::{self, DeltaOptions, Levels};
 use crate::error::{Error, Result};
 use crate::oci::types::host_architecture;
-use crate::store::{ImageReader, ImageRef, StoreConfig};
+use crate::store::{ImageRef, OpenImage, StoreConfig};
+use crate::update::{Levels, RequestOptions};
 
 /// A series of image versions, oldest first.
 #[derive(Clone, Debug)]
@@ -14,7 +14,7 @@ pub struct ReportJob {
     /// The versions, oldest first (at least two).
     pub images: Vec<ImageRef>,
     /// How byte ranges become requests.
-    pub options: DeltaOptions,
+    pub options: RequestOptions,
     /// How registries are reached.
     pub store: StoreConfig,
 }
@@ -53,12 +53,7 @@ pub fn report(job: &ReportJob) -> Result<SeriesReport> {
     let views = job
         .images
         .iter()
-        .map(|r| {
-            let reader = ImageReader::open_with(r, &job.store)?;
-            let image = reader.image(host_architecture())?;
-            let view = delta::load(&reader, &image)?;
-            Ok((reader, view))
-        })
+        .map(|r| OpenImage::open(r, &job.store, host_architecture()))
         .collect::<Result<Vec<_>>>()?;
     let steps = views
         .windows(2)
@@ -66,7 +61,7 @@ pub fn report(job: &ReportJob) -> Result<SeriesReport> {
         .map(|(v, refs)| Step {
             old: refs[0].to_string(),
             new: refs[1].to_string(),
-            levels: plan_images(&v[0].1, &v[1].0, &v[1].1, job.options)
+            levels: plan_images(&v[0].view, &v[1].reader, &v[1].view, job.options)
                 .plan
                 .levels,
         })

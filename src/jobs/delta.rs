@@ -3,15 +3,14 @@
 
 use serde::Serialize;
 
-use crate::delta::binary::format::{BASE_ANNOTATION, DELTA_MEDIA_TYPE, LOOKUP_KEYS};
-use crate::delta::binary::make::{make, DeltaConfig, MakeStats, Side};
-use crate::delta::{self};
+use crate::delta::format::{BASE_ANNOTATION, DELTA_MEDIA_TYPE, LOOKUP_KEYS};
+use crate::delta::make::{make, DeltaConfig, MakeStats};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::layer::index::IndexLocation;
 use crate::oci::read::LayoutReader;
 use crate::oci::types::{host_architecture, Descriptor, Manifest, MANIFEST_MEDIA_TYPE};
-use crate::store::{merge_referrer, ImageReader, ImageRef, ImageWriter, StoreConfig};
+use crate::store::{merge_referrer, ImageRef, ImageWriter, OpenImage, StoreConfig};
 
 /// The OCI empty descriptor's media type: an artifact with no config.
 pub const EMPTY_MEDIA_TYPE: &str = "application/vnd.oci.empty.v1+json";
@@ -65,19 +64,15 @@ pub fn delta(job: &DeltaJob, progress: &(dyn Fn(u64, u64) + Sync)) -> Result<Del
         return Err(Error::Config("threads must be at least 1".into()));
     }
     let arch = host_architecture();
-    let old_reader = ImageReader::open_with(&job.old, &job.store)?;
-    let old_image = old_reader.image(arch)?;
-    let old_view = delta::load(&old_reader, &old_image)?;
-    let new_reader = ImageReader::open_with(&job.new, &job.store)?;
-    let new_image = new_reader.image(arch)?;
-    let new_view = delta::load(&new_reader, &new_image)?;
-    if !new_view.layers.iter().any(|l| l.index.is_some()) {
+    let old = OpenImage::open(&job.old, &job.store, arch)?;
+    let new = OpenImage::open(&job.new, &job.store, arch)?;
+    if !new.view.layers.iter().any(|l| l.index.is_some()) {
         return Err(Error::unsupported(
             &job.new,
-            "no layer has a chunk index (pack it with --compression zstd:chunked)",
+            "no layer has a chunk index (pack it with --compression zstd)",
         ));
     }
-    let subject = new_image.descriptor.digest;
+    let subject = new.image.descriptor.digest;
     // A delta from the same base replaces the one listed before; deltas
     // from other bases are kept: a layout's or an archive's index is merged
     // while its tag is replaced (under the layout's lock), a registry's
@@ -88,22 +83,8 @@ pub fn delta(job: &DeltaJob, progress: &(dyn Fn(u64, u64) + Sync)) -> Result<Del
     let pool = super::worker_pool(job.threads)?;
     let mut blob = layout.temp_blob()?;
     let path = blob.path().to_path_buf();
-    let (lookup, stats) = pool.install(|| {
-        make(
-            &Side {
-                reader: &old_reader,
-                view: &old_view,
-            },
-            &Side {
-                reader: &new_reader,
-                view: &new_view,
-            },
-            job.config,
-            blob.writer(),
-            &path,
-            progress,
-        )
-    })?;
+    let (lookup, stats) =
+        pool.install(|| make(&old, &new, job.config, blob.writer(), &path, progress))?;
     let lookup_bytes = lookup.encode();
     std::io::Write::write_all(blob.writer(), &lookup_bytes).map_err(|e| Error::io(&path, e))?;
     let (digest, size) = layout.commit(blob)?;
@@ -125,7 +106,7 @@ pub fn delta(job: &DeltaJob, progress: &(dyn Fn(u64, u64) + Sync)) -> Result<Del
     let config = layout.put_blob(EMPTY_MEDIA_TYPE, b"{}")?;
     let base: std::collections::BTreeMap<String, String> = [(
         BASE_ANNOTATION.to_string(),
-        old_image.descriptor.digest.to_string(),
+        old.image.descriptor.digest.to_string(),
     )]
     .into();
     let manifest = Manifest {
@@ -135,9 +116,9 @@ pub fn delta(job: &DeltaJob, progress: &(dyn Fn(u64, u64) + Sync)) -> Result<Del
         layers: vec![delta_desc],
         artifact_type: Some(DELTA_MEDIA_TYPE.into()),
         subject: Some(Descriptor {
-            media_type: new_image.descriptor.media_type.clone(),
+            media_type: new.image.descriptor.media_type.clone(),
             digest: subject,
-            size: new_image.descriptor.size,
+            size: new.image.descriptor.size,
             artifact_type: None,
             annotations: Default::default(),
             platform: None,
@@ -160,7 +141,7 @@ pub fn delta(job: &DeltaJob, progress: &(dyn Fn(u64, u64) + Sync)) -> Result<Del
     let outcome = writer.finish()?;
     Ok(DeltaReport {
         schema_version: 1,
-        base: old_image.descriptor.digest,
+        base: old.image.descriptor.digest,
         target: subject,
         manifest: manifest_desc.digest,
         size,

@@ -12,8 +12,8 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use crate::error::{Error, Result};
-use crate::oci::types::{parse_rfc3339, RuntimeConfig};
+use chunkah::error::{Error, Result};
+use chunkah::oci::types::{parse_rfc3339, RuntimeConfig};
 
 /// An image's configuration, as given to build it.
 #[derive(Clone, Debug, Default, PartialEq)]

@@ -6,15 +6,19 @@
 //!   another, at every level, and the plan of byte ranges;
 //! - [`apply()`]: rebuild the new image from the old one and only the byte
 //!   ranges of the new one the plan asks for;
-//! - [`report()`]: update bandwidth over a series of versions.
+//! - [`report()`]: update bandwidth over a series of versions;
+//! - [`delta()`]: a binary delta from one image to another, published
+//!   beside the new one;
+//! - [`pack_archive()`]: [`pack()`] into one OCI archive stream (a file or
+//!   any writer), as `chunkah build` writes it.
 //!
-//! The driver is the one place that knows every stage: it reads sources
-//! through [`crate::store`], plans with [`crate::pack`] and
-//! [`crate::delta`], writes with [`crate::layer`] and [`crate::oci`].
+//! The jobs are the one place that knows every stage: they read sources
+//! through [`crate::store`], plan layers with [`crate::grouping`] and
+//! updates with [`crate::update`], make deltas with [`crate::delta`], and
+//! write with [`crate::layer`] and [`crate::oci`].
 
 mod apply;
 mod archive;
-mod base_config;
 mod delta;
 mod diff;
 mod pack;
@@ -22,7 +26,6 @@ mod report;
 
 pub use apply::{apply, ApplyJob, ApplyOutcome};
 pub use archive::{pack_archive, ArchiveJob, ArchiveTarget};
-pub use base_config::{normalize_architecture, BaseConfig, MapEdit};
 pub use delta::{delta, DeltaJob, DeltaReport, EMPTY_MEDIA_TYPE};
 pub use diff::{diff, DiffInput, DiffJob, DiffReport, PlanFile};
 pub use pack::{

@@ -9,12 +9,11 @@
 //! compressed frames. Everything else is fetched by ranges as without a
 //! delta.
 
-use super::find::FoundDelta;
-use super::format::{Part, Run};
-use crate::delta::{
-    old_frames, plan, plan_covering, Coverage, DeltaOptions, DeltaPlan, ImageView, Level,
-};
+use super::{plan, plan_covering, Coverage, Level, RequestOptions, UpdatePlan};
+use crate::delta::find::FoundDelta;
+use crate::delta::format::{DeltaLookup, IndexPart, Part, Run};
 use crate::layer::index::Frame;
+use crate::store::view::ImageView;
 
 /// The parts a client takes.
 #[derive(Clone, Debug, Default)]
@@ -35,7 +34,7 @@ pub fn choose(found: &FoundDelta, old: &ImageView, new: &ImageView) -> DeltaChoi
     let ours = crate::layer::zstd_version();
     let old_layers: std::collections::HashSet<_> =
         old.layers.iter().map(|l| l.descriptor.digest).collect();
-    let known = old_frames(old);
+    let known = old.frames_by_key();
     let needed = |(l, i): (usize, usize)| -> Option<&Frame> {
         let layer = new.layers.get(l)?;
         if old_layers.contains(&layer.descriptor.digest) {
@@ -43,7 +42,7 @@ pub fn choose(found: &FoundDelta, old: &ImageView, new: &ImageView) -> DeltaChoi
         }
         let (_, index) = layer.index.as_ref()?;
         let f = index.frames.get(i)?;
-        let have = known.contains_key(&(f.id, f.blob_len, index.zstd_version, index.level));
+        let have = known.contains_key(&index.key(f));
         (index.zstd_version == ours && !have).then_some(f)
     };
     let mut choice = DeltaChoice::default();
@@ -86,29 +85,31 @@ pub const MAX_RANGE: u64 = 8 << 20;
 /// (whose index frame is `index_len` bytes): one whose OLD layer has an
 /// index, smaller than the frame it replaces.
 pub fn usable_index_part<'a>(
-    lookup: &'a super::DeltaLookup,
+    lookup: &'a DeltaLookup,
     old: &ImageView,
     layer: usize,
     index_len: u64,
-) -> Option<&'a super::IndexPart> {
+) -> Option<&'a IndexPart> {
     let part = lookup.index_part(layer)?;
     let old_has_index = old
         .layers
         .get(part.old_layer as usize)
         .is_some_and(|l| l.index.is_some());
-    (old_has_index && part.length < index_len && part.content_len <= super::format::MAX_PART_BYTES)
+    (old_has_index
+        && part.length < index_len
+        && part.content_len <= crate::delta::format::MAX_PART_BYTES)
         .then_some(part)
 }
 
 /// What the index parts save at the chunk level of `plan`: for each layer
 /// it rebuilds, its index frame less the index part taken instead; and the
 /// bytes of the index frames so replaced.
-fn index_saving(found: &FoundDelta, old: &ImageView, plan: &DeltaPlan) -> (u64, u64) {
+fn index_saving(found: &FoundDelta, old: &ImageView, plan: &UpdatePlan) -> (u64, u64) {
     plan.blobs[1..]
         .iter()
         .enumerate()
         .filter_map(|(l, b)| match &b.action {
-            crate::delta::BlobAction::Rebuild { index, .. } => {
+            super::BlobAction::Rebuild { index, .. } => {
                 let part = usable_index_part(&found.lookup, old, l, index.length)?;
                 Some((index.length - part.length, index.length))
             }
@@ -142,9 +143,9 @@ pub fn part_ranges(parts: &[&Part], gap: u64) -> Vec<(u64, u64)> {
 pub fn plan_with_delta(
     old: &ImageView,
     new: &ImageView,
-    options: DeltaOptions,
+    options: RequestOptions,
     found: &FoundDelta,
-) -> (DeltaPlan, DeltaChoice) {
+) -> (UpdatePlan, DeltaChoice) {
     let chunk_plan = plan(old, new, options);
     let choice = choose(found, old, new);
     let mut with = plan_covering(old, new, options, &choice.covered);

@@ -3,10 +3,10 @@
 
 use serde::Serialize;
 
-use crate::delta::{self, ApplyOptions, ApplyReport};
 use crate::error::{Error, Result};
 use crate::oci::types::host_architecture;
-use crate::store::{ImageReader, ImageRef, ImageWriter, StoreConfig};
+use crate::store::{ImageReader, ImageRef, ImageWriter, OpenImage, StoreConfig};
+use crate::update::{self, ApplyOptions, ApplyReport};
 
 /// An apply job.
 #[derive(Clone, Debug)]
@@ -50,13 +50,11 @@ pub fn apply(job: &ApplyJob) -> Result<ApplyOutcome> {
         ));
     }
     job.options.validate()?;
-    let old = ImageReader::open_with(&job.from, &job.store)?;
-    let old_image = old.image(host_architecture())?;
+    let old = OpenImage::open(&job.from, &job.store, host_architecture())?;
     let source = ImageReader::open_with(&job.source, &job.store)?;
     let writer = ImageWriter::open(&job.dest, &job.store)?;
-    let report = delta::apply(
+    let report = update::apply(
         &old,
-        &old_image,
         &source,
         host_architecture(),
         writer.layout(),

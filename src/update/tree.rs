@@ -18,7 +18,7 @@ use super::{Level, Levels};
 use crate::chunker::{digest_chunks, Chunker, ChunkerConfig, DigestedChunk, MappedFile};
 use crate::digest::ChunkId;
 use crate::error::Result;
-use crate::pack::{assign_components, plan_layers, LayerPlan};
+use crate::grouping::{assign_components, plan_layers, LayerPlan};
 use crate::walk::{walk_dir, EntryKind, Tree};
 
 /// A walked tree with the chunks of every regular file.
@@ -47,7 +47,7 @@ pub fn tree_view(
     let tree = walk_dir(root)?;
     let chunks = chunk_tree(root, &tree, config)?;
     let components = assign_components(&tree, owner);
-    let intervals = crate::pack::update_intervals(&tree, &components)?;
+    let intervals = crate::grouping::update_intervals(&tree, &components)?;
     let layers = plan_layers(&tree, &components, 64, prior, &intervals);
     Ok(TreeView {
         tree,

@@ -6,14 +6,14 @@ use serde::Serialize;
 
 use crate::chunker::ChunkerConfig;
 use crate::component::read_package_databases;
-use crate::delta::binary::choose::{part_ranges, plan_with_delta};
-use crate::delta::binary::find::{find, Lookup};
-use crate::delta::tree::{plan_trees, tree_view, TreeView};
-use crate::delta::{self, BlobPlan, DeltaOptions, ImageView, Levels};
+use crate::delta::find::{find, Lookup};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::oci::types::{host_architecture, Descriptor};
-use crate::store::{ImageReader, ImageRef, StoreConfig};
+use crate::store::{ImageReader, ImageRef, ImageView, OpenImage, StoreConfig};
+use crate::update::delta_level::{part_ranges, plan_with_delta};
+use crate::update::tree::{plan_trees, tree_view, TreeView};
+use crate::update::{self, BlobPlan, Levels, RequestOptions, UpdatePlan};
 
 /// One side of a diff.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -52,7 +52,7 @@ pub struct DiffJob {
     /// What it wants (an image if `old` is one, a tree if `old` is one).
     pub new: DiffInput,
     /// How byte ranges become requests.
-    pub options: DeltaOptions,
+    pub options: RequestOptions,
     /// For trees: mtimes clamped to this time, as `pack` would.
     pub source_date_epoch: Option<i64>,
     /// How registries are reached.
@@ -119,19 +119,11 @@ pub struct PlanDelta {
     pub ranges: Vec<(u64, u64)>,
 }
 
-/// Opens an image and reads what planning needs; also returns the bytes read.
-pub fn image_view(reference: &ImageRef, store: &StoreConfig) -> Result<(ImageView, u64)> {
-    let reader = ImageReader::open_with(reference, store)?;
-    let image = reader.image(host_architecture())?;
-    let view = delta::load(&reader, &image)?;
-    Ok((view, reader.bytes_read()))
-}
-
 /// A plan between two images, with the delta NEW lists for OLD if any.
 #[derive(Clone, Debug)]
 pub struct PlannedImages {
     /// The plan (levels; blobs of the delta level when a delta pays).
-    pub plan: delta::DeltaPlan,
+    pub plan: UpdatePlan,
     /// The delta's parts taken, if a delta pays.
     pub delta: Option<PlanDelta>,
     /// Why a listed delta cannot be used, if it cannot.
@@ -144,7 +136,7 @@ pub fn plan_images(
     old: &ImageView,
     new_reader: &ImageReader,
     new: &ImageView,
-    options: DeltaOptions,
+    options: RequestOptions,
 ) -> PlannedImages {
     match find(new_reader, &new.manifest.digest, &old.manifest.digest) {
         Lookup::Found(found) => {
@@ -167,12 +159,12 @@ pub fn plan_images(
             }
         }
         Lookup::Unusable { reason, .. } => PlannedImages {
-            plan: delta::plan(old, new, options),
+            plan: update::plan(old, new, options),
             delta: None,
             delta_unusable: Some(reason),
         },
         Lookup::None { .. } => PlannedImages {
-            plan: delta::plan(old, new, options),
+            plan: update::plan(old, new, options),
             delta: None,
             delta_unusable: None,
         },
@@ -191,11 +183,9 @@ pub fn diff(job: &DiffJob) -> Result<DiffReport> {
         }
     };
     job.options.validate()?;
-    let (old_view, old_read) = image_view(old, &job.store)?;
-    let new_reader = ImageReader::open_with(new, &job.store)?;
-    let new_image = new_reader.image(host_architecture())?;
-    let new_view = delta::load(&new_reader, &new_image)?;
-    let planned = plan_images(&old_view, &new_reader, &new_view, job.options);
+    let old = OpenImage::open(old, &job.store, host_architecture())?;
+    let new = OpenImage::open(new, &job.store, host_architecture())?;
+    let planned = plan_images(&old.view, &new.reader, &new.view, job.options);
     let plan = planned.plan;
     Ok(DiffReport {
         schema_version: 2,
@@ -205,12 +195,12 @@ pub fn diff(job: &DiffJob) -> Result<DiffReport> {
         same: plan.same,
         unit: "compressed",
         levels: plan.levels,
-        bytes_read: old_read + new_reader.bytes_read(),
+        bytes_read: old.reader.bytes_read() + new.reader.bytes_read(),
         plan: Some(PlanFile {
             schema_version: 2,
             old: job.old.to_string(),
             new: job.new.to_string(),
-            manifest: new_view.manifest.clone(),
+            manifest: new.view.manifest.clone(),
             blobs: plan.blobs,
             delta: planned.delta,
         }),

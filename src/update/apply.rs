@@ -13,27 +13,28 @@ use std::io::Write;
 
 use serde::Serialize;
 
-use super::binary::choose::{plan_with_delta, usable_index_part};
-use super::binary::find::{find, FoundDelta, Lookup};
-use super::binary::format::decompress_part;
-use super::binary::rebuild::{rebuild as rebuild_frames, Fallback, Rebuilt};
-use super::{
-    bounded_runs, load, old_frames, plan, plan_covering, request_groups, split_ranges, BlobAction,
-    DeltaOptions, DeltaPlan, ImageView, OldFrame, FETCH_WINDOW,
-};
+use super::delta_level::{plan_with_delta, usable_index_part};
+use super::rebuild::{rebuild as rebuild_frames, Fallback, Rebuilt};
+use super::requests::{bounded_runs, request_groups, split_ranges, RequestOptions, FETCH_WINDOW};
+use super::{plan, plan_covering, BlobAction, UpdatePlan};
+use crate::delta::find::{find, FoundDelta, Lookup};
+use crate::delta::format::decompress_part;
 use crate::digest::{ChunkId, Digest, HashingWriter};
 use crate::error::{Error, Result};
-use crate::layer::index::{frame_of_body, ChunkIndex, IndexLocation};
+use crate::layer::index::{frame_of_body, ChunkIndex, FrameKey, IndexLocation};
 use crate::oci::layout::LayoutWriter;
-use crate::oci::read::{Blob, Image};
+use crate::oci::read::Blob;
 use crate::oci::types::{Descriptor, ImageConfig};
+use crate::store::view::{
+    read_index, FrameAt, ImageView, IndexRange, LayerView, OpenImage, ReadIndex,
+};
 use crate::store::ImageReader;
 
 /// How [`apply`] plans and fetches.
 #[derive(Clone, Copy, Debug)]
 pub struct ApplyOptions {
     /// How ranges become requests (the same as the plan `diff` shows).
-    pub plan: DeltaOptions,
+    pub requests: RequestOptions,
     /// At most this many requests to the source at a time.
     pub parallel: usize,
     /// Look for a binary delta from OLD beside NEW and take its parts that
@@ -44,7 +45,7 @@ pub struct ApplyOptions {
 impl ApplyOptions {
     /// An [`Error::Config`] if an option is out of range.
     pub fn validate(&self) -> Result<()> {
-        self.plan.validate()?;
+        self.requests.validate()?;
         if self.parallel == 0 {
             return Err(Error::Config("parallel must be at least 1".into()));
         }
@@ -55,7 +56,7 @@ impl ApplyOptions {
 impl Default for ApplyOptions {
     fn default() -> Self {
         ApplyOptions {
-            plan: DeltaOptions::default(),
+            requests: RequestOptions::default(),
             parallel: 4,
             delta: true,
         }
@@ -84,7 +85,7 @@ pub struct ApplyReport {
     pub fallbacks: Vec<Fallback>,
     /// The plan that was followed.
     #[serde(skip)]
-    pub plan: DeltaPlan,
+    pub plan: UpdatePlan,
 }
 
 /// The binary delta an apply used.
@@ -126,8 +127,7 @@ impl Source<'_> {
 /// `dest` under `tag`, from the old image and as few bytes of `source` as
 /// the plan allows, with at most `parallel` requests at a time.
 pub fn apply(
-    old_reader: &ImageReader,
-    old_image: &Image,
+    old: &OpenImage,
     source: &ImageReader,
     architecture: &str,
     dest: &LayoutWriter,
@@ -139,7 +139,7 @@ pub fn apply(
         .num_threads(parallel.max(1))
         .build()
         .map_err(|e| Error::Config(format!("starting {parallel} fetch threads: {e}")))?;
-    let old = load(old_reader, old_image)?;
+    let (old_reader, old) = (&old.reader, &old.view);
     let mut src = Source {
         reader: source,
         bytes: 0,
@@ -149,7 +149,7 @@ pub fn apply(
     src.bytes += manifest_desc.size;
     src.requests += 1;
     // The config: from the old image when it has it.
-    let config_bytes = match old_blob(old_reader, &old, &manifest.config)? {
+    let config_bytes = match old_blob(old_reader, old, &manifest.config)? {
         Some(bytes) => bytes,
         None => src.read(
             &manifest.config.digest,
@@ -215,7 +215,7 @@ pub fn apply(
         }
         let read_before = src.bytes;
         let from_delta = match found.as_deref() {
-            Some(found) => index_from_delta(found, &old, &mut src, at, d, &mut fallbacks)?,
+            Some(found) => index_from_delta(found, old, &mut src, at, d, &mut fallbacks)?,
             None => None,
         };
         index_part_bytes += src.bytes - read_before;
@@ -225,9 +225,9 @@ pub fn apply(
                 Some(index)
             }
             None => {
-                let index = super::read_index(source, d)?;
-                if let Some((range, _, _)) = &index {
-                    src.bytes += range.length;
+                let index = read_index(source, d)?;
+                if let Some(read) = &index {
+                    src.bytes += read.range.length;
                     src.requests += 1;
                 }
                 index
@@ -240,9 +240,9 @@ pub fn apply(
         config: manifest.config.clone(),
         layers: layers
             .iter()
-            .map(|(d, i)| super::LayerView {
+            .map(|(d, i)| LayerView {
                 descriptor: d.clone(),
-                index: i.as_ref().map(|(r, i, _)| (*r, i.clone())),
+                index: i.as_ref().map(|read| (read.range, read.index.clone())),
             })
             .collect(),
     };
@@ -252,7 +252,7 @@ pub fn apply(
         delta: delta_use,
         fallbacks: part_fallbacks,
     } = plan_and_take_delta(
-        (old_reader, &old),
+        (old_reader, old),
         (&mut src, &new),
         found.as_deref(),
         options,
@@ -289,14 +289,14 @@ pub fn apply(
         write_blobs(
             &mut src,
             old_reader,
-            &old,
+            old,
             &layers,
             &the_plan,
             &config,
             (&manifest.config, &config_bytes),
             rebuilt.as_ref(),
             dest,
-            (&pool, options.plan.ranges_per_request),
+            (&pool, options.requests.ranges_per_request),
         )?;
         // The manifest, byte for byte as the source has it.
         check_digest(&manifest_bytes, &manifest_desc, "the manifest")?;
@@ -324,7 +324,7 @@ pub fn apply(
 
 /// The plan an apply follows, and the frames a delta rebuilt.
 struct Planned {
-    plan: DeltaPlan,
+    plan: UpdatePlan,
     rebuilt: Option<Rebuilt>,
     delta: Option<DeltaUse>,
     fallbacks: Vec<Fallback>,
@@ -341,7 +341,7 @@ fn index_from_delta(
     at: usize,
     d: &Descriptor,
     fallbacks: &mut Vec<Fallback>,
-) -> Result<Option<(super::IndexRange, ChunkIndex, Vec<u8>)>> {
+) -> Result<Option<ReadIndex>> {
     let what = format!("{} layer {}", src.reader.reference(), d.digest);
     let Some(location) = IndexLocation::from_annotations(&d.annotations, d.size, &what)? else {
         return Ok(None);
@@ -378,11 +378,15 @@ fn index_from_delta(
     });
     match rebuilt {
         Ok((index, frame)) => {
-            let range = super::IndexRange {
+            let range = IndexRange {
                 offset: location.offset,
                 length: location.length,
             };
-            Ok(Some((range, index, frame)))
+            Ok(Some(ReadIndex {
+                range,
+                index,
+                bytes: frame,
+            }))
         }
         Err(e) => {
             fallbacks.push(Fallback {
@@ -409,13 +413,13 @@ fn plan_and_take_delta(
 ) -> Result<Planned> {
     let Some(found) = found else {
         return Ok(Planned {
-            plan: plan(old, new, options.plan),
+            plan: plan(old, new, options.requests),
             rebuilt: None,
             delta: None,
             fallbacks: Vec::new(),
         });
     };
-    let (with, choice) = plan_with_delta(old, new, options.plan, found);
+    let (with, choice) = plan_with_delta(old, new, options.requests, found);
     if choice.parts.is_empty() {
         return Ok(Planned {
             plan: with,
@@ -430,7 +434,7 @@ fn plan_and_take_delta(
             &choice.parts,
             (old_reader, old),
             (src.reader, new),
-            (options.plan.gap, options.plan.ranges_per_request),
+            (options.requests.gap, options.requests.ranges_per_request),
             scratch,
         )
     })?;
@@ -446,7 +450,7 @@ fn plan_and_take_delta(
         bytes_read: found.bytes_read + rebuilt.bytes_read,
     };
     // Ranges for every frame no part rebuilt (those of failed parts too).
-    let mut followed = plan_covering(old, new, options.plan, &covered);
+    let mut followed = plan_covering(old, new, options.requests, &covered);
     followed.levels = with.levels;
     Ok(Planned {
         plan: followed,
@@ -458,7 +462,7 @@ fn plan_and_take_delta(
 
 /// A layer of the new image, with its index as read from the source when
 /// the old image lacks the layer: where it lies, decoded, and its bytes.
-type NewLayer = (Descriptor, Option<(super::IndexRange, ChunkIndex, Vec<u8>)>);
+type NewLayer = (Descriptor, Option<ReadIndex>);
 
 /// Writes the config and every layer of the new image to `dest`.
 #[allow(clippy::too_many_arguments)]
@@ -467,14 +471,14 @@ fn write_blobs(
     old_reader: &ImageReader,
     old: &ImageView,
     layers: &[NewLayer],
-    the_plan: &DeltaPlan,
+    the_plan: &UpdatePlan,
     config: &ImageConfig,
     (config_desc, config_bytes): (&Descriptor, &[u8]),
     rebuilt: Option<&Rebuilt>,
     dest: &LayoutWriter,
     (pool, per_request): (&rayon::ThreadPool, usize),
 ) -> Result<()> {
-    let frames = old_frames(old);
+    let frames = old.frames_by_key();
     dest.put_blob(&config_desc.media_type, config_bytes)?;
     for (at, ((d, index), (blob_plan, diff_id))) in layers
         .iter()
@@ -495,7 +499,11 @@ fn write_blobs(
                 dest.commit_expecting(blob, &d.digest)?;
             }
             BlobAction::Rebuild { ranges, .. } => {
-                let (_, index, index_bytes) = index.as_ref().expect("a rebuilt layer has an index");
+                let ReadIndex {
+                    index,
+                    bytes: index_bytes,
+                    ..
+                } = index.as_ref().expect("a rebuilt layer has an index");
                 rebuild(
                     src,
                     old_reader,
@@ -562,7 +570,7 @@ fn rebuild(
     src: &mut Source<'_>,
     old_reader: &ImageReader,
     old: &ImageView,
-    frames: &HashMap<super::FrameKey, OldFrame>,
+    frames: &HashMap<FrameKey, FrameAt>,
     d: &Descriptor,
     index: &ChunkIndex,
     index_bytes: &[u8],
@@ -582,7 +590,7 @@ fn rebuild(
     src.bytes += ranges.iter().map(|r| r.1 - r.0).sum::<u64>();
     src.requests += windows.requests();
     for (i, f) in index.frames.iter().enumerate() {
-        let key = (f.id, f.blob_len, index.zstd_version, index.level);
+        let key = index.key(f);
         let (start, end) = (f.blob_offset, f.blob_offset + f.blob_len);
         let from_delta = match rebuilt {
             Some((r, layer)) if !frames.contains_key(&key) => r.frame(layer, i)?,
@@ -591,8 +599,8 @@ fn rebuild(
         let bytes: Vec<u8> = match (from_delta, frames.get(&key)) {
             (Some(bytes), _) => bytes,
             (None, Some(of)) => {
-                let l = &old.layers[of.blob].descriptor;
-                let b = match old_blobs.entry(of.blob) {
+                let l = &old.layers[of.layer].descriptor;
+                let b = match old_blobs.entry(of.layer) {
                     std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
                     std::collections::hash_map::Entry::Vacant(e) => {
                         e.insert(old_reader.blob(&l.digest, l.size)?)

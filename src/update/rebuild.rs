@@ -14,13 +14,15 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use super::find::FoundDelta;
-use super::format::{decompress_part, Part, Run};
-use super::make::read_frame;
-use crate::delta::ImageView;
+use super::requests::{bounded_runs, request_groups, FETCH_WINDOW};
+use super::Coverage;
+use crate::delta::find::FoundDelta;
+use crate::delta::format::{decompress_part, Part, Run, MAX_PART_BYTES};
+use crate::delta::make::read_frame;
 use crate::digest::ChunkId;
 use crate::error::{Error, Result};
 use crate::oci::read::Blob;
+use crate::store::view::ImageView;
 use crate::store::ImageReader;
 
 /// A part of a delta that was not used, and why: its frames were fetched
@@ -54,7 +56,7 @@ pub struct Rebuilt {
 
 impl Rebuilt {
     /// The frames rebuilt.
-    pub fn covered(&self) -> crate::delta::Coverage {
+    pub fn covered(&self) -> Coverage {
         self.at.keys().copied().collect()
     }
 
@@ -77,7 +79,7 @@ const DECODE_AT_ONCE: usize = 2;
 /// The reference and content bytes of the parts decoded at a time, at most:
 /// what bounds a client's memory. A part above it is not decoded at all
 /// (`chunkah delta` makes none).
-const DECODE_BUDGET: u64 = super::format::MAX_PART_BYTES;
+const DECODE_BUDGET: u64 = MAX_PART_BYTES;
 
 /// The length of a part's reference: the content of its OLD frames.
 fn reference_len(part: &Part, old: &ImageView) -> u64 {
@@ -92,7 +94,7 @@ fn reference_len(part: &Part, old: &ImageView) -> u64 {
 /// Splits `parts` into runs decoded together: at most [`DECODE_AT_ONCE`]
 /// parts, at most [`DECODE_BUDGET`] bytes of reference and content.
 fn decode_groups(parts: &[&Part], old: &ImageView) -> Vec<std::ops::Range<usize>> {
-    crate::delta::bounded_runs(
+    bounded_runs(
         parts.iter().map(|p| reference_len(p, old) + p.content_len),
         DECODE_AT_ONCE,
         DECODE_BUDGET,
@@ -100,7 +102,7 @@ fn decode_groups(parts: &[&Part], old: &ImageView) -> Vec<std::ops::Range<usize>
 }
 
 /// Rebuilds the frames of the parts `chosen` of `found` (read from
-/// `source` by the ranges [`super::choose::part_ranges`] gives, `per_request`
+/// `source` by the ranges [`super::delta_level::part_ranges`] gives, `per_request`
 /// to a request), against OLD's frames
 /// read through `old_reader`. The spill file is a nameless file in
 /// `scratch`.
@@ -124,10 +126,10 @@ pub fn rebuild(
     let mut old_blobs: HashMap<usize, Blob> = HashMap::new();
     let mut spilled = 0u64;
     let parts: Vec<&Part> = chosen.iter().map(|&p| &found.lookup.parts[p]).collect();
-    let ranges = super::choose::part_ranges(&parts, gap);
+    let ranges = super::delta_level::part_ranges(&parts, gap);
     // The parts each range holds (both in blob order).
     let mut next = 0;
-    for g in crate::delta::request_groups(&ranges, per_request, crate::delta::FETCH_WINDOW) {
+    for g in request_groups(&ranges, per_request, FETCH_WINDOW) {
         let group = &ranges[g];
         let held = parts[next..]
             .iter()
