@@ -6,7 +6,7 @@
 //!
 //! NEW is where NEW's bytes are read: `oci:`, `oci-archive:` or `docker://`.
 
-use chunkah::jobs::{apply, ApplyJob};
+use chunkah::jobs::{apply, ApplyJob, JobContext};
 use chunkah::store::{ImageRef, StoreConfig};
 use chunkah::update::ApplyOptions;
 
@@ -20,12 +20,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         source: ImageRef::parse(&new)?,
         dest: ImageRef::parse(&dest)?,
         options: ApplyOptions::default(),
+    };
+    // Layers fetched whole are downloaded here.
+    let ctx = JobContext {
         store: StoreConfig {
             scratch_dir: Some(std::env::temp_dir()),
             ..StoreConfig::default()
         },
+        ..JobContext::default()
     };
-    let outcome = apply(&job)?;
+    let outcome = apply(&job, &ctx)?;
     println!(
         "{} {}: {} bytes read in {} requests (the image is {} bytes)",
         outcome.reference,

@@ -6,8 +6,7 @@
 //! OLD and NEW are image references (`oci:DIR[:TAG]`, `oci-archive:FILE[:TAG]`,
 //! `docker://HOST/REPO:TAG`), or both `dir:PATH` trees.
 
-use chunkah::jobs::{diff, DiffInput, DiffJob};
-use chunkah::store::StoreConfig;
+use chunkah::jobs::{diff, DiffInput, DiffJob, JobContext};
 use chunkah::update::RequestOptions;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -23,9 +22,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             ..RequestOptions::default()
         },
         source_date_epoch: None,
-        store: StoreConfig::default(),
     };
-    let report = diff(&job)?;
+    let report = diff(&job, &JobContext::default())?;
     let l = &report.levels;
     for (name, level) in [
         ("image", l.image),

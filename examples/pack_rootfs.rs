@@ -10,7 +10,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use chunkah::jobs::{pack, PackJob, PackOptions, PackSource, Progress};
+use chunkah::jobs::{pack, Event, JobContext, PackJob, PackOptions, PackSource};
 use chunkah::store::{ImageRef, StoreConfig};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -26,22 +26,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             source_date_epoch: Some(1_700_000_000),
             ..PackOptions::default()
         },
-        // Compressed tarballs and layers are decompressed into nameless
-        // files here; a registry image is laid out here before the push.
-        store: StoreConfig {
-            scratch_dir: Some(std::env::temp_dir()),
-            ..StoreConfig::default()
-        },
     };
     let total = AtomicU64::new(0);
     let done = AtomicU64::new(0);
-    let progress = |p: Progress| match p {
-        Progress::Walked { entries, bytes } => {
+    let progress = |e: &Event| match *e {
+        Event::Walked { entries, bytes } => {
             total.store(bytes, Ordering::Relaxed);
             eprintln!("walked {entries} entries, {bytes} bytes");
         }
-        Progress::Planned { layers } => eprintln!("planned {layers} layers"),
-        Progress::LayerWritten { bytes } => {
+        Event::Planned { layers } => eprintln!("planned {layers} layers"),
+        Event::LayerWritten { bytes } => {
             let d = done.fetch_add(bytes, Ordering::Relaxed) + bytes;
             eprintln!(
                 "{:5.1}% written",
@@ -50,7 +44,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         _ => {}
     };
-    let report = pack(&job, &progress)?;
+    let ctx = JobContext {
+        // Compressed tarballs and layers are decompressed into nameless
+        // files here; a registry image is laid out here before the push.
+        store: StoreConfig {
+            scratch_dir: Some(std::env::temp_dir()),
+            ..StoreConfig::default()
+        },
+        ..JobContext::default()
+    };
+    let report = pack(&job, &ctx.with_events(&progress))?;
     println!(
         "{} {} {} layers, {} bytes",
         report.reference,

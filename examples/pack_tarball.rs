@@ -6,7 +6,7 @@
 
 use std::path::PathBuf;
 
-use chunkah::jobs::{pack, PackJob, PackOptions, PackSource};
+use chunkah::jobs::{pack, JobContext, PackJob, PackOptions, PackSource};
 use chunkah::layer::Compression;
 use chunkah::store::{ImageRef, StoreConfig};
 
@@ -25,13 +25,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             compression: Compression::Gzip(6),
             ..PackOptions::default()
         },
+    };
+    let ctx = JobContext {
         // A compressed tarball is decompressed into a nameless file here.
         store: StoreConfig {
             scratch_dir: Some(std::env::temp_dir()),
             ..StoreConfig::default()
         },
+        ..JobContext::default()
     };
-    let report = pack(&job, &|_| {})?;
+    let report = pack(&job, &ctx)?;
     println!("{} {}", report.reference, report.manifest);
     Ok(())
 }

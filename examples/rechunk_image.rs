@@ -8,7 +8,7 @@
 //! `docker://HOST/REPO:TAG`. Set `CHUNKAH_INSECURE=1` for a registry that
 //! speaks plain HTTP on 127.0.0.1.
 
-use chunkah::jobs::{pack, PackJob, PackOptions, PackSource, Progress};
+use chunkah::jobs::{pack, Event, JobContext, PackJob, PackOptions, PackSource};
 use chunkah::registry::{default_auth_files, ClientConfig, Credentials};
 use chunkah::store::{ImageRef, StoreConfig};
 
@@ -36,13 +36,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             prior: args.next().map(|p| ImageRef::parse(&p)).transpose()?,
             ..PackOptions::default()
         },
-        store,
     };
-    let report = pack(&job, &|p| {
-        if let Progress::Planned { layers } = p {
+    let progress = |e: &Event| {
+        if let Event::Planned { layers } = e {
             eprintln!("{layers} layers");
         }
-    })?;
+    };
+    let ctx = JobContext {
+        store,
+        ..JobContext::default()
+    };
+    let report = pack(&job, &ctx.with_events(&progress))?;
     if let Some(pushed) = &report.pushed {
         eprintln!(
             "uploaded {} blobs ({} bytes), {} already in the registry",

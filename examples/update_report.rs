@@ -2,19 +2,21 @@
 //!
 //! `cargo run --release --example update_report -- IMAGE1 IMAGE2 ...`
 
-use chunkah::jobs::{report, ReportJob};
-use chunkah::store::{ImageRef, StoreConfig};
+use chunkah::jobs::{report, JobContext, ReportJob};
+use chunkah::store::ImageRef;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let images = std::env::args()
         .skip(1)
         .map(|r| ImageRef::parse(&r))
         .collect::<Result<Vec<_>, _>>()?;
-    let series = report(&ReportJob {
-        images,
-        options: Default::default(),
-        store: StoreConfig::default(),
-    })?;
+    let series = report(
+        &ReportJob {
+            images,
+            options: Default::default(),
+        },
+        &JobContext::default(),
+    )?;
     println!("{}", serde_json::to_string_pretty(&series)?);
     Ok(())
 }

@@ -8,24 +8,28 @@
 //! report out; the `chunkah` binary is a thin layer over them.
 //!
 //! Pack a root file system (here the sample tarball of the repository) into
-//! an image layout:
+//! an image layout. Every job takes a [`jobs::JobContext`]: scratch space
+//! and registry settings, threads, the architecture, a cancel flag and a
+//! listener for progress events.
 //!
 //! ```
-//! use chunkah::jobs::{pack, PackJob, PackOptions, PackSource};
+//! use chunkah::jobs::{pack, JobContext, PackJob, PackOptions, PackSource};
 //! use chunkah::store::{ImageRef, StoreConfig};
 //!
 //! let dir = std::env::temp_dir().join(format!("chunkah-doc-{}", std::process::id()));
-//! let store = StoreConfig { scratch_dir: Some(std::env::temp_dir()), ..StoreConfig::default() };
+//! let ctx = JobContext {
+//!     store: StoreConfig { scratch_dir: Some(std::env::temp_dir()), ..StoreConfig::default() },
+//!     ..JobContext::default()
+//! };
 //! let job = |tag: &str, max_layers| PackJob {
 //!     source: PackSource::Tar("testdata/sample-rootfs.tar".into()),
 //!     dest: ImageRef::Layout { dir: dir.clone(), tag: Some(tag.into()) },
 //!     options: PackOptions { max_layers, source_date_epoch: Some(1_700_000_000), ..PackOptions::default() },
-//!     store: store.clone(),
 //! };
-//! let v1 = pack(&job("v1", 64), &|_progress| {})?;
+//! let v1 = pack(&job("v1", 64), &ctx)?;
 //! assert_eq!((v1.components, v1.layers.len()), (4, 4));
 //! // The same tree packed into fewer layers: another image.
-//! let v2 = pack(&job("v2", 2), &|_progress| {})?;
+//! let v2 = pack(&job("v2", 2), &ctx)?;
 //! assert_eq!(v2.layers.len(), 2);
 //! # std::fs::remove_dir_all(&dir).unwrap();
 //! # Ok::<(), chunkah::Error>(())
@@ -36,17 +40,19 @@
 //!
 //! ```
 //! # use chunkah::jobs::{pack, PackJob, PackOptions, PackSource};
-//! use chunkah::jobs::{apply, diff, ApplyJob, DiffInput, DiffJob};
+//! use chunkah::jobs::{apply, diff, ApplyJob, DiffInput, DiffJob, JobContext};
 //! use chunkah::store::{ImageRef, StoreConfig};
 //! # let dir = std::env::temp_dir().join(format!("chunkah-doc-plan-{}", std::process::id()));
-//! # let store = StoreConfig { scratch_dir: Some(std::env::temp_dir()), ..StoreConfig::default() };
+//! let ctx = JobContext {
+//!     store: StoreConfig { scratch_dir: Some(std::env::temp_dir()), ..StoreConfig::default() },
+//!     ..JobContext::default()
+//! };
 //! # for (tag, max_layers) in [("v1", 64), ("v2", 2)] {
 //! #     pack(&PackJob {
 //! #         source: PackSource::Tar("testdata/sample-rootfs.tar".into()),
 //! #         dest: ImageRef::Layout { dir: dir.clone(), tag: Some(tag.into()) },
 //! #         options: PackOptions { max_layers, source_date_epoch: Some(1_700_000_000), ..PackOptions::default() },
-//! #         store: store.clone(),
-//! #     }, &|_| {})?;
+//! #     }, &ctx)?;
 //! # }
 //! let image = |tag: &str| ImageRef::Layout { dir: dir.clone(), tag: Some(tag.into()) };
 //! let report = diff(&DiffJob {
@@ -54,8 +60,7 @@
 //!     new: DiffInput::Image(image("v2")),
 //!     options: Default::default(),
 //!     source_date_epoch: None,
-//!     store: store.clone(),
-//! })?;
+//! }, &ctx)?;
 //! assert!(!report.same);
 //! // Regrouped layers share every chunk: the chunk level is far below the layer level.
 //! assert!(report.levels.chunk.bytes < report.levels.layer.bytes);
@@ -65,8 +70,7 @@
 //!     source: image("v2"),
 //!     dest: image("v2-rebuilt"),
 //!     options: Default::default(),
-//!     store,
-//! })?;
+//! }, &ctx)?;
 //! assert_eq!(applied.report.bytes_read, report.levels.chunk.bytes);
 //! assert_eq!(applied.report.manifest, report.plan.unwrap().manifest.digest);
 //! # std::fs::remove_dir_all(&dir).unwrap();

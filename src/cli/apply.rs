@@ -36,6 +36,10 @@ pub struct ApplyArgs {
     /// Print a JSON report on stdout.
     #[arg(long)]
     json: bool,
+    /// The architecture image indexes are read for (amd64, arm64;
+    /// x86_64, aarch64 ... are read as such); default this machine's.
+    #[arg(long, value_name = "ARCH", value_parser = super::base_config::parse_arch)]
+    arch: Option<String>,
     #[command(flatten)]
     registry: super::registry_args::RegistryArgs,
 }
@@ -50,9 +54,9 @@ pub fn run(args: ApplyArgs) -> Result<()> {
             parallel: args.parallel.into(),
             delta: !args.no_delta,
         },
-        store: args.registry.store()?,
     };
-    let outcome = apply(&job)?;
+    let ctx = super::job_context(args.registry.store()?, None, args.arch.as_deref());
+    let outcome = apply(&job, &ctx)?;
     for f in &outcome.report.fallbacks {
         let what = f
             .part

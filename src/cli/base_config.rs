@@ -143,6 +143,21 @@ impl MapEdit {
 
 /// The GOARCH name of an architecture as tools spell it (`x86_64` →
 /// `amd64`, `aarch64` → `arm64`, ...); other names as they are.
+/// `s` if it can be an architecture name (for clap: `--arch`).
+pub fn parse_arch(s: &str) -> Result<String, String> {
+    let ok = !s.is_empty()
+        && s.len() <= 32
+        && s.bytes()
+            .all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'-');
+    match ok {
+        true => Ok(s.to_string()),
+        false => Err(format!(
+            "{s:?} is not an architecture name (amd64, arm64, x86_64, aarch64, ...)"
+        )),
+    }
+}
+
+/// The GOARCH name for `arch` (`x86_64` is `amd64`, `aarch64` is `arm64`).
 pub fn normalize_architecture(arch: &str) -> &str {
     match arch {
         "x86_64" | "x86-64" => "amd64",

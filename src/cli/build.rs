@@ -6,15 +6,15 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use chunkah::jobs::{
-    pack, pack_archive, ArchiveJob, ArchiveTarget, PackJob, PackOptions, PackReport, PackSource,
-    Progress, MAX_LAYERS,
+    pack, pack_archive, ArchiveJob, ArchiveTarget, Event, PackJob, PackOptions, PackReport,
+    PackSource, MAX_LAYERS,
 };
 use chunkah::layer::Compression;
 use chunkah::store::ImageRef;
 use chunkah::walk::Prune;
 use clap::Args;
 
-use super::base_config::{normalize_architecture, BaseConfig, MapEdit};
+use super::base_config::{normalize_architecture, parse_arch, BaseConfig, MapEdit};
 use super::pack::{compression, CompressionArg};
 
 /// Build an OCI image (by default an OCI archive on stdout) from a root
@@ -115,19 +115,6 @@ pub struct BuildArgs {
     write_peak_mem_to: Option<PathBuf>,
 }
 
-fn parse_arch(s: &str) -> Result<String, String> {
-    let ok = !s.is_empty()
-        && s.len() <= 32
-        && s.bytes()
-            .all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'-');
-    match ok {
-        true => Ok(s.to_string()),
-        false => Err(format!(
-            "{s:?} is not an architecture name (amd64, arm64, x86_64, aarch64, ...)"
-        )),
-    }
-}
-
 fn parse_prune(s: &str) -> Result<Prune, String> {
     Prune::parse(s).map_err(|e| match e {
         chunkah::Error::Config(why) => why,
@@ -196,8 +183,9 @@ fn base_config(args: &BuildArgs) -> Result<BaseConfig> {
     })
 }
 
-/// What the flags and the base config say the library is to pack.
-fn pack_options(args: &BuildArgs) -> Result<PackOptions> {
+/// What the flags and the base config say the library is to pack, and the
+/// architecture they name (if any).
+fn pack_options(args: &BuildArgs) -> Result<(PackOptions, Option<String>)> {
     let base = base_config(args)?;
     let mut runtime = base.runtime;
     MapEdit::apply_all(&mut runtime.labels, &args.labels);
@@ -218,20 +206,18 @@ fn pack_options(args: &BuildArgs) -> Result<PackOptions> {
         Some(e) => Some(i64::try_from(e).context("--source-date-epoch is too large")?),
         None => base.created,
     };
-    Ok(PackOptions {
+    let options = PackOptions {
         runtime: Some(runtime),
         annotations,
-        architecture: architecture.unwrap_or_else(|| PackOptions::default().architecture),
         max_layers: args.max_layers.into(),
         compression: compression(kind, level)?,
         source_date_epoch,
         prune: args.prune.clone(),
         skip_special_files: args.skip_special_files,
         prior: args.prior.clone(),
-        threads: (args.threads > 0).then_some(args.threads),
-        cancel: super::cancel_on_signals(),
         ..PackOptions::default()
-    })
+    };
+    Ok((options, architecture))
 }
 
 pub fn run(args: BuildArgs, verbose: u8) -> Result<()> {
@@ -245,14 +231,17 @@ pub fn run(args: BuildArgs, verbose: u8) -> Result<()> {
              add --prune /sysroot/ (see the README's bootc section)",
         );
     }
-    let options = pack_options(&args)?;
+    let (options, architecture) = pack_options(&args)?;
     let compression = options.compression;
     let store = chunkah::store::StoreConfig {
         scratch_dir: Some(std::env::temp_dir()),
         ..Default::default()
     };
+    let threads = (args.threads > 0).then_some(args.threads);
+    let progress = |p: &Event| log.progress(p);
+    let ctx = super::job_context(store, threads, architecture.as_deref());
+    let ctx = ctx.with_events(&progress);
     log.info(&format!("starting build of {}", args.rootfs.display()));
-    let progress = |p: Progress| log.progress(&p);
     let source = PackSource::Dir(args.rootfs.clone());
     let archive = |target: ArchiveTarget<'_>| {
         let job = ArchiveJob {
@@ -264,9 +253,8 @@ pub fn run(args: BuildArgs, verbose: u8) -> Result<()> {
                 _ => None,
             },
             options: options.clone(),
-            store: store.clone(),
         };
-        pack_archive(&job, target, &progress)
+        pack_archive(&job, target, &ctx)
     };
     let report = match output {
         Output::Stdout => {
@@ -282,9 +270,8 @@ pub fn run(args: BuildArgs, verbose: u8) -> Result<()> {
                 source,
                 dest,
                 options,
-                store,
             },
-            &progress,
+            &ctx,
         )?,
     };
     log.done(&report);
@@ -348,16 +335,16 @@ impl Log {
         self.say(1, "", text);
     }
 
-    fn progress(&self, p: &Progress) {
+    fn progress(&self, p: &Event) {
         match p {
-            Progress::Walked { entries, bytes } => {
+            Event::Walked { entries, bytes } => {
                 self.info(&format!("scan complete: {entries} entries, {bytes} bytes"))
             }
-            Progress::Planned { layers } => self.info(&format!("packing {layers} layers")),
-            Progress::LayerWritten { bytes } => {
+            Event::Planned { layers } => self.info(&format!("packing {layers} layers")),
+            Event::LayerWritten { bytes } => {
                 self.say(2, "", &format!("layer written ({bytes} bytes of content)"))
             }
-            Progress::Publishing => self.info("writing the image"),
+            Event::Publishing => self.info("writing the image"),
             _ => {}
         }
     }

@@ -5,7 +5,7 @@ use std::io::{self, Write};
 
 use anyhow::Result;
 use chunkah::delta::make::DeltaConfig;
-use chunkah::jobs::{delta, DeltaJob};
+use chunkah::jobs::{delta, DeltaJob, Event};
 use chunkah::store::ImageRef;
 use clap::Args;
 
@@ -41,6 +41,10 @@ pub struct DeltaArgs {
     /// No progress display.
     #[arg(short, long)]
     quiet: bool,
+    /// The architecture image indexes are read for (amd64, arm64;
+    /// x86_64, aarch64 ... are read as such); default this machine's.
+    #[arg(long, value_name = "ARCH", value_parser = super::base_config::parse_arch)]
+    arch: Option<String>,
     #[command(flatten)]
     registry: super::registry_args::RegistryArgs,
 }
@@ -51,18 +55,24 @@ pub fn run(args: DeltaArgs) -> Result<()> {
         old: args.old,
         new: args.new,
         config: DeltaConfig { level: args.level },
-        threads: args.threads.map(usize::from),
-        store: args.registry.store()?,
     };
+    let ctx = super::job_context(
+        args.registry.store()?,
+        args.threads.map(usize::from),
+        args.arch.as_deref(),
+    );
     let bar = super::progress::Bar::new(args.quiet);
     bar.phase("reading the images");
     let started = std::sync::atomic::AtomicBool::new(false);
-    let report = delta(&job, &|done, total| {
-        if !started.swap(true, std::sync::atomic::Ordering::Relaxed) {
-            bar.start_items("compressing delta parts", total);
+    let progress = |e: &Event| {
+        if let Event::DeltaParts { done, total } = *e {
+            if !started.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                bar.start_items("compressing delta parts", total);
+            }
+            bar.set_position(done);
         }
-        bar.set_position(done);
-    });
+    };
+    let report = delta(&job, &ctx.with_events(&progress));
     bar.finish();
     let report = report?;
     let mut out = io::stdout().lock();

@@ -34,6 +34,10 @@ pub struct DiffArgs {
     /// [env: SOURCE_DATE_EPOCH].
     #[arg(long)]
     source_date_epoch: Option<i64>,
+    /// The architecture image indexes are read for (amd64, arm64;
+    /// x86_64, aarch64 ... are read as such); default this machine's.
+    #[arg(long, value_name = "ARCH", value_parser = super::base_config::parse_arch)]
+    arch: Option<String>,
     #[command(flatten)]
     registry: super::registry_args::RegistryArgs,
 }
@@ -52,15 +56,15 @@ pub fn run(args: DiffArgs) -> Result<u8> {
         new: DiffInput::parse(&args.new)?,
         options: args.plan_args.options(),
         source_date_epoch: super::source_date_epoch(args.source_date_epoch)?,
-        store: args.registry.store()?,
     };
+    let ctx = super::job_context(args.registry.store()?, None, args.arch.as_deref());
     if args.plan.is_some() && matches!(job.old, DiffInput::Tree(_)) {
         return Err(chunkah::Error::Config(
             "--plan needs images: dir: trees have no blobs to fetch from".into(),
         )
         .into());
     }
-    let report = diff(&job)?;
+    let report = diff(&job, &ctx)?;
     if let (Some(file), Some(plan)) = (&args.plan, &report.plan) {
         let json = serde_json::to_vec_pretty(plan).expect("a plan serialises");
         chunkah::io::write_atomic(file, &json)

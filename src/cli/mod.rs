@@ -1,8 +1,8 @@
 //! clap front end: parsing, output formats and exit codes.
 //!
 //! Exit codes: 0 success, 1 an error (printed once, with its causes, to
-//! stderr), 2 a usage error, 130 interrupted (Ctrl-C or SIGTERM: `pack`
-//! stops cleanly and publishes nothing; other commands take the default action).
+//! stderr), 2 a usage error, 130 interrupted (Ctrl-C or SIGTERM: a job
+//! stops cleanly and publishes nothing; `chunk` takes the default action).
 //! A closed stdout pipe ends the program quietly with 0.
 
 mod apply;
@@ -127,6 +127,26 @@ fn render(e: &anyhow::Error) -> String {
         out.push_str(&text);
     }
     out
+}
+
+/// The context a command's job runs with: the registry flags' `store`,
+/// `threads` (default one per core), `arch` (normalised; default this
+/// machine's), and a cancel flag Ctrl-C and SIGTERM set.
+pub fn job_context(
+    store: chunkah::store::StoreConfig,
+    threads: Option<usize>,
+    arch: Option<&str>,
+) -> chunkah::jobs::JobContext<'static> {
+    let default = chunkah::jobs::JobContext::default();
+    chunkah::jobs::JobContext {
+        store,
+        threads,
+        architecture: arch.map_or(default.architecture.clone(), |a| {
+            base_config::normalize_architecture(a).to_string()
+        }),
+        cancel: cancel_on_signals(),
+        ..default
+    }
 }
 
 /// The flag Ctrl-C (SIGINT) and SIGTERM set, once [`cancel_on_signals`] ran.

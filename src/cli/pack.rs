@@ -5,7 +5,7 @@ use std::io::{self, Write};
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use chunkah::jobs::{pack, PackJob, PackOptions, PackSource, Progress, MAX_LAYERS};
+use chunkah::jobs::{pack, Event, PackJob, PackOptions, PackSource, MAX_LAYERS};
 use chunkah::layer::Compression;
 use chunkah::oci::types::RuntimeConfig;
 use chunkah::store::ImageRef;
@@ -88,6 +88,10 @@ pub struct PackArgs {
     /// Print nothing but errors.
     #[arg(long, short)]
     quiet: bool,
+    /// The architecture image indexes are read for and a tree is packed as (amd64, arm64;
+    /// x86_64, aarch64 ... are read as such); default this machine's.
+    #[arg(long, value_name = "ARCH", value_parser = super::base_config::parse_arch)]
+    arch: Option<String>,
     #[command(flatten)]
     registry: super::registry_args::RegistryArgs,
 }
@@ -149,7 +153,6 @@ pub fn run(args: PackArgs) -> Result<()> {
             runtime: args.config.as_deref().map(read_runtime).transpose()?,
             prior: args.prior.clone(),
             delta_from: args.delta_from.clone(),
-            cancel: super::cancel_on_signals(),
             max_layers: args.max_layers.into(),
             compression,
             source_date_epoch: super::source_date_epoch(args.source_date_epoch)?,
@@ -157,26 +160,29 @@ pub fn run(args: PackArgs) -> Result<()> {
             annotations: args.annotations.iter().cloned().collect(),
             chunker: chunkah::chunker::ChunkerConfig::around(args.chunk_size)
                 .context("--chunk-size")?,
-            threads: args.threads.map(usize::from),
             ..PackOptions::default()
         },
-        store: args.registry.store()?,
     };
+    let ctx = super::job_context(
+        args.registry.store()?,
+        args.threads.map(usize::from),
+        args.arch.as_deref(),
+    );
     let bar = super::progress::Bar::new(args.quiet);
-    let progress = |p: Progress| match p {
-        Progress::Reading => bar.phase("reading the source"),
-        Progress::Walked { bytes, .. } => bar.start_bytes("packing", bytes),
-        Progress::Planned { layers } => bar.message(format!("packing {layers} layers")),
-        Progress::LayerWritten { bytes } => bar.advance(bytes),
-        Progress::Publishing => bar.phase(if args.dest.is_registry() {
+    let progress = |e: &Event| match e {
+        Event::Reading => bar.phase("reading the source"),
+        Event::Walked { bytes, .. } => bar.start_bytes("packing", *bytes),
+        Event::Planned { layers } => bar.message(format!("packing {layers} layers")),
+        Event::LayerWritten { bytes } => bar.advance(*bytes),
+        Event::Publishing => bar.phase(if args.dest.is_registry() {
             "pushing"
         } else {
             "publishing"
         }),
-        Progress::MakingDelta { base } => bar.phase(&format!("making the delta from {base}")),
+        Event::MakingDelta { base } => bar.phase(&format!("making the delta from {base}")),
         _ => {}
     };
-    let report = pack(&job, &progress)?;
+    let report = pack(&job, &ctx.with_events(&progress))?;
     bar.finish();
     if !args.quiet {
         for w in &report.warnings {

@@ -26,6 +26,10 @@ pub struct ReportArgs {
     svg: Option<PathBuf>,
     #[command(flatten)]
     plan_args: super::plan_args::PlanArgs,
+    /// The architecture image indexes are read for (amd64, arm64;
+    /// x86_64, aarch64 ... are read as such); default this machine's.
+    #[arg(long, value_name = "ARCH", value_parser = super::base_config::parse_arch)]
+    arch: Option<String>,
     #[command(flatten)]
     registry: super::registry_args::RegistryArgs,
 }
@@ -51,9 +55,9 @@ pub fn run(args: ReportArgs) -> Result<()> {
     let job = ReportJob {
         images: args.images.clone(),
         options: args.plan_args.options(),
-        store: args.registry.store()?,
     };
-    let series = report(&job)?;
+    let ctx = super::job_context(args.registry.store()?, None, args.arch.as_deref());
+    let series = report(&job, &ctx)?;
     let names = labels(&args.images);
     let steps: Vec<(String, &Step)> = series
         .steps

@@ -325,14 +325,15 @@ pub fn read_frame(blob: &Blob, f: &Frame, out: &mut Vec<u8>) -> Result<()> {
 
 /// Makes the delta from `old` to `new`: writes the parts to `out` and
 /// returns the lookup (not yet written) and what was found.
-/// `progress(done, total)` is called as parts are compressed.
+/// `progress(done, total)` is called as parts are compressed; an error it
+/// returns (a cancelled job) stops the work and is returned.
 pub fn make(
     old: &OpenImage,
     new: &OpenImage,
     config: DeltaConfig,
     out: &mut dyn std::io::Write,
     out_path: &Path,
-    progress: &(dyn Fn(u64, u64) + Sync),
+    progress: &(dyn Fn(u64, u64) -> Result<()> + Sync),
 ) -> Result<(DeltaLookup, MakeStats)> {
     config.validate()?;
     let old_layers: std::collections::HashSet<_> = old
@@ -649,7 +650,7 @@ fn encode_all(
         &mut u64,
         &mut MakeStats,
     ),
-    progress: impl Fn(u64),
+    progress: impl Fn(u64) -> Result<()>,
 ) -> Result<()> {
     let mut done = 0u64;
     for batch in candidates.chunks(BATCH) {
@@ -698,7 +699,7 @@ fn encode_all(
             });
             *written += bytes.len() as u64;
         }
-        progress(done);
+        progress(done)?;
     }
     Ok(())
 }

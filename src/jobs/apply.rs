@@ -4,8 +4,9 @@
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::oci::types::host_architecture;
-use crate::store::{ImageReader, ImageRef, ImageWriter, OpenImage, StoreConfig};
+use crate::store::{ImageReader, ImageRef, ImageWriter};
+
+use super::context::{Event, JobContext};
 use crate::update::{self, ApplyOptions, ApplyReport};
 
 /// An apply job.
@@ -20,8 +21,6 @@ pub struct ApplyJob {
     pub dest: ImageRef,
     /// How the plan is made and fetched.
     pub options: ApplyOptions,
-    /// How registries are reached, and where whole blobs are downloaded.
-    pub store: StoreConfig,
 }
 
 /// What an apply job did: the report `chunkah apply --json` prints.
@@ -41,8 +40,11 @@ pub struct ApplyOutcome {
 }
 
 /// Runs an apply job. A failed job leaves the destination as it was: no
-/// tag, no blob it added, no directory it created.
-pub fn apply(job: &ApplyJob) -> Result<ApplyOutcome> {
+/// tag, no blob it added, no directory it created. [`Event::BlobWritten`]
+/// counts the new image's blobs in place; the cancel flag stops the job
+/// between blobs.
+pub fn apply(job: &ApplyJob, ctx: &JobContext<'_>) -> Result<ApplyOutcome> {
+    ctx.validate()?;
     if !matches!(job.dest, ImageRef::Layout { .. }) {
         return Err(Error::unsupported(
             &job.dest,
@@ -50,16 +52,23 @@ pub fn apply(job: &ApplyJob) -> Result<ApplyOutcome> {
         ));
     }
     job.options.validate()?;
-    let old = OpenImage::open(&job.from, &job.store, host_architecture())?;
-    let source = ImageReader::open_with(&job.source, &job.store)?;
-    let writer = ImageWriter::open(&job.dest, &job.store)?;
+    let old = ctx.open_image(&job.from)?;
+    ctx.emit(Event::Opening {
+        image: job.source.to_string(),
+    });
+    let source = ImageReader::open_with(&job.source, &ctx.store)?;
+    let writer = ImageWriter::open(&job.dest, &ctx.store)?;
+    let progress = |done, total| {
+        ctx.emit(Event::BlobWritten { done, total });
+        ctx.check_cancel()
+    };
     let report = update::apply(
         &old,
         &source,
-        host_architecture(),
-        writer.layout(),
-        writer.tag(),
+        &ctx.architecture,
+        (writer.layout(), writer.tag()),
         job.options,
+        &progress,
     )?;
     let outcome = writer.finish()?;
     Ok(ApplyOutcome {

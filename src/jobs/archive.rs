@@ -11,11 +11,12 @@
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use super::pack::{pack_with, PackJob, PackOptions, PackReport, PackSource, Progress};
+use super::context::JobContext;
+use super::pack::{pack_with, PackJob, PackOptions, PackReport, PackSource};
 use crate::error::{Error, Result};
 use crate::oci::archive::write_archive_to;
 use crate::oci::layout::LayoutWriter;
-use crate::store::{ImageRef, ImageWriter, StoreConfig};
+use crate::store::{ImageRef, ImageWriter};
 
 /// Where the archive goes.
 pub enum ArchiveTarget<'a> {
@@ -62,18 +63,17 @@ pub struct ArchiveJob {
     pub gzip: Option<u32>,
     /// What to make of the tree.
     pub options: PackOptions,
-    /// Registries and scratch space (the scratch layout goes there).
-    pub store: StoreConfig,
 }
 
 /// The tag the scratch layout holds the image under.
 const SCRATCH_TAG: &str = "latest";
 
 /// Runs `job`: packs the source, then writes the archive to `target`.
+/// The image is laid out first in the context's scratch directory.
 pub fn pack_archive(
     job: &ArchiveJob,
     target: ArchiveTarget<'_>,
-    progress: &(dyn Fn(Progress) + Sync),
+    ctx: &JobContext<'_>,
 ) -> Result<PackReport> {
     if let Some(level) = job.gzip.filter(|&l| l > 9) {
         return Err(Error::Config(format!(
@@ -84,7 +84,7 @@ pub fn pack_archive(
         // Its directory must be there before any work is done.
         crate::io::beside(file, "archive")?;
     }
-    let scratch = job.store.scratch_dir.as_deref().ok_or_else(|| {
+    let scratch = ctx.store.scratch_dir.as_deref().ok_or_else(|| {
         Error::Config("writing an archive stream needs a scratch directory".into())
     })?;
     static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
@@ -101,10 +101,9 @@ pub fn pack_archive(
                 tag: Some(tag.clone()),
             },
             options: job.options.clone(),
-            store: job.store.clone(),
         },
+        ctx,
         ImageWriter::open_scratch_layout(&dir, &tag)?,
-        progress,
     )?;
     if job.name.is_none() {
         LayoutWriter::open(&dir)?.untag(&tag)?;

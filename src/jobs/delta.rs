@@ -9,8 +9,10 @@ use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::layer::index::IndexLocation;
 use crate::oci::read::LayoutReader;
-use crate::oci::types::{host_architecture, Descriptor, Manifest, MANIFEST_MEDIA_TYPE};
-use crate::store::{merge_referrer, ImageRef, ImageWriter, OpenImage, StoreConfig};
+use crate::oci::types::{Descriptor, Manifest, MANIFEST_MEDIA_TYPE};
+use crate::store::{merge_referrer, ImageRef, ImageWriter};
+
+use super::context::{Event, JobContext};
 
 /// The OCI empty descriptor's media type: an artifact with no config.
 pub const EMPTY_MEDIA_TYPE: &str = "application/vnd.oci.empty.v1+json";
@@ -27,10 +29,6 @@ pub struct DeltaJob {
     pub dest: ImageRef,
     /// How parts are compressed.
     pub config: DeltaConfig,
-    /// Worker threads; `None`: one per core.
-    pub threads: Option<usize>,
-    /// How registries are reached, and where whole blobs are downloaded.
-    pub store: StoreConfig,
 }
 
 /// What a delta job made: the report `chunkah delta --json` prints.
@@ -57,15 +55,13 @@ pub struct DeltaReport {
     pub reference: String,
 }
 
-/// Runs a delta job. `progress(done, total)` counts parts compressed.
-pub fn delta(job: &DeltaJob, progress: &(dyn Fn(u64, u64) + Sync)) -> Result<DeltaReport> {
+/// Runs a delta job: [`Event::DeltaParts`] counts parts compressed; the
+/// context's cancel flag stops it before anything is published.
+pub fn delta(job: &DeltaJob, ctx: &JobContext<'_>) -> Result<DeltaReport> {
     job.config.validate()?;
-    if job.threads == Some(0) {
-        return Err(Error::Config("threads must be at least 1".into()));
-    }
-    let arch = host_architecture();
-    let old = OpenImage::open(&job.old, &job.store, arch)?;
-    let new = OpenImage::open(&job.new, &job.store, arch)?;
+    ctx.validate()?;
+    let old = ctx.open_image(&job.old)?;
+    let new = ctx.open_image(&job.new)?;
     if !new.view.layers.iter().any(|l| l.index.is_some()) {
         return Err(Error::unsupported(
             &job.new,
@@ -77,14 +73,18 @@ pub fn delta(job: &DeltaJob, progress: &(dyn Fn(u64, u64) + Sync)) -> Result<Del
     // from other bases are kept: a layout's or an archive's index is merged
     // while its tag is replaced (under the layout's lock), a registry's
     // when the delta is pushed.
-    let writer = ImageWriter::open_referrers(&job.dest, &subject, &[BASE_ANNOTATION], &job.store)?;
+    let writer = ImageWriter::open_referrers(&job.dest, &subject, &[BASE_ANNOTATION], &ctx.store)?;
     let layout = writer.layout();
 
-    let pool = super::worker_pool(job.threads)?;
+    let pool = ctx.worker_pool()?;
     let mut blob = layout.temp_blob()?;
     let path = blob.path().to_path_buf();
+    let progress = |done, total| {
+        ctx.emit(Event::DeltaParts { done, total });
+        ctx.check_cancel()
+    };
     let (lookup, stats) =
-        pool.install(|| make(&old, &new, job.config, blob.writer(), &path, progress))?;
+        pool.install(|| make(&old, &new, job.config, blob.writer(), &path, &progress))?;
     let lookup_bytes = lookup.encode();
     std::io::Write::write_all(blob.writer(), &lookup_bytes).map_err(|e| Error::io(&path, e))?;
     let (digest, size) = layout.commit(blob)?;

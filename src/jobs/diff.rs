@@ -9,8 +9,10 @@ use crate::component::read_package_databases;
 use crate::delta::find::{find, Lookup};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
-use crate::oci::types::{host_architecture, Descriptor};
-use crate::store::{ImageReader, ImageRef, ImageView, OpenImage, StoreConfig};
+use crate::oci::types::Descriptor;
+use crate::store::{ImageReader, ImageRef, ImageView};
+
+use super::context::{Event, JobContext};
 use crate::update::delta_level::{part_ranges, plan_with_delta};
 use crate::update::tree::{plan_trees, tree_view, TreeView};
 use crate::update::{self, BlobPlan, Levels, RequestOptions, UpdatePlan};
@@ -55,8 +57,6 @@ pub struct DiffJob {
     pub options: RequestOptions,
     /// For trees: mtimes clamped to this time, as `pack` would.
     pub source_date_epoch: Option<i64>,
-    /// How registries are reached.
-    pub store: StoreConfig,
 }
 
 /// What a diff found: the report `chunkah diff --json` prints.
@@ -172,10 +172,15 @@ pub fn plan_images(
 }
 
 /// Runs a diff job.
-pub fn diff(job: &DiffJob) -> Result<DiffReport> {
+pub fn diff(job: &DiffJob, ctx: &JobContext<'_>) -> Result<DiffReport> {
+    ctx.validate()?;
     let (old, new) = match (&job.old, &job.new) {
         (DiffInput::Image(old), DiffInput::Image(new)) => (old, new),
-        (DiffInput::Tree(old), DiffInput::Tree(new)) => return diff_trees(job, old, new),
+        (DiffInput::Tree(old), DiffInput::Tree(new)) => {
+            return ctx
+                .worker_pool()?
+                .install(|| diff_trees(job, ctx, old, new))
+        }
         _ => {
             return Err(Error::Config(
                 "OLD and NEW must both be images or both dir: trees".into(),
@@ -183,8 +188,8 @@ pub fn diff(job: &DiffJob) -> Result<DiffReport> {
         }
     };
     job.options.validate()?;
-    let old = OpenImage::open(old, &job.store, host_architecture())?;
-    let new = OpenImage::open(new, &job.store, host_architecture())?;
+    let old = ctx.open_image(old)?;
+    let new = ctx.open_image(new)?;
     let planned = plan_images(&old.view, &new.reader, &new.view, job.options);
     let plan = planned.plan;
     Ok(DiffReport {
@@ -207,8 +212,10 @@ pub fn diff(job: &DiffJob) -> Result<DiffReport> {
     })
 }
 
-fn diff_trees(job: &DiffJob, old: &Path, new: &Path) -> Result<DiffReport> {
+fn diff_trees(job: &DiffJob, ctx: &JobContext<'_>, old: &Path, new: &Path) -> Result<DiffReport> {
     let read = |root: &Path, prior: Option<&[Vec<String>]>| {
+        ctx.check_cancel()?;
+        ctx.emit(Event::Reading);
         let owners = read_package_databases(root)?;
         tree_view(
             root,

@@ -19,6 +19,7 @@
 
 mod apply;
 mod archive;
+mod context;
 mod delta;
 mod diff;
 mod pack;
@@ -26,20 +27,11 @@ mod report;
 
 pub use apply::{apply, ApplyJob, ApplyOutcome};
 pub use archive::{pack_archive, ArchiveJob, ArchiveTarget};
+pub use context::{Event, JobContext};
 pub use delta::{delta, DeltaJob, DeltaReport, EMPTY_MEDIA_TYPE};
 pub use diff::{diff, DiffInput, DiffJob, DiffReport, PlanFile};
 pub use pack::{
-    pack, prior_components, LayerReport, PackJob, PackOptions, PackReport, PackSource, Progress,
+    pack, prior_components, LayerReport, PackJob, PackOptions, PackReport, PackSource,
     COMPONENTS_ANNOTATION, MAX_LAYERS,
 };
 pub use report::{report, ReportJob, SeriesReport, Step};
-
-/// A pool of `threads` workers (`None`: one per core) for a job.
-fn worker_pool(threads: Option<usize>) -> crate::error::Result<rayon::ThreadPool> {
-    let threads =
-        threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build()
-        .map_err(|e| crate::error::Error::Config(format!("starting {threads} threads: {e}")))
-}

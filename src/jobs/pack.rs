@@ -4,12 +4,12 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use rayon::prelude::*;
 use serde::Serialize;
 
+use super::context::{Event, JobContext};
 use crate::chunker::{Chunker, ChunkerConfig};
 use crate::component::{read_package_databases, read_package_databases_in_tar};
 use crate::digest::Digest;
@@ -21,10 +21,10 @@ use crate::layer::{
 use crate::oci::flatten::flatten;
 use crate::oci::layout::LayoutWriter;
 use crate::oci::types::{
-    host_architecture, rfc3339, Descriptor, History, ImageConfig, Manifest, RootFs, RuntimeConfig,
-    CONFIG_MEDIA_TYPE, MANIFEST_MEDIA_TYPE,
+    rfc3339, Descriptor, History, ImageConfig, Manifest, RootFs, RuntimeConfig, CONFIG_MEDIA_TYPE,
+    MANIFEST_MEDIA_TYPE,
 };
-use crate::store::{transport_of, ImageReader, ImageRef, ImageWriter, PushReport, StoreConfig};
+use crate::store::{transport_of, ImageReader, ImageRef, ImageWriter, PushReport};
 use crate::walk::{filter, walk_dir, walk_tar, Entry, EntryKind, Prune, Tree};
 
 /// Layer annotation listing a layer's components, one per line.
@@ -111,9 +111,6 @@ pub struct PackOptions {
     pub labels: BTreeMap<String, String>,
     /// Manifest annotations (added to, and overriding, a source image's).
     pub annotations: BTreeMap<String, String>,
-    /// Config architecture (GOARCH name) of an image made from a directory
-    /// or tarball; an image source keeps its own.
-    pub architecture: String,
     /// The previous version: its grouping of components into layers is
     /// kept, so unchanged components land in byte-identical layers. It must
     /// have been made by chunkah (its layers carry [`COMPONENTS_ANNOTATION`]).
@@ -127,11 +124,6 @@ pub struct PackOptions {
     pub prune: Vec<Prune>,
     /// Leave out devices and named pipes (kept by default).
     pub skip_special_files: bool,
-    /// Worker threads; `None`: one per core.
-    pub threads: Option<usize>,
-    /// Set it to stop packing: [`pack`] then fails with [`Error::Cancelled`],
-    /// leaving no image and no partial blob behind.
-    pub cancel: Arc<AtomicBool>,
 }
 
 impl Default for PackOptions {
@@ -144,13 +136,10 @@ impl Default for PackOptions {
             runtime: None,
             labels: BTreeMap::new(),
             annotations: BTreeMap::new(),
-            architecture: host_architecture().to_string(),
             prior: None,
             delta_from: Vec::new(),
             prune: Vec::new(),
             skip_special_files: false,
-            threads: None,
-            cancel: Arc::new(AtomicBool::new(false)),
         }
     }
 }
@@ -166,9 +155,6 @@ impl PackOptions {
             )));
         }
         self.compression.validate()?;
-        if self.threads == Some(0) {
-            return Err(Error::Config("threads must be at least 1".into()));
-        }
         for (what, map) in [("label", &self.labels), ("annotation", &self.annotations)] {
             if map.keys().any(String::is_empty) {
                 return Err(Error::Config(format!("a {what} key is empty")));
@@ -187,45 +173,6 @@ pub struct PackJob {
     pub dest: ImageRef,
     /// What to make of it.
     pub options: PackOptions,
-    /// How registries are reached, and where scratch files go (decompressed
-    /// layers and tarballs, downloaded blobs, an image laid out before it is
-    /// pushed).
-    pub store: StoreConfig,
-}
-
-/// Where packing is, for progress reports.
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Progress {
-    /// Reading the source began (walking a directory, reading a tarball,
-    /// downloading and applying an image's layers): its size is not known yet.
-    Reading,
-    /// The tree was walked.
-    Walked {
-        /// Entries found.
-        entries: usize,
-        /// Bytes of regular-file content.
-        bytes: u64,
-    },
-    /// Layers were planned.
-    Planned {
-        /// How many.
-        layers: usize,
-    },
-    /// One more layer is written.
-    LayerWritten {
-        /// Content bytes in it.
-        bytes: u64,
-    },
-    /// Every layer is written; the image is being published (an archive
-    /// written, or pushed to a registry).
-    Publishing,
-    /// The image is published; a binary delta from an older version is
-    /// being made.
-    MakingDelta {
-        /// The older version.
-        base: String,
-    },
 }
 
 /// One written layer.
@@ -293,29 +240,33 @@ pub fn prior_components(manifest: &Manifest) -> Option<Vec<Vec<String>>> {
 /// Runs a pack job: reads the source, packs it into at most
 /// `max_layers` layers, writes the image to the destination and publishes
 /// it (tag set, archive written, or image pushed). A failed or cancelled
-/// job leaves nothing at the destination. `progress` hears where the work is.
-pub fn pack(job: &PackJob, progress: &(dyn Fn(Progress) + Sync)) -> Result<PackReport> {
+/// job leaves nothing at the destination. The context's listener hears
+/// where the work is; its cancel flag stops it.
+pub fn pack(job: &PackJob, ctx: &JobContext<'_>) -> Result<PackReport> {
     job.options.validate()?;
-    let writer = ImageWriter::open(&job.dest, &job.store)?;
-    pack_with(job, writer, progress)
+    ctx.validate()?;
+    let writer = ImageWriter::open(&job.dest, &ctx.store)?;
+    pack_with(job, ctx, writer)
 }
 
 /// [`pack`] into `writer`, opened for `job.dest`.
 pub(super) fn pack_with(
     job: &PackJob,
+    ctx: &JobContext<'_>,
     writer: ImageWriter,
-    progress: &(dyn Fn(Progress) + Sync),
 ) -> Result<PackReport> {
     let options = &job.options;
     options.validate()?;
-    let scratch = job.store.scratch_dir.as_deref();
+    ctx.validate()?;
+    let arch = ctx.architecture.as_str();
+    let scratch = ctx.store.scratch_dir.as_deref();
     let need_scratch = |what: &str| {
         scratch.ok_or_else(|| Error::Config(format!("{what} needs a scratch directory")))
     };
     let prior = match &options.prior {
         None => None,
         Some(r) => {
-            let image = ImageReader::open_with(r, &job.store)?.image(host_architecture())?;
+            let image = ImageReader::open_with(r, &ctx.store)?.image(arch)?;
             Some(prior_components(&image.manifest).ok_or_else(|| {
                 Error::malformed(
                     r,
@@ -327,9 +278,9 @@ pub(super) fn pack_with(
     // The versions to make deltas from are read now: a mistake there is
     // found before anything is packed.
     for base in &options.delta_from {
-        ImageReader::open_with(base, &job.store)?.image(host_architecture())?;
+        ImageReader::open_with(base, &ctx.store)?.image(arch)?;
     }
-    let pool = super::worker_pool(options.threads)?;
+    let pool = ctx.worker_pool()?;
     let mut base = None;
     let (mut tree, mut content, owners) = match &job.source {
         PackSource::Dir(root) => {
@@ -343,26 +294,26 @@ pub(super) fn pack_with(
                     ),
                 ));
             }
-            progress(Progress::Reading);
+            ctx.emit(Event::Reading);
             let owners = read_package_databases(root)?;
             (walk_dir(root)?, None, owners)
         }
         PackSource::Tar(file) => {
-            progress(Progress::Reading);
+            ctx.emit(Event::Reading);
             let (tree, content) = walk_tar(file, need_scratch("reading a compressed tarball")?)?;
             let owners = read_package_databases_in_tar(&tree, &content)?;
             (tree, Some(content), owners)
         }
         PackSource::Image(r) => {
-            progress(Progress::Reading);
-            let reader = ImageReader::open_with(r, &job.store)?;
-            let image = reader.image(host_architecture())?;
+            ctx.emit(Event::Reading);
+            let reader = ImageReader::open_with(r, &ctx.store)?;
+            let image = reader.image(arch)?;
             let (tree, content) = flatten(
                 &r.to_string(),
                 &image,
                 |d| reader.blob(&d.digest, d.size),
                 need_scratch("reading an image's layers")?,
-                &options.cancel,
+                &ctx.cancel,
             )?;
             let owners = read_package_databases_in_tar(&tree, &content)?;
             base = Some((image.config, image.manifest.annotations));
@@ -392,10 +343,10 @@ pub(super) fn pack_with(
             options,
             prior.as_deref(),
             base.as_ref(),
-            progress,
+            ctx,
         )
     })?;
-    progress(Progress::Publishing);
+    ctx.emit(Event::Publishing);
     let tag = writer.tag().to_string();
     let outcome = writer.finish()?;
     report.reference = outcome.reference;
@@ -406,7 +357,7 @@ pub(super) fn pack_with(
         _ => job.dest.with_tag(&tag),
     };
     for base in &options.delta_from {
-        progress(Progress::MakingDelta {
+        ctx.emit(Event::MakingDelta {
             base: base.to_string(),
         });
         let delta = super::delta(
@@ -415,10 +366,8 @@ pub(super) fn pack_with(
                 new: new.clone(),
                 dest: new.clone(),
                 config: Default::default(),
-                threads: options.threads,
-                store: job.store.clone(),
             },
-            &|_, _| {},
+            ctx,
         )
         .map_err(|e| Error::DeltaAfterPublish {
             image: report.reference.clone(),
@@ -446,7 +395,7 @@ fn write_image(
     options: &PackOptions,
     prior: Option<&[Vec<String>]>,
     base: Option<&(ImageConfig, BTreeMap<String, String>)>,
-    progress: &(dyn Fn(Progress) + Sync),
+    ctx: &JobContext<'_>,
 ) -> Result<PackReport> {
     let bytes = tree
         .entries
@@ -456,14 +405,14 @@ fn write_image(
             _ => 0,
         })
         .sum();
-    progress(Progress::Walked {
+    ctx.emit(Event::Walked {
         entries: tree.entries.len(),
         bytes,
     });
     let components = assign_components(&tree, owner);
     let intervals = update_intervals(&tree, &components)?;
     let plan = plan_layers(&tree, &components, options.max_layers, prior, &intervals);
-    progress(Progress::Planned {
+    ctx.emit(Event::Planned {
         layers: plan.layers.len(),
     });
     let clamp = options.source_date_epoch;
@@ -501,11 +450,11 @@ fn write_image(
                 source,
                 &entries,
                 clamp,
-                &options.cancel,
+                &ctx.cancel,
             )?;
             let (digest, size) = layout.commit(blob)?;
             debug_assert_eq!((digest, size), (info.digest, info.size));
-            progress(Progress::LayerWritten {
+            ctx.emit(Event::LayerWritten {
                 bytes: layer.content_bytes,
             });
             Ok((i, info))
@@ -552,7 +501,7 @@ fn write_image(
     let config = ImageConfig {
         created: Some(created),
         author: base.and_then(|b| b.author.clone()),
-        architecture: base.map_or_else(|| options.architecture.clone(), |b| b.architecture.clone()),
+        architecture: base.map_or_else(|| ctx.architecture.clone(), |b| b.architecture.clone()),
         variant: base.and_then(|b| b.variant.clone()),
         os: base.map_or_else(|| "linux".to_string(), |b| b.os.clone()),
         config: {
@@ -571,7 +520,7 @@ fn write_image(
         history,
         other: base.map(|b| b.other.clone()).unwrap_or_default(),
     };
-    if options.cancel.load(Ordering::Relaxed) {
+    if ctx.cancel.load(Ordering::Relaxed) {
         return Err(Error::Cancelled);
     }
     let config_json = serde_json::to_vec(&config).expect("a config serialises");

@@ -4,8 +4,9 @@ use serde::Serialize;
 
 use super::diff::plan_images;
 use crate::error::{Error, Result};
-use crate::oci::types::host_architecture;
-use crate::store::{ImageRef, OpenImage, StoreConfig};
+use crate::store::ImageRef;
+
+use super::context::{Event, JobContext};
 use crate::update::{Levels, RequestOptions};
 
 /// A series of image versions, oldest first.
@@ -15,8 +16,6 @@ pub struct ReportJob {
     pub images: Vec<ImageRef>,
     /// How byte ranges become requests.
     pub options: RequestOptions,
-    /// How registries are reached.
-    pub store: StoreConfig,
 }
 
 /// One update step.
@@ -43,7 +42,8 @@ pub struct SeriesReport {
 }
 
 /// Runs a report job: plans every step from one version to the next.
-pub fn report(job: &ReportJob) -> Result<SeriesReport> {
+pub fn report(job: &ReportJob, ctx: &JobContext<'_>) -> Result<SeriesReport> {
+    ctx.validate()?;
     if job.images.len() < 2 {
         return Err(Error::Config(
             "a report needs at least two image versions".into(),
@@ -53,19 +53,24 @@ pub fn report(job: &ReportJob) -> Result<SeriesReport> {
     let views = job
         .images
         .iter()
-        .map(|r| OpenImage::open(r, &job.store, host_architecture()))
+        .map(|r| ctx.open_image(r))
         .collect::<Result<Vec<_>>>()?;
-    let steps = views
-        .windows(2)
-        .zip(job.images.windows(2))
-        .map(|(v, refs)| Step {
+    let total = views.len() - 1;
+    let mut steps = Vec::with_capacity(total);
+    for (v, refs) in views.windows(2).zip(job.images.windows(2)) {
+        ctx.check_cancel()?;
+        steps.push(Step {
             old: refs[0].to_string(),
             new: refs[1].to_string(),
             levels: plan_images(&v[0].view, &v[1].reader, &v[1].view, job.options)
                 .plan
                 .levels,
-        })
-        .collect();
+        });
+        ctx.emit(Event::StepPlanned {
+            done: steps.len(),
+            total,
+        });
+    }
     Ok(SeriesReport {
         schema_version: 2,
         steps,

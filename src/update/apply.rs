@@ -126,13 +126,17 @@ impl Source<'_> {
 /// Rebuilds the image `source` names (its tag, for `architecture`) into
 /// `dest` under `tag`, from the old image and as few bytes of `source` as
 /// the plan allows, with at most `parallel` requests at a time.
+/// `progress(done, total)` is called as the new image's blobs are in place
+/// (the config first, then each layer); an error it returns (a cancelled
+/// job) stops the work: the tag is not set and the blobs added are taken
+/// away.
 pub fn apply(
     old: &OpenImage,
     source: &ImageReader,
     architecture: &str,
-    dest: &LayoutWriter,
-    tag: &str,
+    (dest, tag): (&LayoutWriter, &str),
     options: ApplyOptions,
+    progress: &dyn Fn(usize, usize) -> Result<()>,
 ) -> Result<ApplyReport> {
     let parallel = options.parallel;
     let pool = rayon::ThreadPoolBuilder::new()
@@ -297,6 +301,7 @@ pub fn apply(
             rebuilt.as_ref(),
             dest,
             (&pool, options.requests.ranges_per_request),
+            progress,
         )?;
         // The manifest, byte for byte as the source has it.
         check_digest(&manifest_bytes, &manifest_desc, "the manifest")?;
@@ -477,9 +482,13 @@ fn write_blobs(
     rebuilt: Option<&Rebuilt>,
     dest: &LayoutWriter,
     (pool, per_request): (&rayon::ThreadPool, usize),
+    progress: &dyn Fn(usize, usize) -> Result<()>,
 ) -> Result<()> {
     let frames = old.frames_by_key();
+    let total = 1 + layers.len();
+    progress(0, total)?;
     dest.put_blob(&config_desc.media_type, config_bytes)?;
+    progress(1, total)?;
     for (at, ((d, index), (blob_plan, diff_id))) in layers
         .iter()
         .zip(the_plan.blobs[1..].iter().zip(&config.rootfs.diff_ids))
@@ -520,6 +529,7 @@ fn write_blobs(
                 )?;
             }
         }
+        progress(2 + at, total)?;
     }
     Ok(())
 }
