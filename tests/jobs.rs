@@ -326,3 +326,40 @@ fn a_set_cancel_flag_stops_apply_and_publishes_nothing() {
         Err(chunkah::Error::Cancelled)
     ));
 }
+
+#[test]
+fn layouts_follow_as_many_nested_indexes_as_registries() {
+    let dir = TempDir::new("jobs-nested");
+    let layout = dir.path().join("images");
+    pack_for(&layout, "amd64", "amd64", "64");
+    // chunkah::oci::read::MAX_INDEX_DEPTH indexes, each holding the one before.
+    let depth = chunkah::oci::read::MAX_INDEX_DEPTH;
+    let mut below = "amd64".to_string();
+    for level in 1..=depth + 1 {
+        let tag = format!("nested-{level}");
+        tag_index(&layout, &tag, &[(&below, "amd64")]);
+        below = tag;
+    }
+    let diff = |tag: &str| {
+        chunkah()
+            .args([
+                "diff",
+                &format!("oci:{}:amd64", layout.display()),
+                &format!("oci:{}:{tag}", layout.display()),
+                "--arch",
+                "amd64",
+            ])
+            .output()
+            .unwrap()
+    };
+    let ok = diff(&format!("nested-{depth}"));
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let deep = diff(&format!("nested-{}", depth + 1));
+    assert_eq!(deep.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&deep.stderr);
+    assert!(err.contains("nested too deep"), "{err}");
+}

@@ -360,10 +360,10 @@ impl LayoutReader {
         Ok((desc, manifest, bytes))
     }
 
-    /// Follows image indexes (at most a few deep) to a manifest for linux
-    /// on `architecture`.
+    /// Follows image indexes (at most [`MAX_INDEX_DEPTH`] nested) to a
+    /// manifest for linux on `architecture`.
     fn resolve_index(&self, mut desc: Descriptor, architecture: &str) -> Result<Descriptor> {
-        for _ in 0..MAX_INDEX_DEPTH {
+        for _ in 0..MANIFEST_LOOKUPS {
             if !is_index(&desc.media_type) {
                 return Ok(desc);
             }
@@ -384,8 +384,13 @@ impl LayoutReader {
     }
 }
 
-/// How many image indexes deep a manifest is looked for.
+/// How many image indexes deep a manifest is looked for: at most this many
+/// nested indexes are followed, in a layout, an archive or a registry.
 pub const MAX_INDEX_DEPTH: usize = 4;
+
+/// Descriptors read on the way to a manifest, at most: the indexes, then
+/// the manifest. Every reader of images loops this many times.
+pub const MANIFEST_LOOKUPS: usize = MAX_INDEX_DEPTH + 1;
 
 /// An error unless `manifest` is an image manifest (or says nothing of its
 /// media type).

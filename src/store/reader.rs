@@ -236,7 +236,7 @@ impl ImageReader {
                 bytes_read,
             } => {
                 let mut target = target.clone();
-                for _ in 0..=crate::oci::read::MAX_INDEX_DEPTH {
+                for _ in 0..crate::oci::read::MANIFEST_LOOKUPS {
                     let m = client.get_manifest(&target)?;
                     bytes_read.fetch_add(m.size, Ordering::Relaxed);
                     let what = format!("{} manifest {}", self.reference, m.digest);
