@@ -4,7 +4,7 @@ use std::io::{self, Write};
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use chunkah::jobs::{diff, DiffInput, DiffJob};
+use chunkah::jobs::{diff, ByteUnit, DiffInput, DiffJob};
 use chunkah::update::Levels;
 use clap::Args;
 
@@ -83,7 +83,7 @@ pub fn run(args: DiffArgs) -> Result<u8> {
                 super::escape_controls(why)
             )?;
         }
-        if report.unit == "uncompressed" {
+        if report.unit == ByteUnit::Uncompressed {
             writeln!(out, "(uncompressed bytes of file content)")?;
         } else if report.same {
             writeln!(

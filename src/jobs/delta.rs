@@ -55,6 +55,11 @@ pub struct DeltaReport {
     pub reference: String,
 }
 
+impl DeltaReport {
+    /// The `schemaVersion` this build writes.
+    pub const SCHEMA_VERSION: u32 = 1;
+}
+
 /// Runs a delta job: [`Event::DeltaParts`] counts parts compressed; the
 /// context's cancel flag stops it before anything is published.
 pub fn delta(job: &DeltaJob, ctx: &JobContext<'_>) -> Result<DeltaReport> {
@@ -140,7 +145,7 @@ pub fn delta(job: &DeltaJob, ctx: &JobContext<'_>) -> Result<DeltaReport> {
     })?;
     let outcome = writer.finish()?;
     Ok(DeltaReport {
-        schema_version: 1,
+        schema_version: DeltaReport::SCHEMA_VERSION,
         base: old.image.descriptor.digest,
         target: subject,
         manifest: manifest_desc.digest,

@@ -59,6 +59,25 @@ pub struct DiffJob {
     pub source_date_epoch: Option<i64>,
 }
 
+/// What a [`DiffReport`]'s levels count.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ByteUnit {
+    /// Bytes as downloaded (compressed blobs and ranges): images.
+    Compressed,
+    /// Bytes of file content: trees, chunked on the fly.
+    Uncompressed,
+}
+
+impl std::fmt::Display for ByteUnit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ByteUnit::Compressed => "compressed",
+            ByteUnit::Uncompressed => "uncompressed",
+        })
+    }
+}
+
 /// What a diff found: the report `chunkah diff --json` prints.
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -71,8 +90,9 @@ pub struct DiffReport {
     pub new: String,
     /// Whether NEW needs nothing OLD lacks.
     pub same: bool,
-    /// `compressed` for images; `uncompressed` for trees.
-    pub unit: &'static str,
+    /// What the levels count: compressed bytes for images, uncompressed
+    /// for trees.
+    pub unit: ByteUnit,
     /// Bytes (and requests) at each level.
     pub levels: Levels,
     /// Bytes this diff read: from images, manifests, configs and indexes;
@@ -84,6 +104,11 @@ pub struct DiffReport {
     /// The plan (images only): every blob and byte range to fetch.
     #[serde(skip)]
     pub plan: Option<PlanFile>,
+}
+
+impl DiffReport {
+    /// The `schemaVersion` this build writes.
+    pub const SCHEMA_VERSION: u32 = 2;
 }
 
 /// Every blob and byte range to fetch: what `chunkah diff --plan` writes.
@@ -103,6 +128,11 @@ pub struct PlanFile {
     /// The binary delta's parts to fetch, if one is used.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub delta: Option<PlanDelta>,
+}
+
+impl PlanFile {
+    /// The `schemaVersion` this build writes.
+    pub const SCHEMA_VERSION: u32 = 2;
 }
 
 /// The parts of a binary delta a plan takes.
@@ -193,16 +223,16 @@ pub fn diff(job: &DiffJob, ctx: &JobContext<'_>) -> Result<DiffReport> {
     let planned = plan_images(&old.view, &new.reader, &new.view, job.options);
     let plan = planned.plan;
     Ok(DiffReport {
-        schema_version: 2,
+        schema_version: DiffReport::SCHEMA_VERSION,
         delta_unusable: planned.delta_unusable,
         old: job.old.to_string(),
         new: job.new.to_string(),
         same: plan.same,
-        unit: "compressed",
+        unit: ByteUnit::Compressed,
         levels: plan.levels,
         bytes_read: old.reader.bytes_read() + new.reader.bytes_read(),
         plan: Some(PlanFile {
-            schema_version: 2,
+            schema_version: PlanFile::SCHEMA_VERSION,
             old: job.old.to_string(),
             new: job.new.to_string(),
             manifest: new.view.manifest.clone(),
@@ -235,11 +265,11 @@ fn diff_trees(job: &DiffJob, ctx: &JobContext<'_>, old: &Path, new: &Path) -> Re
     let levels = plan_trees(&old_view, &new_view, job.source_date_epoch);
     let content = |v: &TreeView| -> u64 { v.chunks.iter().flatten().map(|c| c.chunk.length).sum() };
     Ok(DiffReport {
-        schema_version: 2,
+        schema_version: DiffReport::SCHEMA_VERSION,
         old: job.old.to_string(),
         new: job.new.to_string(),
         same: levels.chunk.bytes == 0 && levels.layer.bytes == 0,
-        unit: "uncompressed",
+        unit: ByteUnit::Uncompressed,
         levels,
         bytes_read: content(&old_view) + content(&new_view),
         delta_unusable: None,

@@ -29,7 +29,7 @@ pub use apply::{apply, ApplyJob, ApplyOutcome};
 pub use archive::{pack_archive, ArchiveJob, ArchiveTarget};
 pub use context::{Event, JobContext};
 pub use delta::{delta, DeltaJob, DeltaReport, EMPTY_MEDIA_TYPE};
-pub use diff::{diff, DiffInput, DiffJob, DiffReport, PlanFile};
+pub use diff::{diff, ByteUnit, DiffInput, DiffJob, DiffReport, PlanFile};
 pub use pack::{
     pack, prior_components, LayerReport, PackJob, PackOptions, PackReport, PackSource,
     COMPONENTS_ANNOTATION, MAX_LAYERS,

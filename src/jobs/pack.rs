@@ -220,6 +220,11 @@ pub struct PackReport {
     pub deltas: Vec<super::DeltaReport>,
 }
 
+impl PackReport {
+    /// The `schemaVersion` this build writes.
+    pub const SCHEMA_VERSION: u32 = 1;
+}
+
 /// The components of each layer of a manifest written by [`pack`], or
 /// `None` if a layer lacks the [`COMPONENTS_ANNOTATION`].
 pub fn prior_components(manifest: &Manifest) -> Option<Vec<Vec<String>>> {
@@ -566,7 +571,7 @@ fn write_image(
     names.sort_unstable();
     names.dedup();
     Ok(PackReport {
-        schema_version: 1,
+        schema_version: PackReport::SCHEMA_VERSION,
         manifest: manifest_desc.digest,
         config: config_desc.digest,
         total_size: infos.iter().map(|i| i.size).sum(),

@@ -41,6 +41,11 @@ pub struct SeriesReport {
     pub steps: Vec<Step>,
 }
 
+impl SeriesReport {
+    /// The `schemaVersion` this build writes.
+    pub const SCHEMA_VERSION: u32 = 2;
+}
+
 /// Runs a report job: plans every step from one version to the next.
 pub fn report(job: &ReportJob, ctx: &JobContext<'_>) -> Result<SeriesReport> {
     ctx.validate()?;
@@ -72,7 +77,7 @@ pub fn report(job: &ReportJob, ctx: &JobContext<'_>) -> Result<SeriesReport> {
         });
     }
     Ok(SeriesReport {
-        schema_version: 2,
+        schema_version: SeriesReport::SCHEMA_VERSION,
         steps,
     })
 }

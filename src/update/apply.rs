@@ -88,6 +88,11 @@ pub struct ApplyReport {
     pub plan: UpdatePlan,
 }
 
+impl ApplyReport {
+    /// The `schemaVersion` this build writes.
+    pub const SCHEMA_VERSION: u32 = 2;
+}
+
 /// The binary delta an apply used.
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -317,7 +322,7 @@ pub fn apply(
         return Err(e);
     }
     Ok(ApplyReport {
-        schema_version: 2,
+        schema_version: ApplyReport::SCHEMA_VERSION,
         bytes_read: src.bytes,
         requests: src.requests,
         manifest: manifest_desc.digest,
