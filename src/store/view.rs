@@ -32,6 +32,15 @@ pub struct IndexRange {
     pub length: u64,
 }
 
+impl From<&IndexLocation> for IndexRange {
+    fn from(location: &IndexLocation) -> Self {
+        IndexRange {
+            offset: location.offset,
+            length: location.length,
+        }
+    }
+}
+
 /// An image as planning sees it.
 #[derive(Clone, Debug)]
 pub struct ImageView {
@@ -139,12 +148,8 @@ pub fn read_index(reader: &ImageReader, d: &Descriptor) -> Result<Option<ReadInd
     };
     let bytes = reader.read_range(&d.digest, d.size, location.offset, location.length)?;
     let index = location.decode(&bytes, &format!("{what} chunk index"))?;
-    let range = IndexRange {
-        offset: location.offset,
-        length: location.length,
-    };
     Ok(Some(ReadIndex {
-        range,
+        range: IndexRange::from(&location),
         index,
         bytes,
     }))

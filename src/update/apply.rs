@@ -387,17 +387,11 @@ fn index_from_delta(
         Ok((index, frame))
     });
     match rebuilt {
-        Ok((index, frame)) => {
-            let range = IndexRange {
-                offset: location.offset,
-                length: location.length,
-            };
-            Ok(Some(ReadIndex {
-                range,
-                index,
-                bytes: frame,
-            }))
-        }
+        Ok((index, frame)) => Ok(Some(ReadIndex {
+            range: IndexRange::from(&location),
+            index,
+            bytes: frame,
+        })),
         Err(e) => {
             fallbacks.push(Fallback {
                 part: None,
