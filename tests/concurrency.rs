@@ -17,10 +17,6 @@ use sha2::{Digest as _, Sha256};
 const EPOCH: &str = "1700000000";
 const ROUNDS: usize = 20;
 
-fn chunkah() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_chunkah"))
-}
-
 fn read_json(p: &Path) -> serde_json::Value {
     serde_json::from_slice(&fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))).unwrap()
 }

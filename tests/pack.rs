@@ -12,10 +12,6 @@ use common::*;
 
 const EPOCH: &str = "1700000000";
 
-fn chunkah() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_chunkah"))
-}
-
 fn pack(src: &Path, dest: &str, extra: &[&str]) -> serde_json::Value {
     let out = run(chunkah()
         .args([

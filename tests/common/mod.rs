@@ -1,5 +1,5 @@
-//! Helpers shared by integration tests: scratch directories, external tools,
-//! tree comparison.
+//! Helpers shared by integration tests: the binary, scratch directories,
+//! external tools, tree comparison.
 #![allow(dead_code)]
 
 pub mod registry;
@@ -58,6 +58,20 @@ pub fn require_tool(tool: &str, package: &str) -> PathBuf {
     found.unwrap_or_else(|| {
         panic!("this test needs {tool}: apt-get install {package} (or run scripts/setup.sh)")
     })
+}
+
+/// The built `chunkah` binary, run through `CHUNKAH_TEST_RUNNER` when that is
+/// set (the aarch64 build under qemu: scripts/test-aarch64.sh sets it).
+pub fn chunkah() -> Command {
+    match std::env::var("CHUNKAH_TEST_RUNNER") {
+        Ok(runner) if !runner.trim().is_empty() => {
+            let mut words = runner.split_whitespace();
+            let mut cmd = Command::new(words.next().unwrap());
+            cmd.args(words).arg(env!("CARGO_BIN_EXE_chunkah"));
+            cmd
+        }
+        _ => Command::new(env!("CARGO_BIN_EXE_chunkah")),
+    }
 }
 
 /// Runs a command and panics with its output if it fails.
