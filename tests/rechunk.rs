@@ -12,8 +12,6 @@ use std::process::Command;
 
 use common::*;
 
-const EPOCH: &str = "1700000000";
-
 fn umoci(args: &[&str]) {
     run(Command::new(require_tool("umoci", "umoci")).args(args));
 }
