@@ -12,18 +12,6 @@ use std::process::Command;
 
 use common::*;
 
-fn chunkah() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_chunkah"))
-}
-
-fn json(out: &std::process::Output) -> serde_json::Value {
-    serde_json::from_slice(&out.stdout).expect("JSON on stdout")
-}
-
-fn read_json(p: &Path) -> serde_json::Value {
-    serde_json::from_slice(&fs::read(p).unwrap()).unwrap()
-}
-
 /// Packs versions 1, 2 and 3 into one layout; returns their references.
 fn images(tmp: &Path) -> [String; 3] {
     let layout = tmp.join("images");
@@ -41,15 +29,9 @@ fn images(tmp: &Path) -> [String; 3] {
 }
 
 fn manifest_digest(layout: &Path, tag: &str) -> String {
-    read_json(&layout.join("index.json"))["manifests"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["annotations"]["org.opencontainers.image.ref.name"] == tag)
-        .unwrap_or_else(|| panic!("no tag {tag}"))["digest"]
-        .as_str()
-        .unwrap()
-        .to_string()
+    let index = read_json(&layout.join("index.json"));
+    let desc = tagged(&index, tag).unwrap_or_else(|| panic!("no tag {tag}"));
+    desc["digest"].as_str().unwrap().to_string()
 }
 
 fn apply(from: &str, source: &str, dest: &Path) -> (serde_json::Value, String) {
@@ -58,7 +40,7 @@ fn apply(from: &str, source: &str, dest: &Path) -> (serde_json::Value, String) {
         .arg(format!("oci:{}:new", dest.display()))
         .arg("--json"));
     (
-        json(&out),
+        stdout_json(&out),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
@@ -72,7 +54,7 @@ fn a_delta_is_published_found_and_applied() {
     // Deltas to v3 from v1 and from v2, both published beside v3.
     let mut made = Vec::new();
     for old in [&v1, &v2] {
-        let report = json(&run(
+        let report = stdout_json(&run(
             chunkah().args(["delta", old, &v3, "-o", &dest, "--json", "--quiet"])
         ));
         let stats = &report["stats"];
@@ -116,7 +98,7 @@ fn a_delta_is_published_found_and_applied() {
 
     for (old, report) in [(&v1, &made[0]), (&v2, &made[1])] {
         // diff shows the delta level, below the chunk level.
-        let diff = json(&run(chunkah().args(["diff", old, &v3, "--json"])));
+        let diff = stdout_json(&run(chunkah().args(["diff", old, &v3, "--json"])));
         let l = &diff["levels"];
         let delta = l["delta"]["bytes"].as_u64().unwrap();
         let chunk = l["chunk"]["bytes"].as_u64().unwrap();
@@ -154,15 +136,15 @@ fn a_delta_is_published_found_and_applied() {
             .args(["apply", "--from", old, "--source", &v3, "--no-delta", "-o"])
             .arg(format!("oci:{}:new", plain.display()))
             .arg("--json"));
-        assert_eq!(json(&out)["bytesRead"].as_u64().unwrap(), chunk);
+        assert_eq!(stdout_json(&out)["bytesRead"].as_u64().unwrap(), chunk);
         assert_eq!(manifest_digest(&plain, "new"), v3_digest);
     }
     // report shows the delta level in its JSON, table and chart.
     let svg = tmp.path().join("report.svg");
-    let report = json(&run(chunkah()
+    let report = stdout_json(&run(chunkah()
         .args(["report", &v2, &v3, "--json", "--svg"])
         .arg(&svg)));
-    let diff = json(&run(chunkah().args(["diff", &v2, &v3, "--json"])));
+    let diff = stdout_json(&run(chunkah().args(["diff", &v2, &v3, "--json"])));
     assert_eq!(report["steps"][0]["levels"], diff["levels"]);
     assert!(
         report["steps"][0]["levels"]["delta"]["bytes"]
@@ -180,7 +162,7 @@ fn a_delta_is_published_found_and_applied() {
     let (applied, _) = apply(&v1, &v2, &out);
     assert!(applied.get("delta").is_none(), "{applied}");
     assert_eq!(manifest_digest(&out, "new"), manifest_digest(&layout, "v2"));
-    let diff = json(&run(chunkah().args(["diff", &v1, &v2, "--json"])));
+    let diff = stdout_json(&run(chunkah().args(["diff", &v1, &v2, "--json"])));
     assert!(diff["levels"].get("delta").is_none(), "{diff}");
 }
 
@@ -189,7 +171,7 @@ fn a_corrupt_delta_falls_back_to_ranges() {
     let tmp = TempDir::new("binary-delta-bad");
     let [v1, _, v3] = images(tmp.path());
     let layout = tmp.path().join("images");
-    let report = json(&run(chunkah().args([
+    let report = stdout_json(&run(chunkah().args([
         "delta",
         &v1,
         &v3,
@@ -296,7 +278,7 @@ fn pack_publishes_deltas_from_older_versions() {
         .args(["-o", &v3, "--quiet", "--max-layers", "2", "--json"])
         .args(["--source-date-epoch", "1700000000", "--prior", &v2])
         .args(["--delta-from", &v1, "--delta-from", &v2]));
-    let report = json(&out);
+    let report = stdout_json(&out);
     let deltas = report["deltas"].as_array().unwrap();
     assert_eq!(deltas.len(), 2, "{report}");
     assert_eq!(deltas[0]["target"], report["manifest"]);

@@ -101,10 +101,6 @@ fn untar(archive: &Path, dir: &Path) {
         .arg(dir));
 }
 
-fn read_json(p: &Path) -> serde_json::Value {
-    serde_json::from_slice(&fs::read(p).unwrap()).unwrap()
-}
-
 /// The only image of the layout at `dir`: its index entry, manifest and
 /// config.
 fn image(dir: &Path) -> (serde_json::Value, serde_json::Value, serde_json::Value) {

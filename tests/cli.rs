@@ -1,28 +1,17 @@
 //! The real `chunkah` binary: output format, options, errors and exit codes.
 
+mod common;
+
 use std::io::Write;
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 
 use chunkah::chunker::{golden_input, Algorithm, Chunker, ChunkerConfig};
 use chunkah::ChunkId;
+use common::TempDir;
 use serde_json::Value;
 
-/// The binary, run through `CHUNKAH_TEST_RUNNER` when that is set (the aarch64
-/// build under qemu: scripts/test-aarch64.sh sets it).
-fn command() -> Command {
-    match std::env::var("CHUNKAH_TEST_RUNNER") {
-        Ok(runner) if !runner.trim().is_empty() => {
-            let mut words = runner.split_whitespace();
-            let mut cmd = Command::new(words.next().unwrap());
-            cmd.args(words).arg(env!("CARGO_BIN_EXE_chunkah"));
-            cmd
-        }
-        _ => Command::new(env!("CARGO_BIN_EXE_chunkah")),
-    }
-}
-
 fn chunkah(args: &[&str], stdin: Option<&[u8]>) -> Output {
-    let mut cmd = command();
+    let mut cmd = common::chunkah();
     cmd.args(args).env_remove("CHUNKAH_BACKEND");
     cmd.stdin(if stdin.is_some() {
         Stdio::piped()
@@ -46,35 +35,12 @@ fn lines(out: &Output) -> Vec<Value> {
         .collect()
 }
 
-fn sample() -> (tempdir::TempDir, std::path::PathBuf, Vec<u8>) {
-    let dir = tempdir::TempDir::new();
+fn sample() -> (TempDir, std::path::PathBuf, Vec<u8>) {
+    let dir = TempDir::new("cli");
     let path = dir.0.join("sample.bin");
     let data = golden_input(77, 3_000_000);
     std::fs::write(&path, &data).unwrap();
     (dir, path, data)
-}
-
-/// A scratch directory removed on drop (no extra dependency).
-mod tempdir {
-    pub struct TempDir(pub std::path::PathBuf);
-    impl TempDir {
-        pub fn new() -> Self {
-            use std::sync::atomic::{AtomicUsize, Ordering};
-            static N: AtomicUsize = AtomicUsize::new(0);
-            let p = std::env::temp_dir().join(format!(
-                "chunkah-cli-{}-{}",
-                std::process::id(),
-                N.fetch_add(1, Ordering::SeqCst)
-            ));
-            std::fs::create_dir_all(&p).unwrap();
-            TempDir(p)
-        }
-    }
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
 }
 
 #[test]
@@ -208,7 +174,7 @@ fn errors_name_the_cause_and_exit_non_zero() {
 
 #[test]
 fn pack_names_sources_and_usage_mistakes_exit_2() {
-    let dir = tempdir::TempDir::new();
+    let dir = TempDir::new("cli");
     let sample = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/sample-rootfs.tar");
     let layout = format!("oci:{}", dir.0.join("out").display());
     for (args, needle) in [
@@ -262,9 +228,9 @@ fn pack_names_sources_and_usage_mistakes_exit_2() {
 /// The README's sample output is what `pack --json` prints for the sample.
 #[test]
 fn the_readme_sample_is_what_pack_prints() {
-    let dir = tempdir::TempDir::new();
+    let dir = TempDir::new("cli");
     let root = env!("CARGO_MANIFEST_DIR");
-    let out = command()
+    let out = common::chunkah()
         .current_dir(root)
         .args(["pack", "tar:testdata/sample-rootfs.tar", "-o"])
         .arg(format!("oci:{}", dir.0.join("sample-image").display()))
@@ -327,7 +293,7 @@ fn unavailable_backend_from_the_environment_is_an_error() {
     let foreign = "neon";
     #[cfg(not(target_arch = "x86_64"))]
     let foreign = "avx2";
-    let out = command()
+    let out = common::chunkah()
         .args(["chunk", path.to_str().unwrap()])
         .env("CHUNKAH_BACKEND", foreign)
         .output()
@@ -340,7 +306,7 @@ fn unavailable_backend_from_the_environment_is_an_error() {
 #[test]
 fn a_closed_pipe_ends_quietly() {
     let (_dir, path, _) = sample();
-    let mut child = command()
+    let mut child = common::chunkah()
         .args([
             "chunk",
             "--min",

@@ -14,16 +14,7 @@ use std::process::{Child, Command, Stdio};
 use common::*;
 use sha2::{Digest as _, Sha256};
 
-const EPOCH: &str = "1700000000";
 const ROUNDS: usize = 20;
-
-fn chunkah() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_chunkah"))
-}
-
-fn read_json(p: &Path) -> serde_json::Value {
-    serde_json::from_slice(&fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))).unwrap()
-}
 
 /// A tree of `dirs` directories of files (so a pack makes several layers);
 /// `version` changes a few files in each, `extra` adds a file of its own.
@@ -62,15 +53,6 @@ fn apply(from: &str, source: &str, dest: &str) -> Command {
     let mut c = chunkah();
     c.args(["apply", "--from", from, "--source", source, "-o", dest]);
     c
-}
-
-/// The descriptor tagged `tag` in `index`.
-fn tagged<'a>(index: &'a serde_json::Value, tag: &str) -> Option<&'a serde_json::Value> {
-    index["manifests"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["annotations"]["org.opencontainers.image.ref.name"] == tag)
 }
 
 /// Checks that `tag` is in the layout at `dir` with every blob it needs.

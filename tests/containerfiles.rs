@@ -9,7 +9,6 @@ mod common;
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::Path;
-use std::process::Command;
 
 use common::*;
 
@@ -125,7 +124,7 @@ fn the_containerfile_builds_chunkah_and_runs_it_on_a_mounted_rootfs() {
     let root = tmp.path().join("chunkah");
     fs::create_dir_all(root.join("usr/bin")).unwrap();
     fs::write(root.join("usr/bin/app"), b"app").unwrap();
-    let out = run(Command::new(env!("CARGO_BIN_EXE_chunkah"))
+    let out = run(chunkah()
         .arg("build")
         .env("CHUNKAH_ROOTFS", &root)
         .current_dir(tmp.path()));

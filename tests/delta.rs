@@ -10,38 +10,10 @@ use std::process::Command;
 
 use common::*;
 
-const EPOCH: &str = "1700000000";
-
-fn chunkah() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_chunkah"))
-}
-
-fn json(out: &std::process::Output) -> serde_json::Value {
-    serde_json::from_slice(&out.stdout).expect("JSON on stdout")
-}
-
-fn pack(src: &Path, dest: &str, extra: &[&str]) -> serde_json::Value {
-    json(&run(chunkah()
-        .arg("pack")
-        .arg(src)
-        .args(["-o", dest, "--json", "--source-date-epoch", EPOCH])
-        .args(extra)))
-}
-
-fn read_json(p: &Path) -> serde_json::Value {
-    serde_json::from_slice(&fs::read(p).unwrap()).unwrap()
-}
-
 /// The manifest of `tag` in the layout at `dir`, and its size.
 fn manifest(dir: &Path, tag: &str) -> (serde_json::Value, u64) {
     let index = read_json(&dir.join("index.json"));
-    let m = index["manifests"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["annotations"]["org.opencontainers.image.ref.name"] == tag)
-        .unwrap()
-        .clone();
+    let m = tagged(&index, tag).unwrap().clone();
     let hex = &m["digest"].as_str().unwrap()[7..];
     (
         read_json(&dir.join("blobs/sha256").join(hex)),
@@ -84,7 +56,7 @@ fn series_steps_diff_and_apply_exactly() {
             Some(p) => vec!["--prior", p],
             None => vec![],
         };
-        pack(&series.join(v), &images_ref(v), &extra);
+        pack_json(&series.join(v), &images_ref(v), &extra);
     }
     for pair in versions.windows(2) {
         let (old, new) = (pair[0], pair[1]);
@@ -99,7 +71,7 @@ fn series_steps_diff_and_apply_exactly() {
             .output()
             .unwrap();
         assert_eq!(out.status.code(), Some(1), "{old}->{new} differ");
-        let report = json(&out);
+        let report = stdout_json(&out);
         let l = &report["levels"];
         let (image, layer, file, chunk) = (
             l["image"]["bytes"].as_u64().unwrap(),
@@ -122,7 +94,7 @@ fn series_steps_diff_and_apply_exactly() {
         );
         // apply reads exactly the chunk level and rebuilds NEW digest for digest.
         let dest = tmp.path().join(format!("applied-{new}"));
-        let applied = json(&run(chunkah().args([
+        let applied = stdout_json(&run(chunkah().args([
             "apply",
             "--from",
             &images_ref(old),
@@ -173,7 +145,7 @@ fn series_steps_diff_and_apply_exactly() {
     // report: every step, the same figures as diff, and a chart.
     let svg = tmp.path().join("report.svg");
     let refs: Vec<String> = versions.iter().map(|v| images_ref(v)).collect();
-    let report = json(&run(chunkah()
+    let report = stdout_json(&run(chunkah()
         .arg("report")
         .args(&refs)
         .arg("--json")
@@ -182,7 +154,7 @@ fn series_steps_diff_and_apply_exactly() {
     let steps = report["steps"].as_array().unwrap();
     assert_eq!(steps.len(), 3);
     for (step, pair) in steps.iter().zip(refs.windows(2)) {
-        let diff = json(&run(chunkah().args(["diff", &pair[0], &pair[1], "--json"])));
+        let diff = stdout_json(&run(chunkah().args(["diff", &pair[0], &pair[1], "--json"])));
         assert_eq!(step["levels"], diff["levels"]);
     }
     let chart = fs::read_to_string(&svg).unwrap();
@@ -196,7 +168,7 @@ fn series_steps_diff_and_apply_exactly() {
     // dir: trees, chunked on the fly: the same ordering of levels, in
     // uncompressed bytes; the same tree needs nothing.
     let tree = |v: &str| format!("dir:{}", series.join(v).display());
-    let out = json(&run(chunkah().args([
+    let out = stdout_json(&run(chunkah().args([
         "diff",
         &tree("v1"),
         &tree("v2"),
@@ -244,7 +216,7 @@ fn series_steps_diff_and_apply_exactly() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0));
-    assert_eq!(json(&out)["same"], true);
+    assert_eq!(stdout_json(&out)["same"], true);
 }
 
 fn sha2_of(bytes: &[u8]) -> impl std::fmt::LowerHex {
@@ -270,7 +242,7 @@ fn two_versions(tmp: &Path) -> (String, String, PathBuf) {
         }
         random_file(&src.join("usr/lib/other"), 1 << 20, 9);
         fs::write(src.join("usr/lib/small"), format!("version {v}")).unwrap();
-        pack(
+        pack_json(
             &src,
             &format!("oci:{}:{v}", images.display()),
             &["--max-layers", "1"],
@@ -287,7 +259,7 @@ fn two_versions(tmp: &Path) -> (String, String, PathBuf) {
 fn a_changed_chunk_is_all_that_is_fetched() {
     let tmp = TempDir::new("delta-small");
     let (a, b, _) = two_versions(tmp.path());
-    let report = json(&run(chunkah().args(["diff", &a, &b, "--json"])));
+    let report = stdout_json(&run(chunkah().args(["diff", &a, &b, "--json"])));
     let l = &report["levels"];
     let layer = l["layer"]["bytes"].as_u64().unwrap();
     let chunk = l["chunk"]["bytes"].as_u64().unwrap();
@@ -296,7 +268,7 @@ fn a_changed_chunk_is_all_that_is_fetched() {
     assert!(chunk < 600 << 10, "{chunk}");
     // A request limit of 3 (manifest, config, index) leaves no room: ranges
     // merge into one more request.
-    let limited = json(&run(chunkah().args([
+    let limited = stdout_json(&run(chunkah().args([
         "diff",
         &a,
         &b,
@@ -335,7 +307,7 @@ fn a_range_above_the_fetch_window_is_read_in_pieces() {
         fs::create_dir_all(&src).unwrap();
         // Incompressible and wholly new in b: one range of about 40 MiB.
         random_file(&src.join("big"), 40 << 20, seed);
-        pack(
+        pack_json(
             &src,
             &format!("oci:{}:{v}", images.display()),
             &["--max-layers", "1"],
@@ -346,7 +318,7 @@ fn a_range_above_the_fetch_window_is_read_in_pieces() {
         format!("oci:{}:b", images.display()),
     );
     let plan_file = tmp.path().join("plan.json");
-    let diff = json(&run(chunkah().args([
+    let diff = stdout_json(&run(chunkah().args([
         "diff",
         &a,
         &b,
@@ -365,7 +337,7 @@ fn a_range_above_the_fetch_window_is_read_in_pieces() {
     let long: Vec<_> = ranges.iter().filter(|r| r.1 - r.0 > 32 << 20).collect();
     assert_eq!(long.len(), 1, "{ranges:?}");
     let dest = tmp.path().join("applied");
-    let applied = json(&run(chunkah().args([
+    let applied = stdout_json(&run(chunkah().args([
         "apply",
         "--from",
         &a,

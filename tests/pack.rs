@@ -10,27 +10,6 @@ use std::process::Command;
 
 use common::*;
 
-const EPOCH: &str = "1700000000";
-
-fn chunkah() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_chunkah"))
-}
-
-fn pack(src: &Path, dest: &str, extra: &[&str]) -> serde_json::Value {
-    let out = run(chunkah()
-        .args([
-            "pack",
-            src.to_str().unwrap(),
-            "-o",
-            dest,
-            "--json",
-            "--source-date-epoch",
-            EPOCH,
-        ])
-        .args(extra));
-    serde_json::from_slice(&out.stdout).expect("pack --json prints JSON")
-}
-
 fn umoci_unpack(layout: &Path, tag: &str, dest: &Path) {
     let umoci = require_tool("umoci", "umoci");
     run(Command::new(umoci)
@@ -49,7 +28,7 @@ fn synthetic_tree_survives_pack_and_umoci_unpack() {
     let layout = tmp.path().join("layout");
     let dest = format!("oci:{}:synthetic", layout.display());
     // umoci 0.4 reads gzip layers, not zstd.
-    let report = pack(&src, &dest, &["--compression", "gzip", "--max-layers", "8"]);
+    let report = pack_json(&src, &dest, &["--compression", "gzip", "--max-layers", "8"]);
     let layers = report["layers"].as_array().unwrap();
     assert!(
         layers.len() > 1 && layers.len() <= 8,
@@ -87,7 +66,7 @@ fn packing_is_reproducible_whatever_the_threads() {
     let mut digests = Vec::new();
     for (i, threads) in ["1", "2", "2"].iter().enumerate() {
         let layout = tmp.path().join(format!("layout{i}"));
-        let r = pack(
+        let r = pack_json(
             &src,
             &format!("oci:{}", layout.display()),
             &["--threads", threads],
@@ -105,9 +84,9 @@ fn a_layout_keeps_its_other_tags_and_bad_input_fails_cleanly() {
     fs::create_dir_all(&src).unwrap();
     fs::write(src.join("x"), b"1").unwrap();
     let layout = tmp.path().join("layout");
-    let one = pack(&src, &format!("oci:{}:one", layout.display()), &[]);
+    let one = pack_json(&src, &format!("oci:{}:one", layout.display()), &[]);
     fs::write(src.join("x"), b"2").unwrap();
-    let two = pack(&src, &format!("oci:{}:two", layout.display()), &[]);
+    let two = pack_json(&src, &format!("oci:{}:two", layout.display()), &[]);
     assert_ne!(one["manifest"], two["manifest"]);
     let index: serde_json::Value =
         serde_json::from_slice(&fs::read(layout.join("index.json")).unwrap()).unwrap();
@@ -199,7 +178,7 @@ fn debian_series_trees_survive_pack_and_umoci_unpack() {
         // Seekable zstd (a frame per chunk, the index in a skippable frame):
         // skopeo's zstd decoder must read it, as umoci 0.4 reads gzip only.
         let zstd_layout = tmp.path().join(format!("zstd-{v}"));
-        let report = pack(&src, &format!("oci:{}:{v}", zstd_layout.display()), &[]);
+        let report = pack_json(&src, &format!("oci:{}:{v}", zstd_layout.display()), &[]);
         assert!(report["layers"].as_array().unwrap().len() <= 64);
         assert!(report["components"].as_u64().unwrap() > 50);
         let skopeo = require_tool("skopeo", "skopeo");
@@ -253,7 +232,7 @@ fn prior_keeps_unchanged_components_in_identical_layers() {
             .collect()
     };
     // Three layers for six components: they share.
-    let v1 = pack(
+    let v1 = pack_json(
         &src,
         &format!("oci:{}:v1", layout.display()),
         &["--max-layers", "3"],
@@ -264,7 +243,7 @@ fn prior_keeps_unchanged_components_in_identical_layers() {
     fs::write(&new, b"new component").unwrap();
     set_xattr(&new, "user.component", b"comp6");
     let prior = format!("oci:{}:v1", layout.display());
-    let v2 = pack(
+    let v2 = pack_json(
         &src,
         &format!("oci:{}:v2", layout.display()),
         &["--max-layers", "3", "--prior", &prior],
@@ -407,7 +386,7 @@ fn a_tarball_gives_the_same_image_as_the_directory() {
         .arg(&src)
         .arg("."));
     let layout = tmp.path().join("layout");
-    let from_dir = pack(
+    let from_dir = pack_json(
         &src,
         &format!("oci:{}:dir", layout.display()),
         &["--compression", "gzip"],

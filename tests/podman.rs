@@ -17,12 +17,6 @@ use std::process::{Command, Stdio};
 use common::registry::Registry;
 use common::*;
 
-const EPOCH: &str = "1700000000";
-
-fn chunkah() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_chunkah"))
-}
-
 /// A podman with storage of its own; unmounts its images when dropped.
 struct Podman {
     bin: PathBuf,

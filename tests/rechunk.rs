@@ -12,12 +12,6 @@ use std::process::Command;
 
 use common::*;
 
-const EPOCH: &str = "1700000000";
-
-fn chunkah() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_chunkah"))
-}
-
 fn umoci(args: &[&str]) {
     run(Command::new(require_tool("umoci", "umoci")).args(args));
 }

@@ -1,5 +1,5 @@
-//! Helpers shared by integration tests: scratch directories, external tools,
-//! tree comparison.
+//! Helpers shared by integration tests: the binary, scratch directories,
+//! external tools, tree comparison.
 #![allow(dead_code)]
 
 pub mod registry;
@@ -58,6 +58,53 @@ pub fn require_tool(tool: &str, package: &str) -> PathBuf {
     found.unwrap_or_else(|| {
         panic!("this test needs {tool}: apt-get install {package} (or run scripts/setup.sh)")
     })
+}
+
+/// The built `chunkah` binary, run through `CHUNKAH_TEST_RUNNER` when that is
+/// set (the aarch64 build under qemu: scripts/test-aarch64.sh sets it).
+pub fn chunkah() -> Command {
+    match std::env::var("CHUNKAH_TEST_RUNNER") {
+        Ok(runner) if !runner.trim().is_empty() => {
+            let mut words = runner.split_whitespace();
+            let mut cmd = Command::new(words.next().unwrap());
+            cmd.args(words).arg(env!("CARGO_BIN_EXE_chunkah"));
+            cmd
+        }
+        _ => Command::new(env!("CARGO_BIN_EXE_chunkah")),
+    }
+}
+
+/// The `--source-date-epoch` the integration tests pack with.
+pub const EPOCH: &str = "1700000000";
+
+/// The JSON a run printed on stdout.
+pub fn stdout_json(out: &std::process::Output) -> serde_json::Value {
+    serde_json::from_slice(&out.stdout).expect("JSON on stdout")
+}
+
+/// A JSON file, or a panic naming it.
+pub fn read_json(p: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display())))
+        .unwrap()
+}
+
+/// `chunkah pack SRC -o DEST --json --source-date-epoch EPOCH EXTRA…`: its
+/// JSON report, or a panic with its output if it fails.
+pub fn pack_json(src: &Path, dest: &str, extra: &[&str]) -> serde_json::Value {
+    stdout_json(&run(chunkah()
+        .arg("pack")
+        .arg(src)
+        .args(["-o", dest, "--json", "--source-date-epoch", EPOCH])
+        .args(extra)))
+}
+
+/// The descriptor tagged `tag` in an OCI `index` (index.json).
+pub fn tagged<'a>(index: &'a serde_json::Value, tag: &str) -> Option<&'a serde_json::Value> {
+    index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["annotations"]["org.opencontainers.image.ref.name"] == tag)
 }
 
 /// Runs a command and panics with its output if it fails.

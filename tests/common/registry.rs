@@ -1,11 +1,15 @@
 //! A real registry for tests: Debian's `docker-registry` (distribution 2.8)
-//! on a free port of 127.0.0.1.
+//! on a free port of 127.0.0.1, clients of it, and what the registry tests
+//! share.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use chunkah::digest::Digest;
+use chunkah::registry::{Client, ClientConfig};
 
 use super::{require_tool, TempDir};
 
@@ -90,10 +94,43 @@ impl Registry {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+
+    pub fn client(&self, repository: &str) -> Client {
+        self.client_with(repository, ClientConfig::default())
+    }
+
+    pub fn client_with(&self, repository: &str, config: ClientConfig) -> Client {
+        let config = ClientConfig {
+            tls_verify: config.tls_verify && config.ca_file.is_some(),
+            backoff: Duration::from_millis(10),
+            ..config
+        };
+        Client::new(&self.host(), repository, config).unwrap()
+    }
+
+    /// The file holding a blob in the registry's storage.
+    pub fn blob_data(&self, digest: &Digest) -> PathBuf {
+        let hex = digest.hex();
+        self.dir
+            .path()
+            .join("storage/docker/registry/v2/blobs/sha256")
+            .join(&hex[..2])
+            .join(&hex)
+            .join("data")
+    }
 }
 
 impl Drop for Registry {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+pub fn skopeo() -> PathBuf {
+    require_tool("skopeo", "skopeo")
+}
+
+/// Pseudo-random bytes (the chunker's golden-vector generator).
+pub fn noise(len: usize) -> Vec<u8> {
+    chunkah::chunker::golden_input(0x9e37_79b9_7f4a_7c15, len)
 }
