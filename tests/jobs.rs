@@ -14,15 +14,11 @@ use chunkah::jobs::{
 };
 use chunkah::store::{ImageRef, StoreConfig};
 use chunkah::Digest;
-use common::TempDir;
+use common::{chunkah, TempDir};
 use serde_json::{json, Value};
 
 const SAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/sample-rootfs.tar");
 const INDEX_MEDIA_TYPE: &str = "application/vnd.oci.image.index.v1+json";
-
-fn chunkah() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_chunkah"))
-}
 
 /// Runs `cmd`, which must succeed; its stdout as JSON.
 fn json_of(cmd: &mut Command) -> Value {
