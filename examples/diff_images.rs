@@ -6,7 +6,7 @@
 //! OLD and NEW are image references (`oci:DIR[:TAG]`, `oci-archive:FILE[:TAG]`,
 //! `docker://HOST/REPO:TAG`), or both `dir:PATH` trees.
 
-use chunkah::jobs::{diff, DiffInput, DiffJob, JobContext};
+use chunkah::jobs::{diff, DiffJob, Input, JobContext};
 use chunkah::update::RequestOptions;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -15,8 +15,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         return Err("usage: diff_images OLD NEW".into());
     };
     let job = DiffJob {
-        old: DiffInput::parse(&old)?,
-        new: DiffInput::parse(&new)?,
+        old: Input::parse(&old)?,
+        new: Input::parse(&new)?,
         options: RequestOptions {
             ranges_per_request: 8,
             ..RequestOptions::default()

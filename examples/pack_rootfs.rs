@@ -10,7 +10,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use chunkah::jobs::{pack, Event, JobContext, PackJob, PackOptions, PackSource};
+use chunkah::jobs::{pack, Event, Input, JobContext, PackJob, PackOptions};
 use chunkah::store::{ImageRef, StoreConfig};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -19,7 +19,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         return Err("usage: pack_rootfs SOURCE DEST".into());
     };
     let job = PackJob {
-        source: PackSource::parse(&source)?,
+        source: Input::parse(&source)?,
         dest: ImageRef::parse(&dest)?,
         options: PackOptions {
             max_layers: 32,

@@ -6,7 +6,7 @@
 
 use std::path::PathBuf;
 
-use chunkah::jobs::{pack, JobContext, PackJob, PackOptions, PackSource};
+use chunkah::jobs::{pack, Input, JobContext, PackJob, PackOptions};
 use chunkah::layer::Compression;
 use chunkah::store::{ImageRef, StoreConfig};
 
@@ -16,7 +16,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         return Err("usage: pack_tarball ROOTFS.tar OUT.tar [TAG]".into());
     };
     let job = PackJob {
-        source: PackSource::Tar(PathBuf::from(tarball)),
+        source: Input::Tar(PathBuf::from(tarball)),
         dest: ImageRef::Archive {
             file: PathBuf::from(archive),
             tag: args.next(),

@@ -8,7 +8,7 @@
 //! `docker://HOST/REPO:TAG`. Set `CHUNKAH_INSECURE=1` for a registry that
 //! speaks plain HTTP on 127.0.0.1.
 
-use chunkah::jobs::{pack, Event, JobContext, PackJob, PackOptions, PackSource};
+use chunkah::jobs::{pack, Event, Input, JobContext, PackJob, PackOptions};
 use chunkah::registry::{default_auth_files, ClientConfig, Credentials};
 use chunkah::store::{ImageRef, StoreConfig};
 
@@ -30,7 +30,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         scratch_dir: Some(std::env::temp_dir()),
     };
     let job = PackJob {
-        source: PackSource::Image(ImageRef::parse(&source)?),
+        source: Input::Image(ImageRef::parse(&source)?),
         dest: ImageRef::parse(&dest)?,
         options: PackOptions {
             prior: args.next().map(|p| ImageRef::parse(&p)).transpose()?,

@@ -13,7 +13,7 @@
 //! listener for progress events.
 //!
 //! ```
-//! use chunkah::jobs::{pack, JobContext, PackJob, PackOptions, PackSource};
+//! use chunkah::jobs::{pack, JobContext, Input, PackJob, PackOptions};
 //! use chunkah::store::{ImageRef, StoreConfig};
 //!
 //! let dir = std::env::temp_dir().join(format!("chunkah-doc-{}", std::process::id()));
@@ -22,7 +22,7 @@
 //!     ..JobContext::default()
 //! };
 //! let job = |tag: &str, max_layers| PackJob {
-//!     source: PackSource::Tar("testdata/sample-rootfs.tar".into()),
+//!     source: Input::Tar("testdata/sample-rootfs.tar".into()),
 //!     dest: ImageRef::Layout { dir: dir.clone(), tag: Some(tag.into()) },
 //!     options: PackOptions { max_layers, source_date_epoch: Some(1_700_000_000), ..PackOptions::default() },
 //! };
@@ -39,8 +39,8 @@
 //! from the old one and only the byte ranges the plan names:
 //!
 //! ```
-//! # use chunkah::jobs::{pack, PackJob, PackOptions, PackSource};
-//! use chunkah::jobs::{apply, diff, ApplyJob, DiffInput, DiffJob, JobContext};
+//! # use chunkah::jobs::{pack, PackJob, PackOptions};
+//! use chunkah::jobs::{apply, diff, ApplyJob, DiffJob, Input, JobContext};
 //! use chunkah::store::{ImageRef, StoreConfig};
 //! # let dir = std::env::temp_dir().join(format!("chunkah-doc-plan-{}", std::process::id()));
 //! let ctx = JobContext {
@@ -49,15 +49,15 @@
 //! };
 //! # for (tag, max_layers) in [("v1", 64), ("v2", 2)] {
 //! #     pack(&PackJob {
-//! #         source: PackSource::Tar("testdata/sample-rootfs.tar".into()),
+//! #         source: Input::Tar("testdata/sample-rootfs.tar".into()),
 //! #         dest: ImageRef::Layout { dir: dir.clone(), tag: Some(tag.into()) },
 //! #         options: PackOptions { max_layers, source_date_epoch: Some(1_700_000_000), ..PackOptions::default() },
 //! #     }, &ctx)?;
 //! # }
 //! let image = |tag: &str| ImageRef::Layout { dir: dir.clone(), tag: Some(tag.into()) };
 //! let report = diff(&DiffJob {
-//!     old: DiffInput::Image(image("v1")),
-//!     new: DiffInput::Image(image("v2")),
+//!     old: Input::Image(image("v1")),
+//!     new: Input::Image(image("v2")),
 //!     options: Default::default(),
 //!     source_date_epoch: None,
 //! }, &ctx)?;

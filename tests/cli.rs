@@ -195,6 +195,18 @@ fn pack_names_sources_and_usage_mistakes_exit_2() {
             vec!["pack", "foo:bar", "-o", &layout],
             "unknown transport \"foo\"",
         ),
+        (
+            vec!["pack", sample, "-o", "dir:/tmp/x"],
+            "dir: names a root file system, not an image",
+        ),
+        (
+            vec!["build", "--rootfs", sample, "-o", "tar:x.tar"],
+            "tar: names a root file system, not an output",
+        ),
+        (
+            vec!["build", "--rootfs", sample, "-o", "foo:x"],
+            "unknown transport \"foo\"",
+        ),
         (vec!["chunk", "--min", "0", sample], "minimum size 0"),
     ] {
         let out = chunkah(&args, None);

@@ -9,9 +9,7 @@ use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::Ordering;
 
-use chunkah::jobs::{
-    apply, diff, report, ApplyJob, DiffInput, DiffJob, Event, JobContext, ReportJob,
-};
+use chunkah::jobs::{apply, diff, report, ApplyJob, DiffJob, Event, Input, JobContext, ReportJob};
 use chunkah::store::{ImageRef, StoreConfig};
 use chunkah::Digest;
 use common::{chunkah, TempDir};
@@ -228,8 +226,8 @@ fn the_library_takes_the_architecture_from_the_context() {
     };
     let report = diff(
         &DiffJob {
-            old: DiffInput::Image(image("v1")),
-            new: DiffInput::Image(image("v2")),
+            old: Input::Image(image("v1")),
+            new: Input::Image(image("v2")),
             options: Default::default(),
             source_date_epoch: None,
         },
@@ -237,6 +235,25 @@ fn the_library_takes_the_architecture_from_the_context() {
     )
     .unwrap();
     assert_eq!(report.plan.unwrap().manifest.digest.to_string(), v2_arm64);
+    // A tarball is a pack source, not a diff input: said, not guessed.
+    let tarball = diff(
+        &DiffJob {
+            old: Input::Tar(SAMPLE.into()),
+            new: Input::Image(image("v2")),
+            options: Default::default(),
+            source_date_epoch: None,
+        },
+        &ctx,
+    )
+    .unwrap_err();
+    assert!(
+        matches!(tarball, chunkah::Error::Unsupported { .. }),
+        "{tarball}"
+    );
+    assert!(
+        tarball.to_string().contains("sample-rootfs.tar"),
+        "{tarball}"
+    );
 }
 
 #[test]

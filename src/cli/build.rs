@@ -6,11 +6,11 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use chunkah::jobs::{
-    pack, pack_archive, ArchiveJob, ArchiveTarget, Event, PackJob, PackOptions, PackReport,
-    PackSource, MAX_LAYERS,
+    pack, pack_archive, ArchiveJob, ArchiveTarget, Event, Input, PackJob, PackOptions, PackReport,
+    MAX_LAYERS,
 };
 use chunkah::layer::Compression;
-use chunkah::store::ImageRef;
+use chunkah::store::{unknown_transport, ImageRef, Transport};
 use chunkah::walk::Prune;
 use clap::Args;
 
@@ -149,25 +149,30 @@ fn output(flag: Option<&str>, tag: Option<&str>) -> Result<Output> {
             Ok(PathBuf::from(p))
         }
     };
-    if let Some(dir) = o.strip_prefix("oci:") {
-        return Ok(Output::Image(ImageRef::Layout {
+    // coreos/chunkah's forms: the whole rest of `oci:` is the directory
+    // (no tag: --tag gives it), a bare path is an archive.
+    match Transport::split(o) {
+        Some((Transport::Oci, dir)) => Ok(Output::Image(ImageRef::Layout {
             dir: nonempty(dir)?,
             tag: Some(tag.unwrap_or(chunkah::oci::DEFAULT_TAG).to_string()),
-        }));
-    }
-    if let Some(file) = o.strip_prefix("oci-archive:") {
-        return Ok(Output::Archive(nonempty(file)?));
-    }
-    if o.starts_with("docker://") {
-        return Ok(Output::Image(ImageRef::parse(o)?));
-    }
-    if let Some(transport) = chunkah::store::transport_of(o) {
-        return Err(usage(format!(
-            "{o:?}: unknown transport {transport:?} (oci:, oci-archive: or docker://)"
+        })),
+        Some((Transport::OciArchive, file)) => Ok(Output::Archive(nonempty(file)?)),
+        Some((Transport::Docker, _)) => Ok(Output::Image(ImageRef::parse(o)?)),
+        Some((t @ (Transport::Dir | Transport::Tar), _)) => Err(usage(format!(
+            "{o:?}: {} names a root file system, not an output (expected {})",
+            t.prefix(),
+            Transport::expected(&Transport::IMAGES)
         ))
-        .into());
+        .into()),
+        None => match unknown_transport(o) {
+            Some(transport) => Err(usage(format!(
+                "{o:?}: unknown transport {transport:?} (expected {})",
+                Transport::expected(&Transport::IMAGES)
+            ))
+            .into()),
+            None => Ok(Output::Archive(nonempty(o)?)),
+        },
     }
-    Ok(Output::Archive(nonempty(o)?))
 }
 
 /// The image's config: --config's file, else --config-str, else empty.
@@ -242,7 +247,7 @@ pub fn run(args: BuildArgs, verbose: u8) -> Result<()> {
     let ctx = super::job_context(store, threads, architecture.as_deref());
     let ctx = ctx.with_events(&progress);
     log.info(&format!("starting build of {}", args.rootfs.display()));
-    let source = PackSource::Dir(args.rootfs.clone());
+    let source = Input::Dir(args.rootfs.clone());
     let archive = |target: ArchiveTarget<'_>| {
         let job = ArchiveJob {
             source: source.clone(),

@@ -4,7 +4,7 @@ use std::io::{self, Write};
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use chunkah::jobs::{diff, ByteUnit, DiffInput, DiffJob};
+use chunkah::jobs::{diff, ByteUnit, DiffJob, Input};
 use chunkah::update::Levels;
 use clap::Args;
 
@@ -52,13 +52,13 @@ impl DiffArgs {
 /// The diff; returns the exit code.
 pub fn run(args: DiffArgs) -> Result<u8> {
     let job = DiffJob {
-        old: DiffInput::parse(&args.old)?,
-        new: DiffInput::parse(&args.new)?,
+        old: Input::parse(&args.old)?,
+        new: Input::parse(&args.new)?,
         options: args.plan_args.options(),
         source_date_epoch: super::source_date_epoch(args.source_date_epoch)?,
     };
     let ctx = super::job_context(args.registry.store()?, None, args.arch.as_deref());
-    if args.plan.is_some() && matches!(job.old, DiffInput::Tree(_)) {
+    if args.plan.is_some() && matches!(job.old, Input::Dir(_)) {
         return Err(chunkah::Error::Config(
             "--plan needs images: dir: trees have no blobs to fetch from".into(),
         )

@@ -5,7 +5,7 @@ use std::io::{self, Write};
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use chunkah::jobs::{pack, Event, PackJob, PackOptions, PackSource, MAX_LAYERS};
+use chunkah::jobs::{pack, Event, Input, PackJob, PackOptions, MAX_LAYERS};
 use chunkah::layer::Compression;
 use chunkah::oci::types::RuntimeConfig;
 use chunkah::store::ImageRef;
@@ -141,7 +141,7 @@ pub(super) fn compression(kind: CompressionArg, level: Option<i32>) -> Result<Co
 }
 
 pub fn run(args: PackArgs) -> Result<()> {
-    let source = PackSource::parse(&args.source)?;
+    let source = Input::parse(&args.source)?;
     if args.max_layers > 127 && !args.quiet {
         eprintln!("chunkah: warning: more than 127 layers break some older clients");
     }

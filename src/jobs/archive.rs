@@ -12,7 +12,8 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use super::context::JobContext;
-use super::pack::{pack_with, PackJob, PackOptions, PackReport, PackSource};
+use super::input::Input;
+use super::pack::{pack_with, PackJob, PackOptions, PackReport};
 use crate::error::{Error, Result};
 use crate::oci::archive::write_archive_to;
 use crate::oci::layout::LayoutWriter;
@@ -56,7 +57,7 @@ impl std::fmt::Debug for ArchiveTarget<'_> {
 #[derive(Clone, Debug)]
 pub struct ArchiveJob {
     /// The root file system.
-    pub source: PackSource,
+    pub source: Input,
     /// The image's name in the archive's index (`None`: unnamed).
     pub name: Option<String>,
     /// Wrap the whole archive in gzip at this level (0 to 9).

@@ -1,6 +1,6 @@
 //! The diff job: what a client holding OLD downloads to get NEW.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::Serialize;
 
@@ -10,49 +10,21 @@ use crate::delta::find::{find, Lookup};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::oci::types::Descriptor;
-use crate::store::{ImageReader, ImageRef, ImageView};
+use crate::store::{ImageReader, ImageView};
 
 use super::context::{Event, JobContext};
+use super::input::Input;
 use crate::update::delta_level::{part_ranges, plan_with_delta};
 use crate::update::tree::{plan_trees, tree_view, TreeView};
 use crate::update::{self, BlobPlan, Levels, RequestOptions, UpdatePlan};
-
-/// One side of a diff.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum DiffInput {
-    /// An image (only its manifest, config and chunk indexes are read).
-    Image(ImageRef),
-    /// A root file system directory, walked and chunked on the fly, packed
-    /// as `pack` would (the levels then count uncompressed bytes).
-    Tree(PathBuf),
-}
-
-impl DiffInput {
-    /// Parses `dir:PATH` or an image reference.
-    pub fn parse(s: &str) -> Result<Self> {
-        match s.strip_prefix("dir:") {
-            Some(dir) => Ok(DiffInput::Tree(dir.into())),
-            None => ImageRef::parse(s).map(DiffInput::Image),
-        }
-    }
-}
-
-impl std::fmt::Display for DiffInput {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            DiffInput::Image(r) => write!(f, "{r}"),
-            DiffInput::Tree(d) => write!(f, "dir:{}", d.display()),
-        }
-    }
-}
 
 /// A diff job.
 #[derive(Clone, Debug)]
 pub struct DiffJob {
     /// What the client holds.
-    pub old: DiffInput,
+    pub old: Input,
     /// What it wants (an image if `old` is one, a tree if `old` is one).
-    pub new: DiffInput,
+    pub new: Input,
     /// How byte ranges become requests.
     pub options: RequestOptions,
     /// For trees: mtimes clamped to this time, as `pack` would.
@@ -205,11 +177,17 @@ pub fn plan_images(
 pub fn diff(job: &DiffJob, ctx: &JobContext<'_>) -> Result<DiffReport> {
     ctx.validate()?;
     let (old, new) = match (&job.old, &job.new) {
-        (DiffInput::Image(old), DiffInput::Image(new)) => (old, new),
-        (DiffInput::Tree(old), DiffInput::Tree(new)) => {
+        (Input::Image(old), Input::Image(new)) => (old, new),
+        (Input::Dir(old), Input::Dir(new)) => {
             return ctx
                 .worker_pool()?
                 .install(|| diff_trees(job, ctx, old, new))
+        }
+        (Input::Tar(t), _) | (_, Input::Tar(t)) => {
+            return Err(Error::unsupported(
+                t.display(),
+                "diff reads images and dir: trees, not tarballs (pack the tarball, then diff the image)",
+            ))
         }
         _ => {
             return Err(Error::Config(

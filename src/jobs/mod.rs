@@ -22,6 +22,7 @@ mod archive;
 mod context;
 mod delta;
 mod diff;
+mod input;
 mod pack;
 mod report;
 
@@ -29,9 +30,10 @@ pub use apply::{apply, ApplyJob, ApplyOutcome};
 pub use archive::{pack_archive, ArchiveJob, ArchiveTarget};
 pub use context::{Event, JobContext};
 pub use delta::{delta, DeltaJob, DeltaReport, EMPTY_MEDIA_TYPE};
-pub use diff::{diff, ByteUnit, DiffInput, DiffJob, DiffReport, PlanFile};
+pub use diff::{diff, ByteUnit, DiffJob, DiffReport, PlanFile};
+pub use input::Input;
 pub use pack::{
-    pack, prior_components, LayerReport, PackJob, PackOptions, PackReport, PackSource,
-    COMPONENTS_ANNOTATION, MAX_LAYERS,
+    pack, prior_components, LayerReport, PackJob, PackOptions, PackReport, COMPONENTS_ANNOTATION,
+    MAX_LAYERS,
 };
 pub use report::{report, ReportJob, SeriesReport, Step};

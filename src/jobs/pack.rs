@@ -3,13 +3,14 @@
 //! layers, write them, write config and manifest, publish.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::Ordering;
 
 use rayon::prelude::*;
 use serde::Serialize;
 
 use super::context::{Event, JobContext};
+use super::input::Input;
 use crate::chunker::{Chunker, ChunkerConfig};
 use crate::component::{read_package_databases, read_package_databases_in_tar};
 use crate::digest::Digest;
@@ -24,7 +25,7 @@ use crate::oci::types::{
     rfc3339, Descriptor, History, ImageConfig, Manifest, RootFs, RuntimeConfig, CONFIG_MEDIA_TYPE,
     MANIFEST_MEDIA_TYPE,
 };
-use crate::store::{transport_of, ImageReader, ImageRef, ImageWriter, PushReport};
+use crate::store::{ImageReader, ImageRef, ImageWriter, PushReport};
 use crate::walk::{filter, walk_dir, walk_tar, Entry, EntryKind, Prune, Tree};
 
 /// Layer annotation listing a layer's components, one per line.
@@ -32,61 +33,6 @@ pub const COMPONENTS_ANNOTATION: &str = "dev.chunkah.components";
 
 /// The most layers an image may have.
 pub const MAX_LAYERS: usize = 500;
-
-/// What a root file system to pack is held in.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum PackSource {
-    /// A directory (`dir:PATH`).
-    Dir(PathBuf),
-    /// A tarball, plain, gzip or zstd, as `podman export` writes (`tar:FILE`).
-    Tar(PathBuf),
-    /// An image whose layers are applied in order and whose config is kept.
-    Image(ImageRef),
-}
-
-impl PackSource {
-    /// Parses `dir:PATH`, `tar:FILE`, an image reference (`oci:`,
-    /// `oci-archive:`, `docker://`), or a bare path: a directory, or a
-    /// tarball when it is a file.
-    pub fn parse(s: &str) -> Result<Self> {
-        if let Some(dir) = s.strip_prefix("dir:") {
-            return Ok(PackSource::Dir(dir.into()));
-        }
-        if let Some(file) = s.strip_prefix("tar:") {
-            return Ok(PackSource::Tar(file.into()));
-        }
-        if s.starts_with("oci:") || s.starts_with("oci-archive:") || s.starts_with("docker://") {
-            return Ok(PackSource::Image(ImageRef::parse(s)?));
-        }
-        let path = Path::new(s);
-        match std::fs::metadata(path) {
-            Ok(m) if m.is_file() => Ok(PackSource::Tar(path.into())),
-            Ok(_) => Ok(PackSource::Dir(path.into())),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                // `foo:bar` that is no file: a transport chunkah does not know.
-                if let Some(transport) = transport_of(s) {
-                    return Err(Error::Config(format!(
-                        "source {s:?}: unknown transport {transport:?} (expected dir:PATH, \
-                         tar:FILE, oci:DIR[:TAG], oci-archive:FILE[:TAG] or \
-                         docker://HOST/REPO:TAG)"
-                    )));
-                }
-                Err(Error::io(path, e))
-            }
-            Err(e) => Err(Error::io(path, e)),
-        }
-    }
-}
-
-impl std::fmt::Display for PackSource {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            PackSource::Dir(d) => write!(f, "dir:{}", d.display()),
-            PackSource::Tar(t) => write!(f, "tar:{}", t.display()),
-            PackSource::Image(r) => write!(f, "{r}"),
-        }
-    }
-}
 
 /// What to make of a tree. [`PackOptions::validate`] checks it; [`pack`]
 /// does so before any work.
@@ -168,7 +114,7 @@ impl PackOptions {
 #[derive(Clone, Debug)]
 pub struct PackJob {
     /// The root file system.
-    pub source: PackSource,
+    pub source: Input,
     /// Where the image goes (its tag, or `latest`).
     pub dest: ImageRef,
     /// What to make of it.
@@ -288,7 +234,7 @@ pub(super) fn pack_with(
     let pool = ctx.worker_pool()?;
     let mut base = None;
     let (mut tree, mut content, owners) = match &job.source {
-        PackSource::Dir(root) => {
+        Input::Dir(root) => {
             let meta = std::fs::metadata(root).map_err(|e| Error::io(root, e))?;
             if !meta.is_dir() {
                 return Err(Error::io(
@@ -303,13 +249,13 @@ pub(super) fn pack_with(
             let owners = read_package_databases(root)?;
             (walk_dir(root)?, None, owners)
         }
-        PackSource::Tar(file) => {
+        Input::Tar(file) => {
             ctx.emit(Event::Reading);
             let (tree, content) = walk_tar(file, need_scratch("reading a compressed tarball")?)?;
             let owners = read_package_databases_in_tar(&tree, &content)?;
             (tree, Some(content), owners)
         }
-        PackSource::Image(r) => {
+        Input::Image(r) => {
             ctx.emit(Event::Reading);
             let reader = ImageReader::open_with(r, &ctx.store)?;
             let image = reader.image(arch)?;
@@ -334,7 +280,7 @@ pub(super) fn pack_with(
     let source = match &content {
         Some(c) => Source::Tar(c),
         None => match &job.source {
-            PackSource::Dir(root) => Source::Dir(root),
+            Input::Dir(root) => Source::Dir(root),
             _ => unreachable!("only a directory has no tar content"),
         },
     };

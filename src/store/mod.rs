@@ -10,6 +10,7 @@
 
 mod reader;
 mod referrers;
+mod transport;
 pub mod view;
 mod writer;
 
@@ -17,6 +18,7 @@ use std::path::PathBuf;
 
 pub use reader::{ImageReader, StoreConfig};
 pub use referrers::{merge_referrer, referrers_tag};
+pub use transport::{unknown_transport, Transport};
 pub use view::{ImageView, OpenImage};
 #[cfg(feature = "registry")]
 pub use writer::push;
@@ -57,27 +59,25 @@ impl ImageRef {
     /// `:` after the last `/` starts the tag.
     pub fn parse(s: &str) -> Result<Self> {
         let bad = |why: &str| Error::Config(format!("image reference {s:?}: {why}"));
-        if s.starts_with("docker://") {
-            #[cfg(feature = "registry")]
-            return Ok(ImageRef::Registry(RegistryRef::parse(s)?));
-            #[cfg(not(feature = "registry"))]
-            return Err(Error::unsupported(
-                s,
-                "this build of chunkah has no registry client (the `registry` feature)",
-            ));
-        }
-        let (archive, rest) = if let Some(rest) = s.strip_prefix("oci:") {
-            (false, rest)
-        } else if let Some(rest) = s.strip_prefix("oci-archive:") {
-            (true, rest)
-        } else {
-            let why = match transport_of(s) {
-                Some(transport) => format!("unknown transport {transport:?}: "),
-                None => String::new(),
-            };
-            return Err(bad(&format!(
-                "{why}expected oci:DIR[:TAG], oci-archive:FILE[:TAG] or docker://HOST/REPO:TAG"
-            )));
+        let expected = || Transport::expected(&Transport::IMAGES);
+        let (archive, rest) = match Transport::split(s) {
+            Some((Transport::Docker, _)) => return registry_ref(s),
+            Some((Transport::Oci, rest)) => (false, rest),
+            Some((Transport::OciArchive, rest)) => (true, rest),
+            Some((t @ (Transport::Dir | Transport::Tar), _)) => {
+                return Err(bad(&format!(
+                    "{} names a root file system, not an image: expected {}",
+                    t.prefix(),
+                    expected()
+                )))
+            }
+            None => {
+                let why = match unknown_transport(s) {
+                    Some(transport) => format!("unknown transport {transport:?}: "),
+                    None => String::new(),
+                };
+                return Err(bad(&format!("{why}expected {}", expected())));
+            }
         };
         let slash = rest.rfind('/').map_or(0, |i| i + 1);
         let (path, tag) = match rest[slash..].rfind(':') {
@@ -155,16 +155,16 @@ impl ImageRef {
     }
 }
 
-/// The transport `s` starts with (`docker-archive` of
-/// `docker-archive:x.tar`), if it looks like one: letters, digits and `-`
-/// before the first `:`, no `/`.
-pub fn transport_of(s: &str) -> Option<&str> {
-    let (transport, _) = s.split_once(':')?;
-    (!transport.is_empty()
-        && transport
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-'))
-    .then_some(transport)
+/// `docker://…` as a registry reference (an error in a build without the
+/// registry client).
+fn registry_ref(s: &str) -> Result<ImageRef> {
+    #[cfg(feature = "registry")]
+    return Ok(ImageRef::Registry(RegistryRef::parse(s)?));
+    #[cfg(not(feature = "registry"))]
+    return Err(Error::unsupported(
+        s,
+        "this build of chunkah has no registry client (the `registry` feature)",
+    ));
 }
 
 impl std::str::FromStr for ImageRef {
