@@ -17,7 +17,7 @@ use super::pack::{pack_with, PackJob, PackOptions, PackReport};
 use crate::error::{Error, Result};
 use crate::oci::archive::write_archive_to;
 use crate::oci::layout::LayoutWriter;
-use crate::store::{ImageRef, ImageWriter};
+use crate::store::{ImageRef, ImageWriter, Transport};
 
 /// Where the archive goes.
 pub enum ArchiveTarget<'a> {
@@ -37,7 +37,9 @@ impl std::fmt::Display for ArchiveTarget<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             ArchiveTarget::Stream { name, .. } => write!(f, "{name}"),
-            ArchiveTarget::File(p) => write!(f, "oci-archive:{}", p.display()),
+            ArchiveTarget::File(p) => {
+                write!(f, "{}{}", Transport::OciArchive.prefix(), p.display())
+            }
         }
     }
 }

@@ -177,13 +177,13 @@ impl std::str::FromStr for ImageRef {
 
 impl std::fmt::Display for ImageRef {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let (scheme, path) = match self {
-            ImageRef::Layout { dir, .. } => ("oci", dir),
-            ImageRef::Archive { file, .. } => ("oci-archive", file),
+        let (transport, path) = match self {
+            ImageRef::Layout { dir, .. } => (Transport::Oci, dir),
+            ImageRef::Archive { file, .. } => (Transport::OciArchive, file),
             #[cfg(feature = "registry")]
             ImageRef::Registry(r) => return write!(f, "{r}"),
         };
-        write!(f, "{scheme}:{}", path.display())?;
+        write!(f, "{}{}", transport.prefix(), path.display())?;
         if let Some(tag) = self.tag() {
             write!(f, ":{tag}")?;
         }
