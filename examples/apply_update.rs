@@ -6,9 +6,9 @@
 //!
 //! NEW is where NEW's bytes are read: `oci:`, `oci-archive:` or `docker://`.
 
+use chunkah::jobs::ApplyOptions;
 use chunkah::jobs::{apply, ApplyJob, JobContext};
-use chunkah::store::{ImageRef, StoreConfig};
-use chunkah::update::ApplyOptions;
+use chunkah::{ImageRef, StoreConfig};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);

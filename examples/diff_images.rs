@@ -6,8 +6,8 @@
 //! OLD and NEW are image references (`oci:DIR[:TAG]`, `oci-archive:FILE[:TAG]`,
 //! `docker://HOST/REPO:TAG`), or both `dir:PATH` trees.
 
+use chunkah::jobs::RequestOptions;
 use chunkah::jobs::{diff, DiffJob, Input, JobContext};
-use chunkah::update::RequestOptions;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);

@@ -11,7 +11,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use chunkah::jobs::{pack, Event, Input, JobContext, PackJob, PackOptions};
-use chunkah::store::{ImageRef, StoreConfig};
+use chunkah::{ImageRef, StoreConfig};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);

@@ -6,9 +6,9 @@
 
 use std::path::PathBuf;
 
+use chunkah::jobs::Compression;
 use chunkah::jobs::{pack, Input, JobContext, PackJob, PackOptions};
-use chunkah::layer::Compression;
-use chunkah::store::{ImageRef, StoreConfig};
+use chunkah::{ImageRef, StoreConfig};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);

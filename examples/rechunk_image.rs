@@ -9,8 +9,8 @@
 //! speaks plain HTTP on 127.0.0.1.
 
 use chunkah::jobs::{pack, Event, Input, JobContext, PackJob, PackOptions};
-use chunkah::registry::{default_auth_files, ClientConfig, Credentials};
-use chunkah::store::{ImageRef, StoreConfig};
+use chunkah::{default_auth_files, ClientConfig, Credentials};
+use chunkah::{ImageRef, StoreConfig};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);

@@ -3,7 +3,7 @@
 //! `cargo run --release --example update_report -- IMAGE1 IMAGE2 ...`
 
 use chunkah::jobs::{report, JobContext, ReportJob};
-use chunkah::store::ImageRef;
+use chunkah::ImageRef;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let images = std::env::args()

@@ -143,7 +143,7 @@ pub fn anonymous_file(dir: &Path) -> Result<File> {
 
 /// Passes a stream through, writing a copy of what is read.
 pub struct Tee<'a, R> {
-    /// The stream.
+    /// The stream read.
     pub inner: R,
     /// Where the copy goes.
     pub copy: &'a mut File,
@@ -215,7 +215,7 @@ pub fn temp_name(dir: &Path) -> PathBuf {
 pub enum LockMode {
     /// With other shared holders; excludes exclusive ones.
     Shared,
-    /// Alone.
+    /// With no other holder.
     Exclusive,
 }
 

@@ -14,7 +14,7 @@
 //!
 //! ```
 //! use chunkah::jobs::{pack, JobContext, Input, PackJob, PackOptions};
-//! use chunkah::store::{ImageRef, StoreConfig};
+//! use chunkah::{ImageRef, StoreConfig};
 //!
 //! let dir = std::env::temp_dir().join(format!("chunkah-doc-{}", std::process::id()));
 //! let ctx = JobContext {
@@ -41,7 +41,7 @@
 //! ```
 //! # use chunkah::jobs::{pack, PackJob, PackOptions};
 //! use chunkah::jobs::{apply, diff, ApplyJob, DiffJob, Input, JobContext};
-//! use chunkah::store::{ImageRef, StoreConfig};
+//! use chunkah::{ImageRef, StoreConfig};
 //! # let dir = std::env::temp_dir().join(format!("chunkah-doc-plan-{}", std::process::id()));
 //! let ctx = JobContext {
 //!     store: StoreConfig { scratch_dir: Some(std::env::temp_dir()), ..StoreConfig::default() },
@@ -97,21 +97,26 @@
 //! # The house
 //!
 //! Data flows one way, and so do imports: each module uses only those
-//! listed before it (`tests/layering.rs` checks this).
+//! listed before it (`tests/layering.rs` checks this). The public face is
+//! [`jobs`], [`chunker`], the image references ([`ImageRef`],
+//! [`StoreConfig`], [`Transport`], and `RegistryRef` with the `registry`
+//! feature) and [`Error`]; the stages below are reachable for the binary,
+//! tests and fuzz targets but hidden from these docs, with no stability
+//! promise.
 //!
 //! | module | what it holds |
 //! |---|---|
-//! | [`error`], [`digest`], [`io`] | the [`Error`] type; [`ChunkId`] (BLAKE3) and [`Digest`] (sha256); file regions, scratch files, decompression, atomic writes |
+//! | `error`, `digest`, `io` | the [`Error`] type; [`ChunkId`] (BLAKE3) and [`Digest`] (sha256); file regions, scratch files, decompression, atomic writes |
 //! | [`chunker`] | content-defined chunking: FastCDC and the vector gear hash, SIMD kernels |
-//! | [`walk`] | a directory or tar streams become a sorted tree of entries |
-//! | [`component`] | which package owns each path (dpkg, rpm, apk, pacman) |
-//! | [`grouping`] | files into components, components into at most N layers (a plan) |
-//! | [`layer`] | tar writing, zstd frames, the chunk index and its annotations |
-//! | [`oci`] | OCI JSON types, layouts and archives on this machine, an image's layers applied |
+//! | `walk` | a directory or tar streams become a sorted tree of entries |
+//! | `component` | which package owns each path (dpkg, rpm, apk, pacman) |
+//! | `grouping` | files into components, components into at most N layers (a plan) |
+//! | `layer` | tar writing, zstd frames, the chunk index and its annotations |
+//! | `oci` | OCI JSON types, layouts and archives on this machine, an image's layers applied |
 //! | `registry` | the OCI distribution client (feature `registry`), knowing only OCI's JSON types |
-//! | [`store`] | references resolved to a layout, an archive or a registry; reading and writing any of them; an image as planning sees it |
-//! | [`delta`] | binary deltas: made from two images, found beside an image |
-//! | [`update`] | what a client holding one image fetches for another (the plan at every level), and rebuilding it |
+//! | `store` | references resolved to a layout, an archive or a registry; reading and writing any of them; an image as planning sees it |
+//! | `delta` | binary deltas: made from two images, found beside an image |
+//! | `update` | what a client holding one image fetches for another (the plan at every level), and rebuilding it |
 //! | [`jobs`] | the jobs, driving all of the above |
 //!
 //! The library never prints, never exits and reads no environment variable:
@@ -122,29 +127,48 @@
 //! - `cli` (default): the `chunkah` binary and what only it needs (clap,
 //!   indicatif, anyhow).
 //! - `registry` (default): `docker://` references and the registry client
-//!   (ureq, rustls). Without it the [`store`] reads and writes layouts and
+//!   (ureq, rustls). Without it images are read and written in layouts and
 //!   archives, and a `docker://` reference is [`Error::Unsupported`].
 
 #![deny(missing_docs)]
 
 pub mod chunker;
-pub mod component;
-pub mod delta;
-pub mod digest;
-pub mod error;
-pub mod grouping;
-pub mod io;
 pub mod jobs;
+
+// The stages below the jobs. Public only so that the `chunkah` binary, the
+// tests, benches and fuzz targets reach them: hidden from the docs, no
+// stability promise.
+#[doc(hidden)]
+pub mod component;
+#[doc(hidden)]
+pub mod delta;
+#[doc(hidden)]
+pub mod digest;
+#[doc(hidden)]
+pub mod error;
+#[doc(hidden)]
+pub mod grouping;
+#[doc(hidden)]
+pub mod io;
+#[doc(hidden)]
 pub mod layer;
+#[doc(hidden)]
 pub mod oci;
 #[cfg(feature = "registry")]
+#[doc(hidden)]
 pub mod registry;
+#[doc(hidden)]
 pub mod store;
+#[doc(hidden)]
 pub mod update;
+#[doc(hidden)]
 pub mod walk;
 
 pub use digest::{ChunkId, Digest};
 pub use error::{Error, Result};
+#[cfg(feature = "registry")]
+pub use registry::{default_auth_files, ClientConfig, Credentials, RegistryRef, Target};
+pub use store::{ImageRef, StoreConfig, Transport};
 
 /// The README's examples, compiled and run as doc tests.
 #[cfg(doctest)]

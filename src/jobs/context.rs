@@ -25,14 +25,14 @@ pub enum Event {
     Reading,
     /// The tree was walked.
     Walked {
-        /// Entries found.
+        /// Entries in the tree: files, directories, links and devices.
         entries: usize,
         /// Bytes of regular-file content.
         bytes: u64,
     },
     /// Layers were planned.
     Planned {
-        /// How many.
+        /// Layers the image will have.
         layers: usize,
     },
     /// One more layer is written.
@@ -51,16 +51,16 @@ pub enum Event {
     },
     /// Parts of a binary delta compressed so far, of all it will have.
     DeltaParts {
-        /// Compressed so far.
+        /// Parts compressed so far.
         done: u64,
-        /// In all.
+        /// Parts the delta will have.
         total: u64,
     },
     /// One more step of a series is planned (report).
     StepPlanned {
         /// Steps planned so far.
         done: usize,
-        /// In all.
+        /// Steps in the series (one fewer than its images).
         total: usize,
     },
     /// One more blob of the new image is in place (apply): kept, fetched or
@@ -68,7 +68,7 @@ pub enum Event {
     BlobWritten {
         /// Blobs in place so far (the config first).
         done: usize,
-        /// In all.
+        /// Blobs of the new image: its config and layers.
         total: usize,
     },
 }

@@ -13,9 +13,9 @@
 //!   any writer), as `chunkah build` writes it.
 //!
 //! The jobs are the one place that knows every stage: they read sources
-//! through [`crate::store`], plan layers with [`crate::grouping`] and
-//! updates with [`crate::update`], make deltas with [`crate::delta`], and
-//! write with [`crate::layer`] and [`crate::oci`].
+//! through `store`, plan layers with `grouping` and
+//! updates with `update`, make deltas with `delta`, and
+//! write with `layer` and `oci`.
 
 mod apply;
 mod archive;
@@ -30,10 +30,33 @@ pub use apply::{apply, ApplyJob, ApplyOutcome};
 pub use archive::{pack_archive, ArchiveJob, ArchiveTarget};
 pub use context::{Event, JobContext};
 pub use delta::{delta, DeltaJob, DeltaReport, EMPTY_MEDIA_TYPE};
-pub use diff::{diff, ByteUnit, DiffJob, DiffReport, PlanFile};
+pub use diff::{diff, ByteUnit, DiffJob, DiffReport, PlanDelta, PlanFile};
 pub use input::Input;
 pub use pack::{
     pack, prior_components, LayerReport, PackJob, PackOptions, PackReport, COMPONENTS_ANNOTATION,
     MAX_LAYERS,
 };
 pub use report::{report, ReportJob, SeriesReport, Step};
+
+// What the jobs take and return from the stages below them: the options they
+// pass down and the records their reports carry.
+pub use crate::delta::make::{DeltaConfig, MakeStats};
+pub use crate::layer::Compression;
+pub use crate::store::PushReport;
+pub use crate::update::apply::DeltaUse;
+pub use crate::update::rebuild::Fallback;
+pub use crate::update::{ApplyOptions, ApplyReport, RequestOptions};
+pub use crate::walk::Prune;
+
+/// What a plan and a diff report hold: the levels, every blob's action, and
+/// the OCI and chunk-index records they name (as serialised in plan files).
+pub mod plan {
+    pub use crate::layer::index::{
+        ChunkIndex, Frame, FrameKey, FrameKind, IndexLocation, IndexedFile, TrailerKeys,
+    };
+    pub use crate::oci::types::{Descriptor, Manifest, Platform, RuntimeConfig};
+    #[cfg(feature = "registry")]
+    pub use crate::registry::Stats;
+    pub use crate::store::view::IndexRange;
+    pub use crate::update::{BlobAction, BlobPlan, Level, Levels, UpdatePlan};
+}

@@ -21,14 +21,15 @@ pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
 pub struct Descriptor {
     /// Media type of the referenced content.
     pub media_type: String,
-    /// Its digest.
+    /// sha256 of the referenced bytes.
     pub digest: Digest,
     /// Its size in bytes.
     pub size: u64,
     /// The artifact type of a manifest listed in a referrers index.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub artifact_type: Option<String>,
-    /// Annotations.
+    /// Annotations of the referenced content (a layer's chunk index
+    /// location, a manifest's `org.opencontainers.image.ref.name`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: BTreeMap<String, String>,
     /// The platform of a manifest listed in an image index.
@@ -73,7 +74,7 @@ pub struct Manifest {
     /// The manifest an artifact refers to (OCI 1.1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subject: Option<Descriptor>,
-    /// Annotations.
+    /// Annotations of the manifest (an image's labels are in its config).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: BTreeMap<String, String>,
 }
@@ -87,9 +88,9 @@ pub struct Index {
     /// [`INDEX_MEDIA_TYPE`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub media_type: Option<String>,
-    /// The manifests.
+    /// The manifests it lists: one per platform, or one per tag in a layout.
     pub manifests: Vec<Descriptor>,
-    /// Annotations.
+    /// Annotations of the index itself.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: BTreeMap<String, String>,
 }
@@ -98,7 +99,7 @@ pub struct Index {
 /// as they were read, in `other`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct RuntimeConfig {
-    /// Labels.
+    /// The image's labels (`--label` edits them).
     #[serde(rename = "Labels", default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
     /// Env, Entrypoint, Cmd, User, WorkingDir, ExposedPorts, Volumes, StopSignal...
@@ -125,7 +126,7 @@ pub struct History {
     /// What made it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub created_by: Option<String>,
-    /// A comment.
+    /// Free text (chunkah writes the layer's components).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub comment: Option<String>,
     /// Who made it.
@@ -152,12 +153,12 @@ pub struct ImageConfig {
     pub variant: Option<String>,
     /// Operating system.
     pub os: String,
-    /// Runtime configuration.
+    /// What a container of the image runs with.
     #[serde(default)]
     pub config: RuntimeConfig,
-    /// Layers.
+    /// The layers' diff_ids, bottom first.
     pub rootfs: RootFs,
-    /// History.
+    /// How each layer was made, bottom first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub history: Vec<History>,
     /// Fields chunkah does not interpret (`os.version`, `os.features`...),
