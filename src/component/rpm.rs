@@ -450,10 +450,11 @@ mod tests {
         }
     }
 
-    #[test]
-    fn malformed_headers_are_errors() {
+    /// Headers broken in their framing or their NAME and SOURCERPM tags,
+    /// with what the error must say.
+    fn malformed_framing() -> Vec<(Vec<u8>, &'static str)> {
         let name = [NAME.0, STRING, 0, 1];
-        let cases: Vec<(Vec<u8>, &str)> = vec![
+        vec![
             (vec![0, 0, 0], "truncated"),
             (raw(&[name], b"x\0")[..20].to_vec(), "is not 20 bytes long"),
             (
@@ -468,6 +469,14 @@ mod tests {
                 raw(&[[SOURCERPM.0, STRING, 0, 1]], b"a-1-1.src.rpm\0"),
                 "no NAME",
             ),
+            (raw(&[name], b"\xff\0"), "not UTF-8"),
+        ]
+    }
+
+    /// Headers whose file lists are broken, with what the error must say.
+    fn malformed_file_lists() -> Vec<(Vec<u8>, &'static str)> {
+        let name = [NAME.0, STRING, 0, 1];
+        vec![
             (
                 raw(&[name, [OLDFILENAMES.0, STRING_ARRAY, 0, 1000]], b"a\0/b\0"),
                 "1000 strings",
@@ -539,16 +548,29 @@ mod tests {
                 ),
                 "2 BASENAMES but 1 DIRINDEXES",
             ),
-            (raw(&[name], b"\xff\0"), "not UTF-8"),
-        ];
-        // A source rpm name of an odd form falls back to the package name.
-        let odd = raw(&[name, [SOURCERPM.0, STRING, 2, 1]], b"a\0a.src.rpm\0");
-        assert_eq!(decode(&odd).unwrap().0, "rpm:a");
+        ]
+    }
+
+    #[test]
+    fn malformed_headers_are_errors() {
+        let cases = [malformed_framing(), malformed_file_lists()].concat();
+        assert_eq!(cases.len(), 17);
         for (blob, expected) in cases {
             let err = decode(&blob).unwrap_err();
             assert!(err.contains(expected), "{err:?} does not say {expected:?}");
         }
-        // Never a panic: every truncation is refused, any flip is survived.
+    }
+
+    #[test]
+    fn an_odd_source_rpm_name_falls_back_to_the_package_name() {
+        let name = [NAME.0, STRING, 0, 1];
+        let odd = raw(&[name, [SOURCERPM.0, STRING, 2, 1]], b"a\0a.src.rpm\0");
+        assert_eq!(decode(&odd).unwrap().0, "rpm:a");
+    }
+
+    #[test]
+    fn damaged_headers_never_panic() {
+        // Every truncation is refused, any flip is survived.
         let good = bash();
         for len in 0..good.len() {
             assert!(decode(&good[..len]).is_err());
