@@ -21,6 +21,20 @@ if [ ${#need[@]} -gt 0 ]; then
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
+# The SBOM validators the tests run (tests/sbom.rs), pinned, in their own
+# virtual environment.
+sbom_venv="${CHUNKAH_SBOM_VENV:-$HOME/.cache/chunkah/sbom-venv}"
+if ! "$sbom_venv/bin/python" -c 'import spdx_tools.spdx.validation, cyclonedx.validation.json, jsonschema' 2>/dev/null; then
+    echo "setup: SBOM validators into $sbom_venv" >&2
+    python3 -m venv --help >/dev/null 2>&1 || {
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
+    }
+    rm -rf "$sbom_venv"
+    python3 -m venv "$sbom_venv"
+    "$sbom_venv/bin/pip" install -q --disable-pip-version-check \
+        "spdx-tools==0.8.5" "cyclonedx-python-lib[json-validation]==11.12.0"
+fi
 if ! rustup target list --installed | grep -qx aarch64-unknown-linux-gnu; then
     echo "setup: rustup target add aarch64-unknown-linux-gnu" >&2
     rustup target add aarch64-unknown-linux-gnu

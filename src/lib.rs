@@ -113,6 +113,7 @@
 //! | `grouping` | files into components, components into at most N layers (a plan) |
 //! | `layer` | tar writing, zstd frames, the chunk index and its annotations |
 //! | `oci` | OCI JSON types, layouts and archives on this machine, an image's layers applied |
+//! | `sbom` | the packages of a tree as SPDX 2.3 and CycloneDX 1.6 JSON documents |
 //! | `registry` | the OCI distribution client (feature `registry`), knowing only OCI's JSON types |
 //! | `store` | references resolved to a layout, an archive or a registry; reading and writing any of them; an image as planning sees it |
 //! | `delta` | binary deltas: made from two images, found beside an image |
@@ -157,6 +158,8 @@ pub mod oci;
 #[cfg(feature = "registry")]
 #[doc(hidden)]
 pub mod registry;
+#[doc(hidden)]
+pub mod sbom;
 #[doc(hidden)]
 pub mod store;
 #[doc(hidden)]

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 /// The modules, bottom first. A module may use only those before it.
-const LAYERS: [&str; 14] = [
+const LAYERS: [&str; 15] = [
     "error",
     "digest",
     "io",
@@ -16,6 +16,7 @@ const LAYERS: [&str; 14] = [
     "grouping",
     "layer",
     "oci",
+    "sbom",
     "registry",
     "store",
     "delta",

@@ -1,0 +1,189 @@
+//! SBOM documents checked by validators that chunkah did not write:
+//! `pyspdxtools` (PyPI spdx-tools) for SPDX 2.3 and cyclonedx-python-lib's
+//! strict JSON-schema validator for CycloneDX 1.6, both installed by
+//! scripts/setup.sh into a virtual environment.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use chunkah::sbom::{cyclonedx_json, spdx_json, Distro, Ecosystem, Inventory, OwnedFile, Package};
+use chunkah::Digest;
+use common::TempDir;
+
+/// The validators' virtual environment (scripts/setup.sh makes it).
+fn venv() -> PathBuf {
+    let dir = std::env::var_os("CHUNKAH_SBOM_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/chunkah/sbom-venv")
+        });
+    assert!(
+        dir.join("bin/pyspdxtools").is_file(),
+        "this test needs the SBOM validators in {}: run scripts/setup.sh",
+        dir.display()
+    );
+    dir
+}
+
+fn package(ecosystem: Ecosystem, name: &str, version: Option<&str>, files: &[&str]) -> Package {
+    Package {
+        ecosystem,
+        name: name.into(),
+        version: version.map(str::to_string),
+        architecture: Some("amd64".into()),
+        source: None,
+        license: None,
+        files: files
+            .iter()
+            .map(|p| OwnedFile::of(*p, p.as_bytes()))
+            .collect(),
+    }
+}
+
+/// Packages of every ecosystem, with what validators trip on: no version,
+/// no files, a free-text licence, names and versions needing escapes, one
+/// file owned by two packages.
+fn inventory() -> Inventory {
+    let mut rpm = package(
+        Ecosystem::Rpm,
+        "bash",
+        Some("5.2.26-3.fc40"),
+        &["/usr/bin/bash"],
+    );
+    rpm.license = Some("GPLv3+".into());
+    rpm.source = Some("bash-5.2.26-3.fc40.src.rpm".into());
+    Inventory {
+        subject: "oci:/tmp/out:v1 <&\"'>".into(),
+        subject_digest: Some(Digest::of(b"manifest")),
+        distro: Some(Distro {
+            id: "debian".into(),
+            version_id: "12".into(),
+        }),
+        created: 1_700_000_000,
+        packages: vec![
+            package(
+                Ecosystem::Deb,
+                "libc6",
+                Some("2.36-9+deb12u4"),
+                &[
+                    "/usr/lib/x86_64-linux-gnu/libc.so.6",
+                    "/usr/share/doc/shared",
+                ],
+            ),
+            package(Ecosystem::Deb, "libc-bin", None, &["/usr/share/doc/shared"]),
+            package(Ecosystem::Deb, "perl", Some("1:5.36.0-7"), &[]),
+            rpm,
+            package(
+                Ecosystem::Apk,
+                "musl",
+                Some("1.2.5-r0"),
+                &["/lib/ld-musl.so.1"],
+            ),
+            package(
+                Ecosystem::Alpm,
+                "glibc",
+                Some("2.40-1"),
+                &["/usr/lib/libc.so.6"],
+            ),
+            package(
+                Ecosystem::Pypi,
+                "Typing_Extensions",
+                Some("4.12.2"),
+                &["/x.py"],
+            ),
+            package(
+                Ecosystem::Npm,
+                "@babel/core",
+                Some("7.0.0"),
+                &["/n/package.json"],
+            ),
+        ],
+    }
+}
+
+/// spdx-tools' parser and full validator (what `pyspdxtools -i` runs): its
+/// messages, or `valid` and the number of packages it read.
+const SPDX_CHECK: &str = "import sys\n\
+    from spdx_tools.spdx.parser.parse_anything import parse_file\n\
+    from spdx_tools.spdx.validation.document_validator import validate_full_spdx_document\n\
+    doc = parse_file(sys.argv[1])\n\
+    m = validate_full_spdx_document(doc)\n\
+    print('\\n'.join(x.validation_message for x in m) if m else f'valid {len(doc.packages)}')\n\
+    sys.exit(1 if m else 0)\n";
+
+fn run_check(venv: &std::path::Path, check: &str, file: &std::path::Path) -> (bool, String) {
+    let out = Command::new(venv.join("bin/python"))
+        .args(["-c", check])
+        .arg(file)
+        .output()
+        .unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), said.trim().to_string())
+}
+
+#[test]
+fn spdx_tools_accept_the_spdx_document() {
+    let venv = venv();
+    let dir = TempDir::new("sbom-spdx");
+    let file = dir.path().join("sbom.spdx.json");
+    std::fs::write(&file, spdx_json(&inventory())).unwrap();
+    let (ok, said) = run_check(&venv, SPDX_CHECK, &file);
+    assert!(ok, "{said}");
+    // The subject and the eight packages.
+    assert_eq!(said, "valid 9");
+    // The command-line tool agrees (it logs nothing when the document is valid).
+    let out = Command::new(venv.join("bin/pyspdxtools"))
+        .arg("-i")
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// cyclonedx-python-lib's strict JSON-schema validator for 1.6.
+const CYCLONEDX_CHECK: &str = "import sys\n\
+    from cyclonedx.schema import SchemaVersion\n\
+    from cyclonedx.validation.json import JsonStrictValidator\n\
+    e = JsonStrictValidator(SchemaVersion.V1_6).validate_str(open(sys.argv[1]).read())\n\
+    print(e if e else 'valid')\n\
+    sys.exit(1 if e else 0)\n";
+
+#[test]
+fn the_cyclonedx_schema_accepts_the_cyclonedx_document() {
+    let venv = venv();
+    let dir = TempDir::new("sbom-cdx");
+    let file = dir.path().join("sbom.cdx.json");
+    std::fs::write(&file, cyclonedx_json(&inventory())).unwrap();
+    let (ok, said) = run_check(&venv, CYCLONEDX_CHECK, &file);
+    assert!(ok, "{said}");
+    assert_eq!(said, "valid");
+}
+
+#[test]
+fn a_broken_document_is_refused_by_both() {
+    // The validators are not yes-sayers: a file without SHA-1 and a
+    // CycloneDX document of an unknown spec version fail.
+    let venv = venv();
+    let dir = TempDir::new("sbom-broken");
+    let spdx = spdx_json(&inventory()).replacen("\"SHA1\"", "\"MD5\"", 1);
+    let file = dir.path().join("broken.spdx.json");
+    std::fs::write(&file, spdx).unwrap();
+    let (ok, said) = run_check(&venv, SPDX_CHECK, &file);
+    assert!(!ok && said.contains("SHA1"), "{said}");
+    let cdx =
+        cyclonedx_json(&inventory()).replacen("\"type\": \"library\"", "\"type\": \"gadget\"", 1);
+    let file = dir.path().join("broken.cdx.json");
+    std::fs::write(&file, cdx).unwrap();
+    let (ok, said) = run_check(&venv, CYCLONEDX_CHECK, &file);
+    assert!(!ok && said.contains("gadget"), "{said}");
+}
