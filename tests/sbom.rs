@@ -8,7 +8,9 @@ mod common;
 use std::path::PathBuf;
 use std::process::Command;
 
-use chunkah::sbom::{cyclonedx_json, spdx_json, Distro, Ecosystem, Inventory, OwnedFile, Package};
+use chunkah::sbom::{
+    cyclonedx_json, spdx_json, Ecosystem, Inventory, OsRelease, OwnedFile, Package,
+};
 use chunkah::Digest;
 use common::TempDir;
 
@@ -57,7 +59,7 @@ fn inventory() -> Inventory {
     Inventory {
         subject: "oci:/tmp/out:v1 <&\"'>".into(),
         subject_digest: Some(Digest::of(b"manifest")),
-        distro: Some(Distro {
+        distro: Some(OsRelease {
             id: "debian".into(),
             version_id: "12".into(),
         }),

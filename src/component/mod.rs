@@ -38,11 +38,13 @@
 
 mod apk;
 mod dpkg;
+mod os_release;
 mod pacman;
 mod rpm;
 mod sqlite;
 mod view;
 
+pub use os_release::{read_os_release, OsRelease};
 pub use view::{DirRoot, Node, RootView, TarRoot};
 
 use std::collections::hash_map::Entry;

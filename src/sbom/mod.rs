@@ -9,6 +9,7 @@ mod spdx;
 
 use sha2::Digest as _;
 
+pub use crate::component::OsRelease;
 use crate::digest::Digest;
 
 pub use cyclonedx::cyclonedx_json;
@@ -103,15 +104,6 @@ pub struct Package {
     pub files: Vec<OwnedFile>,
 }
 
-/// The distribution a tree is (`/etc/os-release`'s `ID` and `VERSION_ID`).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Distro {
-    /// `debian`, `fedora`, `alpine`, `arch`.
-    pub id: String,
-    /// `12`, `40`, `3.20`; empty for rolling releases.
-    pub version_id: String,
-}
-
 /// What an SBOM describes: an image (or tree) and the packages in it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Inventory {
@@ -120,7 +112,7 @@ pub struct Inventory {
     /// The image manifest's digest, when the subject is an image.
     pub subject_digest: Option<Digest>,
     /// The distribution, when `/etc/os-release` names one.
-    pub distro: Option<Distro>,
+    pub distro: Option<OsRelease>,
     /// When the document is dated, seconds since the epoch (the tree's
     /// SOURCE_DATE_EPOCH, for reproducible documents).
     pub created: i64,
@@ -195,7 +187,7 @@ pub(crate) mod tests {
         Inventory {
             subject: "oci:out:v1".into(),
             subject_digest: Some(Digest::of(b"manifest")),
-            distro: Some(Distro {
+            distro: Some(OsRelease {
                 id: "debian".into(),
                 version_id: "12".into(),
             }),

@@ -1,11 +1,11 @@
 //! Package URLs (<https://github.com/package-url/purl-spec>):
 //! `pkg:TYPE/NAMESPACE/NAME@VERSION?QUALIFIERS`, each part percent-encoded.
 
-use super::{Distro, Ecosystem, Package};
+use super::{Ecosystem, OsRelease, Package};
 
 /// The package URL of `package` in a tree of `distro`:
 /// `pkg:deb/debian/libc6@2.36-9%2Bdeb12u4?arch=amd64&distro=debian-12`.
-pub fn purl(package: &Package, distro: Option<&Distro>) -> String {
+pub fn purl(package: &Package, distro: Option<&OsRelease>) -> String {
     let (namespace, name) = namespace_and_name(package, distro);
     let mut out = format!("pkg:{}/", package.ecosystem.purl_type());
     if let Some(ns) = namespace {
@@ -45,7 +45,7 @@ pub fn purl(package: &Package, distro: Option<&Distro>) -> String {
 /// The namespace and name the spec asks for: the distribution for
 /// distribution packages, the scope of a scoped npm package, none for
 /// PyPI (whose names are lower-cased with `_` as `-`).
-fn namespace_and_name(package: &Package, distro: Option<&Distro>) -> (Option<String>, String) {
+fn namespace_and_name(package: &Package, distro: Option<&OsRelease>) -> (Option<String>, String) {
     match package.ecosystem {
         Ecosystem::Pypi => (None, package.name.to_lowercase().replace('_', "-")),
         Ecosystem::Npm => match package.name.split_once('/') {
@@ -98,7 +98,7 @@ mod tests {
 
     #[test]
     fn distribution_packages_carry_arch_distro_and_source() {
-        let debian = Distro {
+        let debian = OsRelease {
             id: "debian".into(),
             version_id: "12".into(),
         };
@@ -114,7 +114,7 @@ mod tests {
             purl(&epoch, Some(&debian)),
             "pkg:deb/debian/perl@1%3A5.36.0-7?distro=debian-12"
         );
-        let arch = Distro {
+        let arch = OsRelease {
             id: "arch".into(),
             version_id: String::new(),
         };
@@ -131,7 +131,7 @@ mod tests {
 
     #[test]
     fn language_packages_follow_their_rules() {
-        let fedora = Distro {
+        let fedora = OsRelease {
             id: "fedora".into(),
             version_id: "40".into(),
         };
