@@ -8,6 +8,7 @@
 mod apply;
 mod base_config;
 mod build;
+mod chart;
 mod chunk;
 mod delta;
 mod diff;

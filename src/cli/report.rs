@@ -1,7 +1,6 @@
 //! `chunkah report IMAGE1 IMAGE2 ...`: update bandwidth at every level, step
 //! by step, as a table, JSON or an SVG chart.
 
-use std::fmt::Write as _;
 use std::io::{self, Write};
 use std::path::PathBuf;
 
@@ -10,6 +9,7 @@ use chunkah::jobs::{report, ReportJob, Step};
 use chunkah::store::ImageRef;
 use clap::Args;
 
+use super::chart::{BarChart, Group, Series};
 use super::diff::human;
 
 #[derive(Debug, Args)]
@@ -66,7 +66,7 @@ pub fn run(args: ReportArgs) -> Result<()> {
         .map(|(s, n)| (format!("{} -> {}", n[0], n[1]), s))
         .collect();
     if let Some(file) = &args.svg {
-        chunkah::io::write_atomic(file, svg(&steps).as_bytes())
+        chunkah::io::write_atomic(file, chart(&steps).to_svg().as_bytes())
             .with_context(|| format!("writing {}", file.display()))?;
     }
     let mut out = io::stdout().lock();
@@ -99,161 +99,60 @@ pub fn run(args: ReportArgs) -> Result<()> {
     Ok(())
 }
 
-/// A round step for `ticks` ticks up to at least `max`: 1, 2 or 5 times a
-/// power of ten.
-fn tick_step(max: f64, ticks: u32) -> f64 {
-    let raw = (max / f64::from(ticks)).max(1.0);
-    let power = 10f64.powf(raw.log10().floor());
-    [1.0, 2.0, 5.0, 10.0]
-        .iter()
-        .map(|m| m * power)
-        .find(|s| *s >= raw)
-        .unwrap_or(10.0 * power)
-}
+/// The chart's bars: the levels, cheapest last, each with its colour.
+const LEVELS: [Series; 5] = [
+    Series {
+        name: "image",
+        color: "#b0b0b0",
+    },
+    Series {
+        name: "layer",
+        color: "#e4794a",
+    },
+    Series {
+        name: "file",
+        color: "#e8b64c",
+    },
+    Series {
+        name: "chunk",
+        color: "#3a78c2",
+    },
+    Series {
+        name: "delta",
+        color: "#3f9a5a",
+    },
+];
 
-/// The unit charts use for values up to `max` bytes.
-fn unit(max: f64) -> (&'static str, f64) {
-    match max {
-        m if m >= 1e9 => ("GB", 1e9),
-        m if m >= 1e6 => ("MB", 1e6),
-        m if m >= 1e3 => ("kB", 1e3),
-        _ => ("B", 1.0),
-    }
-}
-
-/// A grouped bar chart: for each step, the bytes at each level.
-fn svg(steps: &[(String, &Step)]) -> String {
-    const LEVELS: [(&str, &str); 5] = [
-        ("image", "#b0b0b0"),
-        ("layer", "#e4794a"),
-        ("file", "#e8b64c"),
-        ("chunk", "#3a78c2"),
-        ("delta", "#3f9a5a"),
-    ];
-    // The delta level where any step has one.
-    let levels = if steps.iter().any(|(_, s)| s.levels.delta.is_some()) {
-        5
-    } else {
-        4
-    };
-    let bars = levels as f64;
-    let label_chars = steps
+/// A grouped bar chart: for each step, the bytes at each level; the delta
+/// level where any step has one.
+fn chart(steps: &[(String, &Step)]) -> BarChart {
+    let with_delta = steps.iter().any(|(_, s)| s.levels.delta.is_some());
+    let series = LEVELS[..if with_delta { 5 } else { 4 }].to_vec();
+    let groups = steps
         .iter()
-        .map(|(n, _)| n.chars().count())
-        .max()
-        .unwrap_or(0);
-    // Each group is wide enough for its x label (about 6 px a character).
-    let (bar, left, top, height) = (26.0, 80.0, 60.0, 260.0);
-    let group = (bar * bars + 30.0f64).max(label_chars as f64 * 6.5 + 12.0);
-    let width = (left + group * steps.len() as f64 + 20.0).max(460.0);
-    let max_bytes = steps
-        .iter()
-        .map(|(_, s)| s.levels.image.bytes)
-        .max()
-        .unwrap_or(1)
-        .max(1) as f64;
-    let (unit_name, scale) = unit(max_bytes);
-    let step = tick_step(max_bytes / scale, 4) * scale;
-    let ticks = (max_bytes / step).ceil().max(1.0) as u32;
-    let max = step * f64::from(ticks);
-    let decimals = if step / scale >= 1.0 { 0 } else { 1 };
-    let mut s = String::new();
-    let _ = writeln!(
-        s,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{h}" font-family="sans-serif" font-size="11">"#,
-        h = top + height + 50.0
-    );
-    let _ = writeln!(
-        s,
-        r#"<text x="10" y="20" font-size="14" font-weight="bold">Download per update step, by level ({unit_name})</text>"#
-    );
-    for (i, (name, color)) in LEVELS[..levels].iter().enumerate() {
-        let x = 10.0 + i as f64 * 80.0;
-        let _ = writeln!(
-            s,
-            r#"<rect x="{x}" y="32" width="10" height="10" fill="{color}"/><text x="{}" y="41">{name}</text>"#,
-            x + 14.0
-        );
-    }
-    let base = top + height;
-    let _ = writeln!(
-        s,
-        r##"<line x1="{left}" y1="{base}" x2="{}" y2="{base}" stroke="#333"/>"##,
-        width - 10.0
-    );
-    for tick in 0..=ticks {
-        let v = step * f64::from(tick);
-        let y = base - height * v / max;
-        let _ = writeln!(
-            s,
-            r##"<text x="{}" y="{}" text-anchor="end" fill="#555">{:.decimals$}</text><line x1="{left}" y1="{y}" x2="{}" y2="{y}" stroke="#ddd"/>"##,
-            left - 6.0,
-            y + 4.0,
-            v / scale,
-            width - 10.0
-        );
-    }
-    for (i, (name, step)) in steps.iter().enumerate() {
-        let x0 = left + (group - bar * bars) / 2.0 + i as f64 * group;
-        let l = &step.levels;
-        // A step without a delta has none: its bar is left empty.
-        let delta = l.delta.unwrap_or_default();
-        for (j, (level, (level_name, color))) in [l.image, l.layer, l.file, l.chunk, delta]
-            .iter()
-            .zip(LEVELS)
-            .take(levels)
-            .enumerate()
-        {
-            if j == 4 && l.delta.is_none() {
-                continue;
+        .map(|(name, step)| {
+            let l = &step.levels;
+            let bytes = [l.image, l.layer, l.file, l.chunk].map(|level| Some(level.bytes));
+            Group {
+                label: name.replace(" -> ", " → "),
+                bytes: bytes
+                    .into_iter()
+                    .chain([l.delta.map(|d| d.bytes)])
+                    .take(series.len())
+                    .collect(),
             }
-            let h = height * level.bytes as f64 / max;
-            let x = x0 + j as f64 * bar;
-            let _ = writeln!(
-                s,
-                r#"<rect x="{x}" y="{}" width="{}" height="{h}" fill="{color}"><title>{level_name}: {}</title></rect>"#,
-                base - h,
-                bar - 2.0,
-                human(level.bytes)
-            );
-            let _ = writeln!(
-                s,
-                r#"<text x="{}" y="{}" text-anchor="middle" font-size="8">{}</text>"#,
-                x + bar / 2.0 - 1.0,
-                base - h - 3.0,
-                xml(&human(level.bytes))
-            );
-        }
-        let _ = writeln!(
-            s,
-            r#"<text x="{}" y="{}" text-anchor="middle">{}</text>"#,
-            x0 + bar * bars / 2.0,
-            base + 18.0,
-            xml(&name.replace(" -> ", " → "))
-        );
+        })
+        .collect();
+    BarChart {
+        title: "Download per update step, by level".to_string(),
+        series,
+        groups,
     }
-    s.push_str("</svg>\n");
-    s
-}
-
-fn xml(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn ticks_are_round_and_distinct() {
-        assert_eq!(tick_step(4.0, 4), 1.0);
-        assert_eq!(tick_step(48.0, 4), 20.0);
-        assert_eq!(tick_step(0.3, 4), 1.0);
-        assert_eq!(unit(52_800_000.0), ("MB", 1e6));
-        assert_eq!(unit(1_800.0), ("kB", 1e3));
-    }
 
     #[test]
     fn labels_are_tags_when_they_differ() {
