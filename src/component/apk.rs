@@ -3,12 +3,16 @@
 //! One record per package, records separated by a blank line, each line
 //! `<letter>:<value>`. Read here: `P:` package name, `o:` origin (the source
 //! package; the component is `apk:<origin>`, or `apk:<name>` without one),
-//! `F:` a directory (relative to the root) and `R:` a file in the last `F:`
-//! directory. Other letters are skipped.
+//! `V:` version, `A:` architecture, `L:` licence, `F:` a directory
+//! (relative to the root) and `R:` a file in the last `F:` directory. Other
+//! letters are skipped.
 
 use std::path::Path;
 
-use super::{database_path, lines, malformed, push_component, utf8, OwnershipBuilder, RootFs};
+use super::{
+    database_path, lines, malformed, push_component, utf8, Database, InstalledPackage,
+    OwnershipBuilder, RootFs,
+};
 use crate::Result;
 
 /// Where apk keeps its database; newer layouts move it under `usr/`.
@@ -17,11 +21,11 @@ const INSTALLED: [&[u8]; 2] = [b"lib/apk/db/installed", b"usr/lib/apk/db/install
 pub(super) fn read(tree: &mut RootFs, out: &mut OwnershipBuilder) -> Result<()> {
     for rel in INSTALLED {
         if let Some((path, data)) = tree.read_file(rel)? {
-            for (component, paths) in parse(&path, &data)? {
-                let id = out.component(component);
+            for (package, paths) in parse(&path, &data)? {
+                let by = out.package(package);
                 for p in paths {
                     let resolved = tree.resolve_parent(&p)?;
-                    out.claim(resolved, id);
+                    out.claim_listed(resolved, by);
                 }
             }
             // On a usrmerged system both names are one file: read it once.
@@ -31,19 +35,25 @@ pub(super) fn read(tree: &mut RootFs, out: &mut OwnershipBuilder) -> Result<()> 
     Ok(())
 }
 
-/// The records of an installed database: component and the paths it lists
-/// (normalised, not resolved).
-fn parse(file: &Path, data: &[u8]) -> Result<Vec<(String, Vec<Vec<u8>>)>> {
+/// A package of the database and the paths it lists (normalised, not
+/// resolved).
+type Record = (InstalledPackage, Vec<Vec<u8>>);
+
+/// The records of an installed database.
+fn parse(file: &Path, data: &[u8]) -> Result<Vec<Record>> {
     #[derive(Default)]
-    struct Record<'a> {
+    struct Fields<'a> {
         start: usize,
         name: Option<&'a str>,
         origin: Option<&'a str>,
+        version: Option<&'a str>,
+        architecture: Option<&'a str>,
+        license: Option<&'a str>,
         dir: Vec<u8>,
         paths: Vec<Vec<u8>>,
     }
 
-    fn finish(file: &Path, r: Record<'_>, out: &mut Vec<(String, Vec<Vec<u8>>)>) -> Result<()> {
+    fn finish(file: &Path, r: Fields<'_>, out: &mut Vec<Record>) -> Result<()> {
         if r.start == 0 {
             return Ok(());
         }
@@ -51,12 +61,23 @@ fn parse(file: &Path, data: &[u8]) -> Result<Vec<(String, Vec<Vec<u8>>)>> {
             return Err(malformed(file, r.start, "record has no P: line"));
         };
         let origin = r.origin.filter(|o| !o.is_empty()).unwrap_or(name);
-        out.push((format!("apk:{origin}"), r.paths));
+        let some = |v: Option<&str>| v.filter(|v| !v.is_empty()).map(str::to_owned);
+        let package = InstalledPackage {
+            database: Database::Apk,
+            name: name.to_owned(),
+            version: some(r.version),
+            architecture: some(r.architecture),
+            source: Some(origin.to_owned()),
+            license: some(r.license),
+            component: format!("apk:{origin}"),
+            paths: Vec::new(),
+        };
+        out.push((package, r.paths));
         Ok(())
     }
 
     let mut out = Vec::new();
-    let mut r = Record::default();
+    let mut r = Fields::default();
     for (number, line) in lines(data) {
         if line.is_empty() {
             finish(file, std::mem::take(&mut r), &mut out)?;
@@ -71,6 +92,9 @@ fn parse(file: &Path, data: &[u8]) -> Result<Vec<(String, Vec<Vec<u8>>)>> {
         match key {
             b'P' => r.name = Some(utf8(value, file, number)?),
             b'o' => r.origin = Some(utf8(value, file, number)?),
+            b'V' => r.version = Some(utf8(value, file, number)?),
+            b'A' => r.architecture = Some(utf8(value, file, number)?),
+            b'L' => r.license = Some(utf8(value, file, number)?),
             b'F' => {
                 r.dir = database_path(value, file, number)?;
                 r.paths.push(r.dir.clone());
@@ -144,6 +168,38 @@ R:libz.so.1
             ["apk:busybox", "apk:musl", "apk:zlib"]
         );
         assert_eq!(o.len(), 8);
+    }
+
+    #[test]
+    fn packages_carry_version_architecture_origin_and_licence() {
+        let root = TempRoot::new("apk-packages");
+        root.write(
+            "lib/apk/db/installed",
+            format!("{INSTALLED}\nP:lic\nV:2-r0\nA:noarch\nL:MIT AND BSD-2-Clause\n"),
+        );
+        let packages = root.packages();
+        let names: Vec<&str> = packages.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["busybox-binsh", "lic", "musl", "zlib"]);
+        let musl = &packages[2];
+        assert_eq!(musl.version.as_deref(), Some("1.2.5-r0"));
+        assert_eq!(musl.architecture.as_deref(), Some("x86_64"));
+        assert_eq!(musl.source.as_deref(), Some("musl"));
+        assert_eq!(
+            musl.paths,
+            [
+                Path::new("lib"),
+                Path::new("lib/ld-musl-x86_64.so.1"),
+                Path::new("lib/libc.musl-x86_64.so.1")
+            ]
+        );
+        assert_eq!(packages[0].source.as_deref(), Some("busybox"));
+        assert_eq!(packages[0].architecture, None);
+        assert_eq!(packages[1].license.as_deref(), Some("MIT AND BSD-2-Clause"));
+        assert_eq!(packages[3].license, None);
+        // Without the paths: the same packages.
+        let o = root.read_both();
+        assert_eq!(o.packages().len(), 4);
+        assert!(o.packages().iter().all(|p| p.paths.is_empty()));
     }
 
     #[test]

@@ -18,7 +18,9 @@
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
-use super::{database_path, lines, malformed, utf8, OwnershipBuilder, RootFs};
+use super::{
+    database_path, lines, malformed, utf8, Database, InstalledPackage, OwnershipBuilder, RootFs,
+};
 use crate::Result;
 
 const STATUS: &[u8] = b"var/lib/dpkg/status";
@@ -29,7 +31,24 @@ const DIVERSIONS: &[u8] = b"var/lib/dpkg/diversions";
 struct Installed {
     package: String,
     architecture: Option<String>,
+    version: Option<String>,
+    source: String,
     component: String,
+}
+
+impl Installed {
+    fn record(&self) -> InstalledPackage {
+        InstalledPackage {
+            database: Database::Dpkg,
+            name: self.package.clone(),
+            version: self.version.clone(),
+            architecture: self.architecture.clone(),
+            source: Some(self.source.clone()),
+            license: None,
+            component: self.component.clone(),
+            paths: Vec::new(),
+        }
+    }
 }
 
 /// A diversion: where files of other packages go, and who diverted.
@@ -55,7 +74,8 @@ pub(super) fn read(tree: &mut RootFs, out: &mut OwnershipBuilder) -> Result<()> 
     let info_files: Vec<Vec<u8>> = tree.list(&info_dir)?.unwrap_or_default();
     let mut seen = HashSet::new();
     for package in &installed {
-        let id = out.component(package.component.clone());
+        let by = out.package(package.record());
+        let id = by.component;
         for name in [
             package
                 .architecture
@@ -107,7 +127,7 @@ pub(super) fn read(tree: &mut RootFs, out: &mut OwnershipBuilder) -> Result<()> 
                     continue;
                 }
                 let resolved = tree.resolve_parent(&path)?;
-                out.claim(resolved, id);
+                out.claim_listed(resolved, by);
             }
         }
     }
@@ -123,6 +143,7 @@ fn parse_status(file: &Path, data: &[u8]) -> Result<Vec<Installed>> {
         package: Option<&'a str>,
         source: Option<&'a str>,
         architecture: Option<&'a str>,
+        version: Option<&'a str>,
         status: Option<&'a str>,
     }
 
@@ -160,6 +181,8 @@ fn parse_status(file: &Path, data: &[u8]) -> Result<Vec<Installed>> {
         out.push(Installed {
             package: package.to_owned(),
             architecture: p.architecture.map(str::to_owned),
+            version: p.version.filter(|v| !v.is_empty()).map(str::to_owned),
+            source: source.to_owned(),
             component: format!("deb:{source}"),
         });
         Ok(())
@@ -192,6 +215,8 @@ fn parse_status(file: &Path, data: &[u8]) -> Result<Vec<Installed>> {
             &mut p.source
         } else if name.eq_ignore_ascii_case(b"Architecture") {
             &mut p.architecture
+        } else if name.eq_ignore_ascii_case(b"Version") {
+            &mut p.version
         } else if name.eq_ignore_ascii_case(b"Status") {
             &mut p.status
         } else {
@@ -245,6 +270,7 @@ Package: libc6
 Status: install ok installed
 Architecture: amd64
 Multi-Arch: same
+Version: 2.36-9+deb12u4
 Source: glibc (2.36-9)
 Description: GNU C Library
  continuation line: with a colon
@@ -342,6 +368,22 @@ Architecture: amd64
         );
         // Nine listed paths and the three .list files of installed packages.
         assert_eq!(o.len(), 12);
+        // Every installed package, with what its paragraph says; a package
+        // keeps what it lists (resolved), not dpkg's own files about it.
+        let packages = root.packages();
+        let names: Vec<&str> = packages.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["bash", "coreutils", "dash", "libc6"]);
+        let libc = &packages[3];
+        assert_eq!(libc.source.as_deref(), Some("glibc"));
+        assert_eq!(libc.version.as_deref(), Some("2.36-9+deb12u4"));
+        assert_eq!(packages[1].version, None);
+        assert_eq!(libc.architecture.as_deref(), Some("amd64"));
+        assert_eq!(libc.component, "deb:glibc");
+        assert!(libc
+            .paths
+            .contains(&"usr/lib/x86_64-linux-gnu/libc.so.6".into()));
+        assert!(!libc.paths.iter().any(|p| p.starts_with("var/lib/dpkg")));
+        assert_eq!(packages[0].source.as_deref(), Some("bash"));
     }
 
     #[test]

@@ -67,6 +67,44 @@ pub struct Ownership {
     /// Path -> index into `names`. Ordered by path components, which is the
     /// order of a sorted depth-first walk.
     owners: BTreeMap<PathBuf, usize>,
+    /// The installed packages the databases list, sorted.
+    packages: Vec<InstalledPackage>,
+}
+
+/// The package databases chunkah reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Database {
+    /// dpkg (Debian, Ubuntu).
+    Dpkg,
+    /// rpm (Fedora, RHEL, openSUSE).
+    Rpm,
+    /// apk (Alpine).
+    Apk,
+    /// pacman (Arch).
+    Pacman,
+}
+
+/// One installed package, as its database records it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InstalledPackage {
+    /// The database that lists it.
+    pub database: Database,
+    /// Its name (`libc6`, `bash`).
+    pub name: String,
+    /// Its version as the database writes it (`1:5.36.0-7`,
+    /// `5.2.26-3.fc40`); `None` when the record has none.
+    pub version: Option<String>,
+    /// The architecture it was built for (`amd64`, `x86_64`, `noarch`).
+    pub architecture: Option<String>,
+    /// The source package it was built from (its name, without version).
+    pub source: Option<String>,
+    /// The licence the database records, verbatim (dpkg records none).
+    pub license: Option<String>,
+    /// The component its files belong to (`deb:glibc`).
+    pub component: String,
+    /// The paths it lists, resolved in the tree, relative, sorted: read by
+    /// [`read_packages_in`] only (empty from [`read_package_databases_in`]).
+    pub paths: Vec<PathBuf>,
 }
 
 impl Ownership {
@@ -92,6 +130,12 @@ impl Ownership {
     /// The distinct component names, sorted.
     pub fn components(&self) -> impl Iterator<Item = &str> {
         self.names.iter().map(String::as_str)
+    }
+
+    /// The installed packages, sorted by database, name, version and
+    /// architecture.
+    pub fn packages(&self) -> &[InstalledPackage] {
+        &self.packages
     }
 
     /// Every owned path with its owner, sorted by path (component by
@@ -152,8 +196,23 @@ pub fn read_package_databases_in_tar(
 
 /// [`read_package_databases`] for any [`RootView`].
 pub fn read_package_databases_in(view: &dyn RootView) -> Result<Ownership> {
+    read_all(view, OwnershipBuilder::default())
+}
+
+/// [`read_package_databases_in`], each package also with the paths it
+/// lists ([`InstalledPackage::paths`]), for an inventory of the tree.
+pub fn read_packages_in(view: &dyn RootView) -> Result<Ownership> {
+    read_all(
+        view,
+        OwnershipBuilder {
+            keep_paths: true,
+            ..OwnershipBuilder::default()
+        },
+    )
+}
+
+fn read_all(view: &dyn RootView, mut builder: OwnershipBuilder) -> Result<Ownership> {
     let mut tree = RootFs::new(view);
-    let mut builder = OwnershipBuilder::default();
     dpkg::read(&mut tree, &mut builder)?;
     apk::read(&mut tree, &mut builder)?;
     pacman::read(&mut tree, &mut builder)?;
@@ -167,6 +226,16 @@ struct OwnershipBuilder {
     names: Vec<String>,
     ids: HashMap<String, usize>,
     owners: HashMap<Vec<u8>, usize>,
+    packages: Vec<InstalledPackage>,
+    /// Whether each package keeps the paths it lists.
+    keep_paths: bool,
+}
+
+/// Who lists a path: a package and its component.
+#[derive(Clone, Copy, Debug)]
+struct Lister {
+    component: usize,
+    package: usize,
 }
 
 impl OwnershipBuilder {
@@ -181,6 +250,27 @@ impl OwnershipBuilder {
                 id
             }
         }
+    }
+
+    /// Records an installed package; what it lists is claimed through the
+    /// returned [`Lister`].
+    fn package(&mut self, package: InstalledPackage) -> Lister {
+        let component = self.component(package.component.clone());
+        self.packages.push(package);
+        Lister {
+            component,
+            package: self.packages.len() - 1,
+        }
+    }
+
+    /// Records that a package lists `path` (normalised, relative): its
+    /// component claims it, and the package keeps it when paths are kept.
+    fn claim_listed(&mut self, path: Vec<u8>, by: Lister) {
+        if self.keep_paths && !path.is_empty() {
+            let kept = PathBuf::from(OsStr::from_bytes(&path));
+            self.packages[by.package].paths.push(kept);
+        }
+        self.claim(path, by.component);
     }
 
     /// Records that component `id` lists `path` (normalised, relative); the
@@ -223,7 +313,24 @@ impl OwnershipBuilder {
             .iter()
             .map(|&i| std::mem::take(&mut names[i]))
             .collect();
-        Ownership { names, owners }
+        let mut packages = self.packages;
+        for p in &mut packages {
+            p.paths.sort();
+            p.paths.dedup();
+        }
+        packages.sort_by(|a, b| {
+            (a.database, &a.name, &a.version, &a.architecture).cmp(&(
+                b.database,
+                &b.name,
+                &b.version,
+                &b.architecture,
+            ))
+        });
+        Ownership {
+            names,
+            owners,
+            packages,
+        }
     }
 }
 
@@ -569,6 +676,14 @@ mod test_support {
             let from_tar = super::read_package_databases_in_tar(&tree, &content).unwrap();
             assert_eq!(from_dir, from_tar, "a directory and a tarball of it differ");
             from_dir
+        }
+    }
+
+    impl TempRoot {
+        /// The packages read from the directory with the paths they list.
+        pub(crate) fn packages(&self) -> Vec<super::InstalledPackage> {
+            let view = super::DirRoot::open(&self.0).unwrap();
+            super::read_packages_in(&view).unwrap().packages().to_vec()
         }
     }
 

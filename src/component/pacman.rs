@@ -2,12 +2,16 @@
 //!
 //! Both files are sections: a `%HEADER%` line, value lines, a blank line.
 //! From `desc`: `%NAME%` and `%BASE%` (the source package; the component is
-//! `pacman:<base>`, or `pacman:<name>` without one). From `files`: `%FILES%`,
+//! `pacman:<base>`, or `pacman:<name>` without one), `%VERSION%`, `%ARCH%`
+//! and `%LICENSE%` (one licence a line). From `files`: `%FILES%`,
 //! paths relative to the root, directories ending in `/`.
 
 use std::path::Path;
 
-use super::{database_path, lines, malformed, push_component, utf8, OwnershipBuilder, RootFs};
+use super::{
+    database_path, lines, malformed, push_component, utf8, Database, InstalledPackage,
+    OwnershipBuilder, RootFs,
+};
 use crate::Result;
 
 const LOCAL: &[u8] = b"var/lib/pacman/local";
@@ -25,15 +29,7 @@ pub(super) fn read(tree: &mut RootFs, out: &mut OwnershipBuilder) -> Result<()> 
         }
         let desc = read_required(tree, &dir, b"desc")?;
         let files = read_required(tree, &dir, b"files")?;
-        let component = {
-            let (path, data) = &desc;
-            let sections = parse(path, data)?;
-            let name = first(&sections, b"%NAME%")
-                .ok_or_else(|| malformed(path, 1, "no %NAME% section"))?;
-            let base = first(&sections, b"%BASE%").unwrap_or(name);
-            format!("pacman:{}", utf8(base.1, path, base.0)?)
-        };
-        let id = out.component(component);
+        let by = out.package(package(&desc.0, &desc.1)?);
         let (path, data) = &files;
         for (header, values) in parse(path, data)? {
             if header != b"%FILES%" {
@@ -42,11 +38,42 @@ pub(super) fn read(tree: &mut RootFs, out: &mut OwnershipBuilder) -> Result<()> 
             for (number, value) in values {
                 let p = database_path(value, path, number)?;
                 let resolved = tree.resolve_parent(&p)?;
-                out.claim(resolved, id);
+                out.claim_listed(resolved, by);
             }
         }
     }
     Ok(())
+}
+
+/// The package a `desc` file describes.
+fn package(path: &Path, data: &[u8]) -> Result<InstalledPackage> {
+    let sections = parse(path, data)?;
+    let text = |header: &[u8]| -> Result<Option<String>> {
+        match first(&sections, header) {
+            Some((number, v)) => Ok(Some(utf8(v, path, number)?.to_owned())),
+            None => Ok(None),
+        }
+    };
+    let name = text(b"%NAME%")?.ok_or_else(|| malformed(path, 1, "no %NAME% section"))?;
+    let base = text(b"%BASE%")?.unwrap_or_else(|| name.clone());
+    let mut licenses = Vec::new();
+    for (h, values) in &sections {
+        if *h == b"%LICENSE%" {
+            for &(number, v) in values {
+                licenses.push(utf8(v, path, number)?);
+            }
+        }
+    }
+    Ok(InstalledPackage {
+        database: Database::Pacman,
+        version: text(b"%VERSION%")?,
+        architecture: text(b"%ARCH%")?,
+        license: (!licenses.is_empty()).then(|| licenses.join(" AND ")),
+        component: format!("pacman:{base}"),
+        source: Some(base),
+        name,
+        paths: Vec::new(),
+    })
 }
 
 /// Reads `dir/name`; a package directory without it is a broken database.
@@ -150,6 +177,29 @@ mod tests {
             ["pacman:bash", "pacman:gcc"]
         );
         assert_eq!(o.len(), 7);
+        let packages = root.packages();
+        assert_eq!(packages.len(), 2);
+        assert_eq!(packages[0].name, "bash");
+        assert_eq!(packages[0].version.as_deref(), Some("5.2-1"));
+        assert_eq!(packages[0].source.as_deref(), Some("bash"));
+        assert_eq!(packages[1].name, "gcc-libs");
+        assert_eq!(packages[1].source.as_deref(), Some("gcc"));
+        assert_eq!(packages[1].paths.len(), 4);
+    }
+
+    #[test]
+    fn desc_architecture_and_licences() {
+        let root = TempRoot::new("pacman-desc");
+        package(
+            &root,
+            "zlib-1.3-1",
+            "%NAME%\nzlib\n\n%VERSION%\n1:1.3-1\n\n%ARCH%\nx86_64\n\n%LICENSE%\nZlib\nMIT\n\n",
+            b"%FILES%\nusr/\n",
+        );
+        let packages = root.packages();
+        assert_eq!(packages[0].version.as_deref(), Some("1:1.3-1"));
+        assert_eq!(packages[0].architecture.as_deref(), Some("x86_64"));
+        assert_eq!(packages[0].license.as_deref(), Some("Zlib AND MIT"));
     }
 
     #[test]

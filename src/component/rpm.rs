@@ -34,7 +34,10 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use super::sqlite::{Database, Value, MAX_FILE_BYTES};
-use super::{database_path, malformed, push_component, too_many_links, OwnershipBuilder, RootFs};
+use super::{
+    database_path, malformed, push_component, too_many_links, Database as Db, InstalledPackage,
+    OwnershipBuilder, RootFs,
+};
 use crate::{Error, Result};
 
 /// Where rpm keeps its database, newest layout first.
@@ -117,11 +120,11 @@ fn read_sqlite(
             return Err(bad("the blob column is not a blob".into()));
         };
         let header = Header::parse(blob).map_err(bad)?;
-        let id = out.component(header.component().map_err(bad)?);
+        let by = out.package(header.package().map_err(bad)?);
         for raw in header.paths().map_err(bad)? {
             let path = database_path(&raw, file, line)?;
             let resolved = tree.resolve_parent(&path)?;
-            out.claim(resolved, id);
+            out.claim_listed(resolved, by);
         }
         Ok(())
     })
@@ -132,6 +135,11 @@ fn read_sqlite(
 struct Tag(u32, &'static str);
 
 const NAME: Tag = Tag(1000, "NAME");
+const VERSION: Tag = Tag(1001, "VERSION");
+const RELEASE: Tag = Tag(1002, "RELEASE");
+const EPOCH: Tag = Tag(1003, "EPOCH");
+const LICENSE: Tag = Tag(1014, "LICENSE");
+const ARCH: Tag = Tag(1022, "ARCH");
 const OLDFILENAMES: Tag = Tag(1027, "OLDFILENAMES");
 const SOURCERPM: Tag = Tag(1044, "SOURCERPM");
 const DIRINDEXES: Tag = Tag(1116, "DIRINDEXES");
@@ -224,15 +232,60 @@ impl<'a> Header<'a> {
     }
 
     /// The component: `rpm:` and the source package's name.
+    #[cfg(test)]
     fn component(&self) -> Parsed<String> {
+        Ok(self.package()?.component)
+    }
+
+    /// The package the header describes; its component is `rpm:` and the
+    /// source package's name.
+    fn package(&self) -> Parsed<InstalledPackage> {
         let name = self.string(NAME)?.ok_or("no NAME")?;
         let source = match self.string(SOURCERPM)? {
             // A source name not of the usual form: the package name will do.
             Some(rpm) => source_name(rpm).unwrap_or(name),
             None => name,
         };
-        let source = std::str::from_utf8(source).map_err(|_| "name is not UTF-8")?;
-        Ok(format!("rpm:{source}"))
+        let text = |b: &[u8], what: &str| {
+            std::str::from_utf8(b)
+                .map(str::to_owned)
+                .map_err(|_| format!("{what} is not UTF-8"))
+        };
+        let optional = |tag: Tag| -> Parsed<Option<String>> {
+            self.string(tag)?.map(|b| text(b, tag.1)).transpose()
+        };
+        let source = text(source, "name")?;
+        Ok(InstalledPackage {
+            database: Db::Rpm,
+            name: text(name, "name")?,
+            version: self.version()?,
+            architecture: optional(ARCH)?,
+            source: Some(source.clone()),
+            license: optional(LICENSE)?,
+            component: format!("rpm:{source}"),
+            paths: Vec::new(),
+        })
+    }
+
+    /// `[EPOCH:]VERSION-RELEASE`, as `rpm -q` prints it; `None` without a
+    /// VERSION (`gpg-pubkey` has one, some synthetic headers do not).
+    fn version(&self) -> Parsed<Option<String>> {
+        fn utf8(b: &[u8], tag: Tag) -> Parsed<&str> {
+            std::str::from_utf8(b).map_err(|_| format!("{} is not UTF-8", tag.1))
+        }
+        let Some(version) = self.string(VERSION)? else {
+            return Ok(None);
+        };
+        let mut out = String::new();
+        if let Some(&[epoch]) = self.int32_array(EPOCH)?.as_deref() {
+            out.push_str(&format!("{epoch}:"));
+        }
+        out.push_str(utf8(version, VERSION)?);
+        if let Some(release) = self.string(RELEASE)? {
+            out.push('-');
+            out.push_str(utf8(release, RELEASE)?);
+        }
+        Ok(Some(out))
     }
 
     /// The paths the package lists, as written (absolute).
@@ -604,6 +657,38 @@ mod tests {
 
     const SYSIMAGE: &str = "usr/lib/sysimage/rpm/rpmdb.sqlite";
     const VAR: &str = "var/lib/rpm/rpmdb.sqlite";
+
+    #[test]
+    fn packages_carry_epoch_version_release_arch_and_licence() {
+        let root = TempRoot::new("rpm-packages");
+        let vim = header(&[
+            (NAME, Str("vim-minimal")),
+            (VERSION, Str("9.1.0")),
+            (RELEASE, Str("1.fc40")),
+            (EPOCH, Ints(&[2])),
+            (ARCH, Str("x86_64")),
+            (LICENSE, Str("Vim AND MIT")),
+            (SOURCERPM, Str("vim-9.1.0-1.fc40.src.rpm")),
+            (BASENAMES, Strs(&["vi"])),
+            (DIRINDEXES, Ints(&[0])),
+            (DIRNAMES, Strs(&["/usr/bin/"])),
+        ]);
+        rpmdb(
+            &root,
+            SYSIMAGE,
+            &[vim, header(&[(NAME, Str("gpg-pubkey"))])],
+        );
+        let packages = root.packages();
+        assert_eq!(packages.len(), 2);
+        assert_eq!(packages[0].name, "gpg-pubkey");
+        assert_eq!(packages[0].version, None);
+        let vim = &packages[1];
+        assert_eq!(vim.version.as_deref(), Some("2:9.1.0-1.fc40"));
+        assert_eq!(vim.architecture.as_deref(), Some("x86_64"));
+        assert_eq!(vim.license.as_deref(), Some("Vim AND MIT"));
+        assert_eq!(vim.source.as_deref(), Some("vim"));
+        assert_eq!(vim.paths, [Path::new("usr/bin/vi")]);
+    }
 
     #[test]
     fn sqlite_databases_in_either_place() {
