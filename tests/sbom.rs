@@ -189,3 +189,130 @@ fn a_broken_document_is_refused_by_both() {
     let (ok, said) = run_check(&venv, CYCLONEDX_CHECK, &file);
     assert!(!ok && said.contains("gadget"), "{said}");
 }
+
+fn series() -> PathBuf {
+    let Some(series) = std::env::var_os("CHUNKAH_SERIES_DIR") else {
+        panic!("set CHUNKAH_SERIES_DIR to the output of ../shared/data/make-rootfs-series.sh (scripts/test.sh does)");
+    };
+    PathBuf::from(series)
+}
+
+/// `name version arch` of every installed package, as dpkg-query lists them.
+fn dpkg_query(root: &std::path::Path) -> Vec<String> {
+    let dpkg_query = common::require_tool("dpkg-query", "dpkg");
+    let out = Command::new(dpkg_query)
+        .arg(format!(
+            "--admindir={}",
+            root.join("var/lib/dpkg").display()
+        ))
+        .args([
+            "-W",
+            "-f",
+            "${Status}\t${Package} ${Version} ${Architecture}\n",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let mut lines: Vec<String> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split_once('\t'))
+        .filter(|(status, _)| status.ends_with(" ok installed"))
+        .map(|(_, p)| p.to_string())
+        .collect();
+    lines.sort();
+    lines
+}
+
+/// `name version arch` of every package an SPDX document lists.
+fn spdx_packages(doc: &serde_json::Value) -> Vec<String> {
+    let mut lines: Vec<String> = doc["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["SPDXID"] != "SPDXRef-Subject")
+        .map(|p| {
+            let purl = p["externalRefs"][0]["referenceLocator"].as_str().unwrap();
+            let arch = purl
+                .split("arch=")
+                .nth(1)
+                .unwrap()
+                .split('&')
+                .next()
+                .unwrap();
+            format!(
+                "{} {} {arch}",
+                p["name"].as_str().unwrap(),
+                p["versionInfo"].as_str().unwrap()
+            )
+        })
+        .collect();
+    lines.sort();
+    lines
+}
+
+#[test]
+fn every_series_tree_gets_valid_documents_listing_what_dpkg_lists() {
+    let venv = venv();
+    let series = series();
+    let dir = TempDir::new("sbom-series");
+    for v in ["v1", "v2", "v3", "v4"] {
+        let root = series.join(v);
+        let spdx = dir.path().join(format!("{v}.spdx.json"));
+        let cdx = dir.path().join(format!("{v}.cdx.json"));
+        for (format, file) in [("spdx-json", &spdx), ("cyclonedx-json", &cdx)] {
+            let out = common::run(
+                common::chunkah()
+                    .args(["sbom", "--format", format, "--json", "-o"])
+                    .arg(file)
+                    .arg(format!("dir:{}", root.display())),
+            );
+            let report = common::stdout_json(&out);
+            assert!(report["packages"].as_u64().unwrap() > 50, "{report}");
+            assert!(report["files"].as_u64().unwrap() > 1000, "{report}");
+        }
+        let (ok, said) = run_check(&venv, SPDX_CHECK, &spdx);
+        assert!(ok, "{v}: {said}");
+        let (ok, said) = run_check(&venv, CYCLONEDX_CHECK, &cdx);
+        assert!(ok && said == "valid", "{v}: {said}");
+        let doc = common::read_json(&spdx);
+        assert_eq!(spdx_packages(&doc), dpkg_query(&root), "{v}");
+        // Every package's purl names Debian.
+        let text = std::fs::read_to_string(&spdx).unwrap();
+        assert!(text.contains("pkg:deb/debian/"), "{v}");
+    }
+    // The same tree, the same bytes.
+    let again = dir.path().join("again.spdx.json");
+    common::run(
+        common::chunkah()
+            .args(["sbom", "-o"])
+            .arg(&again)
+            .arg(series.join("v1")),
+    );
+    assert_eq!(
+        std::fs::read(&again).unwrap(),
+        std::fs::read(dir.path().join("v1.spdx.json")).unwrap()
+    );
+}
+
+#[test]
+fn inputs_it_cannot_read_are_named() {
+    let sample = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/sample-rootfs.tar");
+    let out = common::chunkah()
+        .args(["sbom", &format!("tar:{sample}")])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("sample-rootfs.tar") && err.contains("dir: trees"),
+        "{err}"
+    );
+    let out = common::chunkah()
+        .args(["sbom", "dir:/no/such/tree"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("/no/such/tree"), "{err}");
+}

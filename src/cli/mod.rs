@@ -17,6 +17,7 @@ mod plan_args;
 mod progress;
 mod registry_args;
 mod report;
+mod sbom;
 mod size;
 
 use std::io::{self, Write};
@@ -51,6 +52,8 @@ enum Command {
     Report(report::ReportArgs),
     /// Make a binary delta from OLD to NEW and publish it beside NEW.
     Delta(delta::DeltaArgs),
+    /// The packages of a root file system as an SPDX or CycloneDX document.
+    Sbom(sbom::SbomArgs),
     /// Build an OCI archive from a rootfs: coreos/chunkah's `build` command
     /// line, flag for flag.
     Build(build::BuildArgs),
@@ -67,6 +70,7 @@ pub fn main() -> ExitCode {
         Command::Apply(args) => apply::run(args).map(|()| 0),
         Command::Report(args) => report::run(args).map(|()| 0),
         Command::Delta(args) => delta::run(args).map(|()| 0),
+        Command::Sbom(args) => sbom::run(args).map(|()| 0),
         Command::Build(args) => build::run(args, cli.verbose).map(|()| 0),
         Command::Diff(args) => {
             if args.exit_code() {

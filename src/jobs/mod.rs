@@ -9,6 +9,7 @@
 //! - [`report()`]: update bandwidth over a series of versions;
 //! - [`delta()`]: a binary delta from one image to another, published
 //!   beside the new one;
+//! - [`sbom()`]: the packages of a tree as an SPDX or CycloneDX document;
 //! - [`pack_archive()`]: [`pack()`] into one OCI archive stream (a file or
 //!   any writer), as `chunkah build` writes it.
 //!
@@ -25,6 +26,7 @@ mod diff;
 mod input;
 mod pack;
 mod report;
+mod sbom;
 
 pub use apply::{apply, ApplyJob, ApplyOutcome};
 pub use archive::{pack_archive, ArchiveJob, ArchiveTarget};
@@ -37,6 +39,7 @@ pub use pack::{
     MAX_LAYERS,
 };
 pub use report::{report, ReportJob, SeriesReport, Step};
+pub use sbom::{sbom, SbomDocument, SbomFormat, SbomJob};
 
 // What the jobs take and return from the stages below them: the options they
 // pass down and the records their reports carry.

@@ -4,6 +4,7 @@
 //! document. Deterministic: the same inventory gives the same bytes.
 
 mod cyclonedx;
+mod inventory;
 mod purl;
 mod spdx;
 
@@ -13,6 +14,7 @@ pub use crate::component::OsRelease;
 use crate::digest::Digest;
 
 pub use cyclonedx::cyclonedx_json;
+pub use inventory::inventory_of_dir;
 pub use purl::purl;
 pub use spdx::spdx_json;
 

@@ -1,0 +1,92 @@
+//! The sbom job: the packages of a root file system as an SPDX 2.3 or
+//! CycloneDX 1.6 JSON document.
+
+use serde::Serialize;
+
+use super::context::{Event, JobContext};
+use super::input::Input;
+use crate::error::{Error, Result};
+use crate::sbom::{cyclonedx_json, inventory_of_dir, spdx_json};
+
+/// The document formats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum SbomFormat {
+    /// SPDX 2.3 JSON.
+    #[serde(rename = "spdx-json")]
+    SpdxJson,
+    /// CycloneDX 1.6 JSON.
+    #[serde(rename = "cyclonedx-json")]
+    CycloneDxJson,
+}
+
+impl SbomFormat {
+    /// The media type of a document of this format (an OCI referrer's
+    /// `artifactType`).
+    pub fn media_type(self) -> &'static str {
+        match self {
+            SbomFormat::SpdxJson => "application/spdx+json",
+            SbomFormat::CycloneDxJson => "application/vnd.cyclonedx+json",
+        }
+    }
+}
+
+/// An sbom job.
+#[derive(Clone, Debug)]
+pub struct SbomJob {
+    /// The tree (a `dir:` input; tarballs and images are not read yet).
+    pub input: Input,
+    /// The document's format.
+    pub format: SbomFormat,
+    /// The document's date; without it, the newest packaged file's mtime,
+    /// so that the same tree gives the same bytes.
+    pub source_date_epoch: Option<i64>,
+}
+
+/// A document and what it holds.
+#[derive(Clone, Debug, Serialize)]
+pub struct SbomDocument {
+    /// The format.
+    pub format: SbomFormat,
+    /// Its media type.
+    pub media_type: &'static str,
+    /// Packages listed.
+    pub packages: usize,
+    /// Regular files listed with their digests, over all packages.
+    pub files: usize,
+    /// The document, JSON with a final newline.
+    #[serde(skip)]
+    pub text: String,
+}
+
+/// Runs an sbom job: reads the tree's package databases and hashes the
+/// files the packages list, on the context's threads.
+pub fn sbom(job: &SbomJob, ctx: &JobContext<'_>) -> Result<SbomDocument> {
+    ctx.validate()?;
+    let root = match &job.input {
+        Input::Dir(root) => root,
+        other => {
+            return Err(Error::unsupported(
+                other,
+                "sbom reads dir: trees (tarballs and images are not read yet)",
+            ))
+        }
+    };
+    ctx.check_cancel()?;
+    ctx.emit(Event::Reading);
+    let subject = job.input.to_string();
+    let inventory = ctx
+        .worker_pool()?
+        .install(|| inventory_of_dir(root, subject, job.source_date_epoch))?;
+    ctx.check_cancel()?;
+    let text = match job.format {
+        SbomFormat::SpdxJson => spdx_json(&inventory),
+        SbomFormat::CycloneDxJson => cyclonedx_json(&inventory),
+    };
+    Ok(SbomDocument {
+        format: job.format,
+        media_type: job.format.media_type(),
+        packages: inventory.packages.len(),
+        files: inventory.packages.iter().map(|p| p.files.len()).sum(),
+        text,
+    })
+}
