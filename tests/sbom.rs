@@ -297,22 +297,97 @@ fn every_series_tree_gets_valid_documents_listing_what_dpkg_lists() {
 
 #[test]
 fn inputs_it_cannot_read_are_named() {
+    let not_tar = concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml");
+    for (source, needle) in [
+        (format!("tar:{not_tar}"), "Cargo.toml"),
+        ("dir:/no/such/tree".to_string(), "/no/such/tree"),
+        ("oci:/no/such/layout:v1".to_string(), "/no/such/layout"),
+    ] {
+        let out = common::chunkah().args(["sbom", &source]).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{source}: {err}");
+        assert!(err.contains(needle), "{source}: {err}");
+        assert!(out.stdout.is_empty(), "{source}: no document on stdout");
+    }
+    // A bare tarball path; the sample's dpkg database and os-release.
     let sample = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/sample-rootfs.tar");
-    let out = common::chunkah()
-        .args(["sbom", &format!("tar:{sample}")])
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
-    assert!(
-        err.contains("sample-rootfs.tar") && err.contains("dir: trees"),
-        "{err}"
+    let out = common::run(common::chunkah().args(["sbom", "--format", "cyclonedx-json", sample]));
+    let doc = common::stdout_json(&out);
+    let purls: Vec<&str> = doc["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["purl"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        purls,
+        [
+            "pkg:deb/sample/greet@2.1-1?arch=amd64&distro=sample&upstream=greetings",
+            "pkg:deb/sample/hello@1.0?arch=amd64&distro=sample"
+        ]
     );
-    let out = common::chunkah()
-        .args(["sbom", "dir:/no/such/tree"])
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
-    assert!(err.contains("/no/such/tree"), "{err}");
+    // A tree without package databases is an empty inventory, not an error.
+    let empty = TempDir::new("sbom-empty");
+    let out = common::run(common::chunkah().arg("sbom").arg(empty.path()));
+    let doc = common::stdout_json(&out);
+    assert_eq!(
+        doc["packages"].as_array().unwrap().len(),
+        1,
+        "the subject alone"
+    );
+}
+
+#[test]
+fn an_image_and_a_tarball_of_a_tree_list_what_the_tree_lists() {
+    let series = series();
+    let dir = TempDir::new("sbom-image");
+    let tree = series.join("v1");
+    let layout = format!("oci:{}:v1", dir.path().join("images").display());
+    common::pack_json(&tree, &layout, &[]);
+    let tarball = dir.path().join("v1.tar");
+    let tar = common::require_tool("tar", "tar");
+    common::run(
+        Command::new(tar)
+            .arg("-C")
+            .arg(&tree)
+            .arg("-cf")
+            .arg(&tarball)
+            .arg("."),
+    );
+    let document = |source: &str, name: &str| {
+        let file = dir.path().join(name);
+        common::run(
+            common::chunkah()
+                .args(["sbom", "-o"])
+                .arg(&file)
+                .arg(source),
+        );
+        common::read_json(&file)
+    };
+    let from_tree = document(&format!("dir:{}", tree.display()), "tree.json");
+    let from_image = document(&layout, "image.json");
+    let from_tar = document(&format!("tar:{}", tarball.display()), "tar.json");
+    for (name, doc) in [("image", &from_image), ("tarball", &from_tar)] {
+        assert_eq!(doc["files"], from_tree["files"], "{name}");
+        assert_eq!(
+            doc["packages"].as_array().unwrap()[1..],
+            from_tree["packages"].as_array().unwrap()[1..],
+            "{name}"
+        );
+    }
+    // The image's manifest is the document's subject.
+    let index = common::read_json(&dir.path().join("images/index.json"));
+    let manifest = common::tagged(&index, "v1").unwrap()["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let subject = &from_image["packages"][0];
+    assert_eq!(
+        format!(
+            "sha256:{}",
+            subject["checksums"][0]["checksumValue"].as_str().unwrap()
+        ),
+        manifest
+    );
+    assert!(from_tree["packages"][0].get("checksums").is_none());
 }

@@ -18,7 +18,10 @@ enum Format {
 
 #[derive(Debug, Args)]
 pub struct SbomArgs {
-    /// The root file system: `dir:PATH` or a directory.
+    /// The root file system: `dir:PATH`, `tar:FILE`, a directory or tarball,
+    /// or an image (`oci:DIR[:TAG]`, `oci-archive:FILE[:TAG]`,
+    /// `docker://HOST/REPO:TAG`: its layers applied, its manifest the
+    /// document's subject).
     #[arg(value_name = "SOURCE", value_parser = Input::parse)]
     source: Input,
     /// The document's format.
@@ -37,6 +40,12 @@ pub struct SbomArgs {
     /// Worker threads hashing files (default: one per core).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     threads: Option<u16>,
+    /// The architecture image indexes are read for (amd64, arm64;
+    /// x86_64, aarch64 ... are read as such); default this machine's.
+    #[arg(long, value_name = "ARCH", value_parser = super::base_config::parse_arch)]
+    arch: Option<String>,
+    #[command(flatten)]
+    registry: super::registry_args::RegistryArgs,
 }
 
 pub fn run(args: SbomArgs) -> Result<()> {
@@ -48,7 +57,11 @@ pub fn run(args: SbomArgs) -> Result<()> {
         },
         source_date_epoch: super::source_date_epoch(args.source_date_epoch)?,
     };
-    let ctx = super::job_context(Default::default(), args.threads.map(usize::from), None);
+    let ctx = super::job_context(
+        args.registry.store()?,
+        args.threads.map(usize::from),
+        args.arch.as_deref(),
+    );
     let doc = sbom(&job, &ctx)?;
     let mut out = io::stdout().lock();
     let Some(file) = &args.output else {

@@ -6,7 +6,10 @@ use serde::Serialize;
 use super::context::{Event, JobContext};
 use super::input::Input;
 use crate::error::{Error, Result};
-use crate::sbom::{cyclonedx_json, inventory_of_dir, spdx_json};
+use crate::oci::flatten::flatten;
+use crate::sbom::{cyclonedx_json, inventory_of, spdx_json, Inventory, Subject, TreeFiles};
+use crate::store::ImageReader;
+use crate::walk::walk_tar;
 
 /// The document formats.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -33,7 +36,8 @@ impl SbomFormat {
 /// An sbom job.
 #[derive(Clone, Debug)]
 pub struct SbomJob {
-    /// The tree (a `dir:` input; tarballs and images are not read yet).
+    /// The tree: a directory, a tarball, or an image (its layers applied,
+    /// its manifest's digest the document's subject).
     pub input: Input,
     /// The document's format.
     pub format: SbomFormat,
@@ -62,21 +66,9 @@ pub struct SbomDocument {
 /// files the packages list, on the context's threads.
 pub fn sbom(job: &SbomJob, ctx: &JobContext<'_>) -> Result<SbomDocument> {
     ctx.validate()?;
-    let root = match &job.input {
-        Input::Dir(root) => root,
-        other => {
-            return Err(Error::unsupported(
-                other,
-                "sbom reads dir: trees (tarballs and images are not read yet)",
-            ))
-        }
-    };
     ctx.check_cancel()?;
     ctx.emit(Event::Reading);
-    let subject = job.input.to_string();
-    let inventory = ctx
-        .worker_pool()?
-        .install(|| inventory_of_dir(root, subject, job.source_date_epoch))?;
+    let inventory = ctx.worker_pool()?.install(|| inventory(job, ctx))?;
     ctx.check_cancel()?;
     let text = match job.format {
         SbomFormat::SpdxJson => spdx_json(&inventory),
@@ -89,4 +81,50 @@ pub fn sbom(job: &SbomJob, ctx: &JobContext<'_>) -> Result<SbomDocument> {
         files: inventory.packages.iter().map(|p| p.files.len()).sum(),
         text,
     })
+}
+
+/// The inventory of the job's input, read where it is.
+fn inventory(job: &SbomJob, ctx: &JobContext<'_>) -> Result<Inventory> {
+    let mut subject = Subject {
+        name: job.input.to_string(),
+        digest: None,
+        created: job.source_date_epoch,
+    };
+    let scratch = || {
+        ctx.store.scratch_dir.as_deref().ok_or_else(|| {
+            Error::Config(format!("reading {} needs a scratch directory", job.input))
+        })
+    };
+    match &job.input {
+        Input::Dir(root) => inventory_of(TreeFiles::Dir(root), subject),
+        Input::Tar(file) => {
+            let (tree, content) = walk_tar(file, scratch()?)?;
+            inventory_of(
+                TreeFiles::Tar {
+                    tree: &tree,
+                    content: &content,
+                },
+                subject,
+            )
+        }
+        Input::Image(r) => {
+            let reader = ImageReader::open_with(r, &ctx.store)?;
+            let image = reader.image(&ctx.architecture)?;
+            let (tree, content) = flatten(
+                &r.to_string(),
+                &image,
+                |d| reader.blob(&d.digest, d.size),
+                scratch()?,
+                &ctx.cancel,
+            )?;
+            subject.digest = Some(image.descriptor.digest);
+            inventory_of(
+                TreeFiles::Tar {
+                    tree: &tree,
+                    content: &content,
+                },
+                subject,
+            )
+        }
+    }
 }

@@ -1,44 +1,165 @@
-//! The inventory of a root file system directory: its packages as the
-//! databases record them, and the regular files each lists, hashed.
+//! The inventory of a root file system: its packages as the databases
+//! record them, and the regular files each lists, hashed where the tree
+//! holds them (a directory, or tar streams: a tarball, an image's layers).
 
+use std::collections::HashMap;
 use std::io::Read;
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::Path;
 
 use rayon::prelude::*;
 use sha2::Digest as _;
 
-use super::{Ecosystem, Inventory, OwnedFile, Package};
-use crate::component::{read_os_release, read_packages_in, Database, DirRoot, InstalledPackage};
+use super::{Ecosystem, Inventory, OsRelease, OwnedFile, Package};
+use crate::component::{
+    read_os_release, read_packages_in, Database, DirRoot, InstalledPackage, RootView, TarRoot,
+};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
+use crate::walk::{Entry, EntryKind, TarContent, Tree};
 
-/// The inventory of the tree at `root`, named `subject` in documents,
-/// dated `created` (seconds since the epoch) or, without it, by its newest
-/// packaged file, so that the same tree gives the same document.
+/// Where the tree an inventory is taken of is held.
+#[derive(Clone, Copy, Debug)]
+pub enum TreeFiles<'a> {
+    /// A directory on this machine.
+    Dir(&'a Path),
+    /// Tar streams, walked (a tarball, an image's layers applied).
+    Tar {
+        /// The tree's entries.
+        tree: &'a Tree,
+        /// Where their content is.
+        content: &'a TarContent,
+    },
+}
+
+/// What an inventory document says about its subject.
+#[derive(Clone, Debug)]
+pub struct Subject {
+    /// The image reference or tree path, as documents name it.
+    pub name: String,
+    /// The image manifest's digest, when the subject is an image.
+    pub digest: Option<Digest>,
+    /// The document's date, seconds since the epoch; without it, the newest
+    /// packaged file's mtime, so that the same tree gives the same document.
+    pub created: Option<i64>,
+}
+
+/// The inventory of the tree `files` holds.
 ///
 /// # Errors
 ///
 /// What reading the package databases gives ([`Error::PackageDb`] naming
 /// the file and line); [`Error::Io`] naming a listed file that cannot be
 /// read.
-pub fn inventory_of_dir(root: &Path, subject: String, created: Option<i64>) -> Result<Inventory> {
-    let view = DirRoot::open(root)?;
-    let ownership = read_packages_in(&view)?;
-    let distro = read_os_release(&view)?;
-    let hashed: Vec<(Package, i64)> = ownership
-        .packages()
+pub fn inventory_of(files: TreeFiles<'_>, subject: Subject) -> Result<Inventory> {
+    let (packages, distro) = match files {
+        TreeFiles::Dir(root) => packages_in(&DirRoot::open(root)?)?,
+        TreeFiles::Tar { tree, content } => packages_in(&TarRoot::new(tree, content))?,
+    };
+    let hasher = Hasher::new(files);
+    let hashed: Vec<(Package, i64)> = packages
         .par_iter()
-        .map(|p| package_of(root, p))
+        .map(|p| package_of(&hasher, p))
         .collect::<Result<_>>()?;
     let newest = hashed.iter().map(|(_, t)| *t).max().unwrap_or(0);
     Ok(Inventory {
-        subject,
-        subject_digest: None,
+        subject: subject.name,
+        subject_digest: subject.digest,
         distro,
-        created: created.unwrap_or(newest),
+        created: subject.created.unwrap_or(newest),
         packages: hashed.into_iter().map(|(p, _)| p).collect(),
     })
+}
+
+fn packages_in(view: &dyn RootView) -> Result<(Vec<InstalledPackage>, Option<OsRelease>)> {
+    let ownership = read_packages_in(view)?;
+    Ok((ownership.packages().to_vec(), read_os_release(view)?))
+}
+
+/// Hashes regular files of a tree by their relative path.
+enum Hasher<'a> {
+    Dir(&'a Path),
+    Tar {
+        entries: HashMap<&'a Path, &'a Entry>,
+        content: &'a TarContent,
+    },
+}
+
+impl<'a> Hasher<'a> {
+    fn new(files: TreeFiles<'a>) -> Self {
+        match files {
+            TreeFiles::Dir(root) => Hasher::Dir(root),
+            TreeFiles::Tar { tree, content } => Hasher::Tar {
+                entries: tree.entries.iter().map(|e| (&*e.path, e)).collect(),
+                content,
+            },
+        }
+    }
+
+    /// SHA-1, SHA-256 and mtime of the regular file at `rel`; `None` when
+    /// there is none (a directory, a link, a path listed but absent).
+    fn hash(&self, rel: &Path) -> Result<Option<([u8; 20], Digest, i64)>> {
+        match self {
+            Hasher::Dir(root) => {
+                let path = root.join(rel);
+                let meta = match std::fs::symlink_metadata(&path) {
+                    Ok(m) => m,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+                    Err(e) => return Err(Error::io(&path, e)),
+                };
+                if !meta.is_file() {
+                    return Ok(None);
+                }
+                let file = std::fs::File::open(&path).map_err(|e| Error::io(&path, e))?;
+                let (sha1, sha256) = hash_stream(file, &path)?;
+                Ok(Some((sha1, sha256, meta.mtime())))
+            }
+            Hasher::Tar { entries, content } => {
+                let Some(mut e) = entries.get(rel).copied() else {
+                    return Ok(None);
+                };
+                if let EntryKind::HardLink { target } = &e.kind {
+                    match entries.get(&**target) {
+                        Some(t) => e = t,
+                        None => return Ok(None),
+                    }
+                }
+                let EntryKind::Regular { size } = e.kind else {
+                    return Ok(None);
+                };
+                let (file, offset) = content.locate(&e.path)?;
+                let region = Region {
+                    file: &file.file,
+                    at: offset,
+                    end: offset + size,
+                };
+                let (sha1, sha256) = hash_stream(region, &file.path)?;
+                Ok(Some((sha1, sha256, e.mtime)))
+            }
+        }
+    }
+}
+
+/// A byte range of a file, read with `pread`.
+struct Region<'a> {
+    file: &'a std::fs::File,
+    at: u64,
+    end: u64,
+}
+
+impl Read for Region<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let want = buf.len().min((self.end - self.at) as usize);
+        if want == 0 {
+            return Ok(0);
+        }
+        let n = self.file.read_at(&mut buf[..want], self.at)?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        self.at += n as u64;
+        Ok(n)
+    }
 }
 
 fn ecosystem(database: Database) -> Ecosystem {
@@ -50,23 +171,15 @@ fn ecosystem(database: Database) -> Ecosystem {
     }
 }
 
-/// The package with its regular files hashed (directories, links and
-/// paths listed but absent are left out), and its newest file's mtime.
-fn package_of(root: &Path, p: &InstalledPackage) -> Result<(Package, i64)> {
+/// The package with its regular files hashed, and its newest file's mtime.
+fn package_of(hasher: &Hasher<'_>, p: &InstalledPackage) -> Result<(Package, i64)> {
     let mut files = Vec::new();
-    let mut newest = i64::MIN;
+    let mut newest = 0;
     for rel in &p.paths {
-        let path = root.join(rel);
-        let meta = match std::fs::symlink_metadata(&path) {
-            Ok(m) => m,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(Error::io(&path, e)),
-        };
-        if !meta.is_file() {
+        let Some((sha1, sha256, mtime)) = hasher.hash(rel)? else {
             continue;
-        }
-        newest = newest.max(meta.mtime());
-        let (sha1, sha256) = hash_file(&path)?;
+        };
+        newest = newest.max(mtime);
         files.push(OwnedFile {
             path: format!("/{}", rel.to_string_lossy()),
             sha1,
@@ -82,17 +195,17 @@ fn package_of(root: &Path, p: &InstalledPackage) -> Result<(Package, i64)> {
         license: p.license.clone(),
         files,
     };
-    Ok((package, newest.max(0)))
+    Ok((package, newest))
 }
 
-/// SHA-1 and SHA-256 of a file, read once in blocks.
-fn hash_file(path: &Path) -> Result<([u8; 20], Digest)> {
-    let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+/// SHA-1 and SHA-256 of a stream, read once in blocks; `path` names it in
+/// errors.
+fn hash_stream(mut r: impl Read, path: &Path) -> Result<([u8; 20], Digest)> {
     let mut sha1 = sha1::Sha1::new();
     let mut sha256 = sha2::Sha256::new();
     let mut buf = vec![0u8; 256 << 10];
     loop {
-        let n = match file.read(&mut buf) {
+        let n = match r.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,

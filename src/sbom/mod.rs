@@ -14,7 +14,7 @@ pub use crate::component::OsRelease;
 use crate::digest::Digest;
 
 pub use cyclonedx::cyclonedx_json;
-pub use inventory::inventory_of_dir;
+pub use inventory::{inventory_of, Subject, TreeFiles};
 pub use purl::purl;
 pub use spdx::spdx_json;
 
