@@ -35,7 +35,7 @@ pub struct SbomArgs {
     #[arg(long, value_name = "SECONDS")]
     source_date_epoch: Option<i64>,
     /// With -o: print what was written as JSON on stdout.
-    #[arg(long)]
+    #[arg(long, requires = "output")]
     json: bool,
     /// Worker threads hashing files (default: one per core).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]

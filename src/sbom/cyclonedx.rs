@@ -5,7 +5,7 @@
 
 use serde_json::{json, Value};
 
-use super::{purl, tool_version, Inventory, Package};
+use super::{hex, purl, tool_version, Inventory, Package};
 use crate::oci::types::rfc3339;
 
 /// The CycloneDX 1.6 JSON document of `inventory`, pretty-printed, with a
@@ -30,7 +30,7 @@ pub fn cyclonedx_json(inventory: &Inventory) -> String {
         "$schema": "http://cyclonedx.org/schema/bom-1.6.schema.json",
         "bomFormat": "CycloneDX",
         "specVersion": "1.6",
-        "serialNumber": serial_number(inventory),
+        "serialNumber": serial_number(inventory, &packages),
         "version": 1,
         "metadata": {
             "timestamp": rfc3339(inventory.created),
@@ -55,13 +55,13 @@ const SUBJECT_REF: &str = "subject";
 
 /// `urn:uuid:…` from the inventory's fingerprint, shaped as a version 5
 /// (name-based) UUID: the same inventory, the same serial number.
-fn serial_number(inventory: &Inventory) -> String {
-    let mut b: [u8; 16] = inventory.fingerprint().0[..16]
+fn serial_number(inventory: &Inventory, sorted: &[Package]) -> String {
+    let mut b: [u8; 16] = inventory.fingerprint(sorted).0[..16]
         .try_into()
         .expect("16 of 32 bytes");
     b[6] = (b[6] & 0x0f) | 0x50;
     b[8] = (b[8] & 0x3f) | 0x80;
-    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    let hex = hex(&b);
     format!(
         "urn:uuid:{}-{}-{}-{}-{}",
         &hex[..8],

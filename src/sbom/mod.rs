@@ -82,7 +82,7 @@ impl OwnedFile {
 
     /// SHA-1 in lowercase hex.
     pub fn sha1_hex(&self) -> String {
-        self.sha1.iter().map(|b| format!("{b:02x}")).collect()
+        hex(&self.sha1)
     }
 }
 
@@ -97,7 +97,8 @@ pub struct Package {
     pub version: Option<String>,
     /// The architecture it was built for (`amd64`, `x86_64`, `all`).
     pub architecture: Option<String>,
-    /// The source package it was built from, when it differs from the name.
+    /// The source package it was built from (purls name it only when it
+    /// differs from the name).
     pub source: Option<String>,
     /// The licence the database records, verbatim (rpm, apk and pacman
     /// record one; dpkg does not).
@@ -142,8 +143,10 @@ impl Inventory {
     }
 
     /// A digest of everything the documents say, for the identifiers they
-    /// must make unique (SPDX's namespace, CycloneDX's serial number).
-    pub fn fingerprint(&self) -> Digest {
+    /// must make unique (SPDX's namespace, CycloneDX's serial number);
+    /// `sorted` is [`Inventory::sorted_packages`], which a writer has already
+    /// made.
+    pub fn fingerprint(&self, sorted: &[Package]) -> Digest {
         let mut h = sha2::Sha256::new();
         let mut field = |s: &str| {
             h.update((s.len() as u64).to_le_bytes());
@@ -161,8 +164,8 @@ impl Inventory {
             field(&d.version_id);
         }
         field(&self.created.to_string());
-        for p in self.sorted_packages() {
-            field(&purl(&p, self.distro.as_ref()));
+        for p in sorted {
+            field(&purl(p, self.distro.as_ref()));
             field(p.license.as_deref().unwrap_or(""));
             field(p.source.as_deref().unwrap_or(""));
             for f in &p.files {
@@ -172,6 +175,11 @@ impl Inventory {
         }
         Digest(h.finalize().into())
     }
+}
+
+/// Lowercase hex of `bytes`.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The tool named as the documents' creator.
@@ -255,8 +263,9 @@ pub(crate) mod tests {
         let a = sample();
         let mut b = sample();
         b.packages.reverse();
-        assert_eq!(a.fingerprint(), b.fingerprint());
+        let print = |i: &Inventory| i.fingerprint(&i.sorted_packages());
+        assert_eq!(print(&a), print(&b));
         b.packages[0].files.push(OwnedFile::of("/new", b"n"));
-        assert_ne!(a.fingerprint(), b.fingerprint());
+        assert_ne!(print(&a), print(&b));
     }
 }

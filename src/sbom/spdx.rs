@@ -6,7 +6,7 @@
 use serde_json::{json, Value};
 use sha2::Digest as _;
 
-use super::{purl, tool_version, Inventory, OwnedFile, Package};
+use super::{hex, purl, tool_version, Inventory, OwnedFile, Package};
 use crate::oci::types::rfc3339;
 
 /// The SPDX 2.3 JSON document of `inventory`, pretty-printed, with a final
@@ -36,7 +36,7 @@ pub fn spdx_json(inventory: &Inventory) -> String {
         "name": inventory.subject,
         "documentNamespace": format!(
             "https://spdx.org/spdxdocs/chunkah/{}",
-            inventory.fingerprint().hex()
+            inventory.fingerprint(&packages).hex()
         ),
         "creationInfo": {
             "created": rfc3339(inventory.created),
@@ -127,8 +127,7 @@ fn package(inventory: &Inventory, p: &Package, id: &str, files: &FileIds) -> Val
 fn verification_code(files: &[OwnedFile]) -> String {
     let mut hexes: Vec<String> = files.iter().map(OwnedFile::sha1_hex).collect();
     hexes.sort();
-    let digest: [u8; 20] = sha1::Sha1::digest(hexes.concat().as_bytes()).into();
-    digest.iter().map(|b| format!("{b:02x}")).collect()
+    hex(&sha1::Sha1::digest(hexes.concat().as_bytes()))
 }
 
 /// One SPDX file element per distinct (path, content) of all packages.
@@ -209,8 +208,7 @@ mod tests {
         // The SHA-1 of "a9993e36…" (the SHA-1 of "abc") alone.
         let f = OwnedFile::of("/x", b"abc");
         let expected: [u8; 20] = sha1::Sha1::digest(f.sha1_hex().as_bytes()).into();
-        let hex: String = expected.iter().map(|b| format!("{b:02x}")).collect();
-        assert_eq!(verification_code(std::slice::from_ref(&f)), hex);
+        assert_eq!(verification_code(std::slice::from_ref(&f)), hex(&expected));
         let g = OwnedFile::of("/y", b"xyz");
         assert_eq!(
             verification_code(&[f.clone(), g.clone()]),
