@@ -304,6 +304,7 @@ fn push_referrers(
     keys: &[String],
     client: &Client,
 ) -> Result<PushReport> {
+    use crate::error::RegistryErrorCode;
     use crate::oci::types::{Descriptor, Index, Manifest, REF_NAME};
     let index_path = source.member_path("index.json");
     let tagged = source
@@ -366,10 +367,10 @@ fn push_referrers(
             // that another run is writing (again). Read and merge again.
             Err(Error::Registry {
                 status: Some(400),
-                message,
+                codes,
                 ..
-            }) if message.contains("MANIFEST_BLOB_UNKNOWN") && attempt + 1 < REFERRERS_ATTEMPTS => {
-            }
+            }) if codes.contains(&RegistryErrorCode::ManifestBlobUnknown)
+                && attempt + 1 < REFERRERS_ATTEMPTS => {}
             Err(e) => return Err(e),
         }
         // Long enough for a run that read the index before this write to
