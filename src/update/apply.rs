@@ -327,7 +327,10 @@ impl NewIndexes {
         };
         for (at, d) in image.manifest.layers.iter().enumerate() {
             if old_layers.contains(&d.digest) {
-                out.layers.push((d.clone(), None));
+                out.layers.push(NewLayer {
+                    descriptor: d.clone(),
+                    index: None,
+                });
                 continue;
             }
             let read_before = src.bytes;
@@ -349,7 +352,10 @@ impl NewIndexes {
                     index
                 }
             };
-            out.layers.push((d.clone(), index));
+            out.layers.push(NewLayer {
+                descriptor: d.clone(),
+                index,
+            });
         }
         Ok(out)
     }
@@ -362,9 +368,12 @@ impl NewIndexes {
             layers: self
                 .layers
                 .iter()
-                .map(|(d, i)| LayerView {
-                    descriptor: d.clone(),
-                    index: i.as_ref().map(|read| (read.range, read.index.clone())),
+                .map(|l| LayerView {
+                    descriptor: l.descriptor.clone(),
+                    index: l
+                        .index
+                        .as_ref()
+                        .map(|read| (read.range, read.index.clone())),
                 })
                 .collect(),
         }
@@ -524,7 +533,10 @@ fn plan_and_take_delta(
 
 /// A layer of the new image, with its index as read from the source when
 /// the old image lacks the layer: where it lies, decoded, and its bytes.
-type NewLayer = (Descriptor, Option<ReadIndex>);
+struct NewLayer {
+    descriptor: Descriptor,
+    index: Option<ReadIndex>,
+}
 
 /// Writes NEW's blobs to the destination: what they are read from, and
 /// where they go.
@@ -584,7 +596,16 @@ impl BlobWriter<'_, '_> {
         self.dest
             .put_blob(&image.manifest.config.media_type, &image.config_bytes)?;
         progress(1, total)?;
-        for (at, ((d, index), (blob_plan, diff_id))) in layers
+        for (
+            at,
+            (
+                NewLayer {
+                    descriptor: d,
+                    index,
+                },
+                (blob_plan, diff_id),
+            ),
+        ) in layers
             .iter()
             .zip(plan.blobs[1..].iter().zip(&image.config.rootfs.diff_ids))
             .enumerate()

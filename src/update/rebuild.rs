@@ -301,7 +301,21 @@ fn decode(
     new: &ImageView,
     what: &str,
 ) -> Decoded {
-    let text = |e: Error| e.to_string();
+    let reference = read_reference(part, old_blobs, old, what)?;
+    let content =
+        decompress_part(&reference, bytes, part.content_len, what).map_err(|e| e.to_string())?;
+    drop(reference);
+    compress_targets(part, &content, new, what)
+}
+
+/// The reference of `part`: the content of its OLD frames, within the
+/// decode budget.
+fn read_reference(
+    part: &Part,
+    old_blobs: &HashMap<usize, Blob>,
+    old: &ImageView,
+    what: &str,
+) -> std::result::Result<Vec<u8>, String> {
     // Its exact length first: a growing vector would briefly hold twice it.
     let reference_len = reference_len(part, old);
     if reference_len + part.content_len > DECODE_BUDGET {
@@ -317,15 +331,19 @@ fn decode(
             .as_ref()
             .and_then(|(_, x)| x.frames.get(i))
             .ok_or("a reference frame OLD does not have")?;
-        read_frame(&old_blobs[&l], f, &mut reference).map_err(text)?;
+        read_frame(&old_blobs[&l], f, &mut reference).map_err(|e| e.to_string())?;
         if reference.len() as u64 > reference_len {
             return Err(format!(
                 "{what}: its reference is longer than OLD's index gives"
             ));
         }
     }
-    let content = decompress_part(&reference, bytes, part.content_len, what).map_err(text)?;
-    drop(reference);
+    Ok(reference)
+}
+
+/// `content` (a part's, decoded) cut into the part's target frames, each
+/// checked against NEW's index and compressed again as NEW's layer was.
+fn compress_targets(part: &Part, content: &[u8], new: &ImageView, what: &str) -> Decoded {
     let mut out = Vec::new();
     let mut at = 0usize;
     let mut compressors: HashMap<i32, zstd::bulk::Compressor<'static>> = HashMap::new();
