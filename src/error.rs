@@ -3,8 +3,8 @@
 //! Every variant carries what a caller needs to act on it without parsing
 //! text: the path of a file that could not be read ([`Error::Io`]), the
 //! thing that does not parse and why ([`Error::Malformed`]), what does not
-//! match its digest and both digests ([`Error::DigestMismatch`]), the URL and
-//! HTTP status of a registry failure ([`Error::Registry`]). The messages are
+//! match its digest and both digests ([`Error::DigestMismatch`]), the URL,
+//! HTTP status and error codes of a registry failure ([`Error::Registry`]). The messages are
 //! written to be printed as they are, one cause after the other.
 
 use std::fmt::Display;
@@ -104,6 +104,9 @@ pub enum Error {
         status: Option<u16>,
         /// What happened (with the registry's own error codes, if any).
         message: String,
+        /// The error codes of the registry's answer (`{"errors":[{"code":…}]}`),
+        /// in its order; empty when it gave none.
+        codes: Vec<RegistryErrorCode>,
     },
 
     /// Something valid that this build or this input cannot do (a registry
@@ -178,6 +181,7 @@ impl Error {
             url: url.into(),
             status,
             message: message.into(),
+            codes: Vec::new(),
         }
     }
 
@@ -187,6 +191,95 @@ impl Error {
             what: what.to_string(),
             why: why.into(),
         }
+    }
+}
+
+/// An error code of the OCI distribution spec, as a registry gives it in
+/// an error answer's body (`{"errors":[{"code":"BLOB_UNKNOWN",…}]}`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum RegistryErrorCode {
+    /// `BLOB_UNKNOWN`: the repository has no such blob.
+    BlobUnknown,
+    /// `BLOB_UPLOAD_INVALID`: the upload failed.
+    BlobUploadInvalid,
+    /// `BLOB_UPLOAD_UNKNOWN`: the upload session is unknown.
+    BlobUploadUnknown,
+    /// `DIGEST_INVALID`: what was sent does not match its digest.
+    DigestInvalid,
+    /// `MANIFEST_BLOB_UNKNOWN`: a blob (or manifest) the manifest references
+    /// is not in the repository.
+    ManifestBlobUnknown,
+    /// `MANIFEST_INVALID`: the manifest does not parse or breaks the rules.
+    ManifestInvalid,
+    /// `MANIFEST_UNKNOWN`: the repository has no such manifest.
+    ManifestUnknown,
+    /// `NAME_INVALID`: the repository name is not valid.
+    NameInvalid,
+    /// `NAME_UNKNOWN`: the registry has no such repository.
+    NameUnknown,
+    /// `SIZE_INVALID`: the content's length does not match.
+    SizeInvalid,
+    /// `UNAUTHORIZED`: credentials are needed.
+    Unauthorized,
+    /// `DENIED`: access to the resource is denied.
+    Denied,
+    /// `UNSUPPORTED`: the operation is not supported.
+    Unsupported,
+    /// `TOOMANYREQUESTS`: too many requests.
+    TooManyRequests,
+    /// A code the spec does not list, as the registry wrote it.
+    Other(String),
+}
+
+impl RegistryErrorCode {
+    /// The code the registry wrote, as one of the spec's or [`Self::Other`].
+    pub fn parse(code: &str) -> Self {
+        use RegistryErrorCode::*;
+        match code {
+            "BLOB_UNKNOWN" => BlobUnknown,
+            "BLOB_UPLOAD_INVALID" => BlobUploadInvalid,
+            "BLOB_UPLOAD_UNKNOWN" => BlobUploadUnknown,
+            "DIGEST_INVALID" => DigestInvalid,
+            "MANIFEST_BLOB_UNKNOWN" => ManifestBlobUnknown,
+            "MANIFEST_INVALID" => ManifestInvalid,
+            "MANIFEST_UNKNOWN" => ManifestUnknown,
+            "NAME_INVALID" => NameInvalid,
+            "NAME_UNKNOWN" => NameUnknown,
+            "SIZE_INVALID" => SizeInvalid,
+            "UNAUTHORIZED" => Unauthorized,
+            "DENIED" => Denied,
+            "UNSUPPORTED" => Unsupported,
+            "TOOMANYREQUESTS" => TooManyRequests,
+            other => Other(other.to_string()),
+        }
+    }
+
+    /// The code as the spec writes it.
+    pub fn as_str(&self) -> &str {
+        use RegistryErrorCode::*;
+        match self {
+            BlobUnknown => "BLOB_UNKNOWN",
+            BlobUploadInvalid => "BLOB_UPLOAD_INVALID",
+            BlobUploadUnknown => "BLOB_UPLOAD_UNKNOWN",
+            DigestInvalid => "DIGEST_INVALID",
+            ManifestBlobUnknown => "MANIFEST_BLOB_UNKNOWN",
+            ManifestInvalid => "MANIFEST_INVALID",
+            ManifestUnknown => "MANIFEST_UNKNOWN",
+            NameInvalid => "NAME_INVALID",
+            NameUnknown => "NAME_UNKNOWN",
+            SizeInvalid => "SIZE_INVALID",
+            Unauthorized => "UNAUTHORIZED",
+            Denied => "DENIED",
+            Unsupported => "UNSUPPORTED",
+            TooManyRequests => "TOOMANYREQUESTS",
+            Other(code) => code,
+        }
+    }
+}
+
+impl Display for RegistryErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 

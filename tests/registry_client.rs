@@ -3,6 +3,8 @@
 //! ranges, htpasswd authentication, TLS with a private CA, and a registry
 //! whose storage is damaged or that has stopped.
 
+// Byte ranges are `Range<u64>`, often one alone.
+#![allow(clippy::single_range_in_vec_init)]
 mod common;
 
 use std::io::Cursor;
@@ -212,35 +214,37 @@ fn reads_ranges() {
     // One range: a 206 with Content-Range.
     let got = delta(&|| {
         assert_eq!(
-            client.get_ranges(&digest, size, &[(10, 20)]).unwrap(),
+            client.get_ranges(&digest, size, &[10..20]).unwrap(),
             vec![slice(10, 20)]
         );
     });
     assert_eq!(got, (1, 1, 0, 0));
 
     // Edges, alone.
-    for r in [(0, 1), (size - 1, size), (0, size)] {
+    for r in [0..1, size - 1..size, 0..size] {
         assert_eq!(
-            client.get_ranges(&digest, size, &[r]).unwrap(),
-            vec![slice(r.0, r.1)]
+            client
+                .get_ranges(&digest, size, std::slice::from_ref(&r))
+                .unwrap(),
+            vec![slice(r.start, r.end)]
         );
     }
 
     // Several ranges, adjacent ones included: distribution 2.8 (Go's
     // http.ServeContent) answers one multipart/byteranges request.
     let ranges = [
-        (0, 1),
-        (1, 2),
-        (100, 200),
-        (5000, 6000),
-        (50_000, 60_000),
-        (size - 1, size),
+        0..1,
+        1..2,
+        100..200,
+        5000..6000,
+        50_000..60_000,
+        size - 1..size,
     ];
-    let want: Vec<Vec<u8>> = ranges.iter().map(|&(s, e)| slice(s, e)).collect();
+    let want: Vec<Vec<u8>> = ranges.iter().map(|r| slice(r.start, r.end)).collect();
     let before = client.stats();
     let got = delta(&|| assert_eq!(client.get_ranges(&digest, size, &ranges).unwrap(), want));
     assert_eq!(got, (1, 0, 1, 0), "one multipart request, no fallback");
-    let wanted: u64 = ranges.iter().map(|(s, e)| e - s).sum();
+    let wanted: u64 = ranges.iter().map(|r| r.end - r.start).sum();
     let received = client.stats().bytes_received - before.bytes_received;
     assert!(
         received > wanted && received < wanted + 200 * ranges.len() as u64,
@@ -256,11 +260,13 @@ fn reads_ranges() {
         },
     );
     let before = small.stats();
-    let many: Vec<(u64, u64)> = (0..9).map(|i| (i * 1000, i * 1000 + 10)).collect();
+    let many: Vec<std::ops::Range<u64>> = (0..9).map(|i| i * 1000..i * 1000 + 10).collect();
     let got = small.get_ranges(&digest, size, &many).unwrap();
     assert_eq!(
         got,
-        many.iter().map(|&(s, e)| slice(s, e)).collect::<Vec<_>>()
+        many.iter()
+            .map(|r| slice(r.start, r.end))
+            .collect::<Vec<_>>()
     );
     let after = small.stats();
     assert_eq!(after.requests - before.requests, 3);
@@ -269,13 +275,13 @@ fn reads_ranges() {
 
     // Out of range: refused before asking when the size is known...
     let e = client
-        .get_ranges(&digest, size, &[(size - 1, size + 1)])
+        .get_ranges(&digest, size, &[size - 1..size + 1])
         .unwrap_err()
         .to_string();
     assert!(e.contains("cannot read bytes 99999..100001"), "{e}");
     // ...and a clear error when the registry's blob is shorter than claimed.
     let e = client
-        .get_ranges(&digest, size + 100, &[(size + 10, size + 20)])
+        .get_ranges(&digest, size + 100, &[size + 10..size + 20])
         .unwrap_err()
         .to_string();
     assert!(
@@ -283,7 +289,7 @@ fn reads_ranges() {
         "{e}"
     );
     let e = client
-        .get_ranges(&digest, size + 100, &[(0, 10), (size + 10, size + 20)])
+        .get_ranges(&digest, size + 100, &[0..10, size + 10..size + 20])
         .unwrap_err()
         .to_string();
     assert!(
@@ -442,9 +448,7 @@ fn speaks_tls_with_a_private_ca() {
         .put_blob(&digest, 1000, &mut Cursor::new(&data))
         .unwrap();
     assert_eq!(
-        client
-            .get_ranges(&digest, 1000, &[(1, 3), (10, 20)])
-            .unwrap(),
+        client.get_ranges(&digest, 1000, &[1..3, 10..20]).unwrap(),
         vec![data[1..3].to_vec(), data[10..20].to_vec()]
     );
     // Without the CA, the certificate is refused, and not retried.

@@ -133,7 +133,7 @@ fn falls_back_when_ranges_are_ignored_or_refused() {
             ..ClientConfig::default()
         },
     );
-    let ranges = [(0, 10), (20, 30), (40, 50), (9_990, 10_000)];
+    let ranges = [0..10, 20..30, 40..50, 9_990..10_000];
     let got = client.get_ranges(&digest, 10_000, &ranges).unwrap();
     assert_eq!(got[3], data[9_990..]);
     let stats = client.stats();
@@ -170,7 +170,7 @@ fn falls_back_when_ranges_are_ignored_or_refused() {
         got,
         ranges
             .iter()
-            .map(|&(s, e)| data[s as usize..e as usize].to_vec())
+            .map(|r| data[r.start as usize..r.end as usize].to_vec())
             .collect::<Vec<_>>()
     );
     let stats = client.stats();

@@ -55,58 +55,15 @@ pub enum Lookup {
 /// `new`.
 pub fn find(source: &ImageReader, new: &Digest, old: &Digest) -> Lookup {
     let before = source.bytes_read();
-    let mut requests = 1;
-    let outcome = (|| -> Result<std::result::Result<Option<FoundDelta>, String>> {
-        let Some(index) = source.referrers(new)? else {
-            return Ok(Ok(None));
-        };
-        let old_text = old.to_string();
-        let Some(entry) = index.manifests.iter().find(|m| {
-            m.artifact_type.as_deref() == Some(DELTA_MEDIA_TYPE)
-                && m.annotations.get(BASE_ANNOTATION) == Some(&old_text)
-        }) else {
-            return Ok(Ok(None));
-        };
-        requests += 1;
-        let (manifest, _): (Manifest, _) = source.manifest_at(entry)?;
-        let what = format!("{} delta {}", source.reference(), entry.digest);
-        if manifest.artifact_type.as_deref() != Some(DELTA_MEDIA_TYPE)
-            || manifest.subject.as_ref().map(|s| s.digest) != Some(*new)
-            || manifest.annotations.get(BASE_ANNOTATION) != Some(&old_text)
-        {
-            return Ok(Err(format!(
-                "{what}: its manifest is not a delta from {old} to {new}"
-            )));
-        }
-        let [blob] = manifest.layers.as_slice() else {
-            return Ok(Err(format!("{what}: not one delta blob")));
-        };
-        if blob.media_type != DELTA_MEDIA_TYPE {
-            return Ok(Err(format!("{what}: a blob of type {}", blob.media_type)));
-        }
-        let Some(location) =
-            IndexLocation::from_annotations_as(&LOOKUP_KEYS, &blob.annotations, blob.size, &what)?
-        else {
-            return Ok(Err(format!("{what}: its blob has no lookup annotations")));
-        };
-        requests += 1;
-        let bytes = source.read_range(&blob.digest, blob.size, location.offset, location.length)?;
-        let lookup = DeltaLookup::decode(&location, &bytes, &format!("{what} lookup"))?;
-        if lookup.base != *old || lookup.target != *new {
-            return Ok(Err(format!(
-                "{what}: its lookup is for {} to {}",
-                lookup.base, lookup.target
-            )));
-        }
-        Ok(Ok(Some(FoundDelta {
-            manifest: entry.digest,
-            blob: blob.clone(),
-            lookup,
-            bytes_read: 0,
-            requests: 0,
-        })))
-    })();
+    let mut search = Search {
+        source,
+        new,
+        old,
+        requests: 1,
+    };
+    let outcome = search.run();
     let bytes_read = source.bytes_read() - before;
+    let requests = search.requests;
     match outcome {
         Ok(Ok(Some(mut found))) => {
             found.bytes_read = bytes_read;
@@ -123,17 +80,106 @@ pub fn find(source: &ImageReader, new: &Digest, old: &Digest) -> Lookup {
             requests,
         },
         Err(e) => Lookup::Unusable {
-            reason: {
-                let mut text = e.to_string();
-                let mut cause = std::error::Error::source(&e);
-                while let Some(c) = cause {
-                    text = format!("{text}: {c}");
-                    cause = c.source();
-                }
-                text
-            },
+            reason: error_chain(&e),
             bytes_read,
             requests,
         },
+    }
+}
+
+/// `e` and its causes, one after the other.
+fn error_chain(e: &crate::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        text = format!("{text}: {c}");
+        cause = c.source();
+    }
+    text
+}
+
+/// A delta that is not usable, and why; or one that is, or none.
+type Usable<T> = std::result::Result<T, String>;
+
+/// One search for the delta from `old` to `new`, counting its requests.
+struct Search<'a> {
+    source: &'a ImageReader,
+    new: &'a Digest,
+    old: &'a Digest,
+    requests: u64,
+}
+
+impl Search<'_> {
+    /// NEW's referrers, the entry for a delta from OLD, its manifest (checked
+    /// to be such a delta) and its lookup.
+    fn run(&mut self) -> Result<Usable<Option<FoundDelta>>> {
+        let Some(index) = self.source.referrers(self.new)? else {
+            return Ok(Ok(None));
+        };
+        let old_text = self.old.to_string();
+        let Some(entry) = index.manifests.iter().find(|m| {
+            m.artifact_type.as_deref() == Some(DELTA_MEDIA_TYPE)
+                && m.annotations.get(BASE_ANNOTATION) == Some(&old_text)
+        }) else {
+            return Ok(Ok(None));
+        };
+        self.requests += 1;
+        let (manifest, _): (Manifest, _) = self.source.manifest_at(entry)?;
+        let what = format!("{} delta {}", self.source.reference(), entry.digest);
+        let blob = match self.delta_blob(&manifest, &what) {
+            Ok(blob) => blob,
+            Err(reason) => return Ok(Err(reason)),
+        };
+        Ok(self.read_lookup(blob, &what)?.map(|lookup| {
+            Some(FoundDelta {
+                manifest: entry.digest,
+                blob: blob.clone(),
+                lookup,
+                bytes_read: 0,
+                requests: 0,
+            })
+        }))
+    }
+
+    /// The delta blob of the artifact `manifest`, once the manifest is
+    /// checked to be a delta from OLD to NEW.
+    fn delta_blob<'m>(&self, manifest: &'m Manifest, what: &str) -> Usable<&'m Descriptor> {
+        let (old, new) = (self.old, self.new);
+        if manifest.artifact_type.as_deref() != Some(DELTA_MEDIA_TYPE)
+            || manifest.subject.as_ref().map(|s| s.digest) != Some(*new)
+            || manifest.annotations.get(BASE_ANNOTATION) != Some(&old.to_string())
+        {
+            return Err(format!(
+                "{what}: its manifest is not a delta from {old} to {new}"
+            ));
+        }
+        let [blob] = manifest.layers.as_slice() else {
+            return Err(format!("{what}: not one delta blob"));
+        };
+        if blob.media_type != DELTA_MEDIA_TYPE {
+            return Err(format!("{what}: a blob of type {}", blob.media_type));
+        }
+        Ok(blob)
+    }
+
+    /// The lookup at the end of `blob`, checked to be for OLD to NEW.
+    fn read_lookup(&mut self, blob: &Descriptor, what: &str) -> Result<Usable<DeltaLookup>> {
+        let Some(location) =
+            IndexLocation::from_annotations_as(&LOOKUP_KEYS, &blob.annotations, blob.size, what)?
+        else {
+            return Ok(Err(format!("{what}: its blob has no lookup annotations")));
+        };
+        self.requests += 1;
+        let bytes =
+            self.source
+                .read_range(&blob.digest, blob.size, location.offset, location.length)?;
+        let lookup = DeltaLookup::decode(&location, &bytes, &format!("{what} lookup"))?;
+        if lookup.base != *self.old || lookup.target != *self.new {
+            return Ok(Err(format!(
+                "{what}: its lookup is for {} to {}",
+                lookup.base, lookup.target
+            )));
+        }
+        Ok(Ok(lookup))
     }
 }

@@ -184,98 +184,26 @@ impl DeltaLookup {
 
 fn parse_body(body: &[u8]) -> Parsed<DeltaLookup> {
     let mut c = Cursor { data: body, pos: 0 };
-    if c.bytes(8, "magic")? != LOOKUP_MAGIC {
-        return Err("bad magic".into());
-    }
-    let version = c.byte("version")?;
-    if version != LOOKUP_VERSION {
-        return Err(format!(
-            "version {version}, this chunkah reads version {LOOKUP_VERSION}"
-        ));
-    }
-    let digest = |c: &mut Cursor<'_>, what: &str| -> Parsed<Digest> {
-        Ok(Digest(c.bytes(32, what)?.try_into().expect("32 bytes")))
-    };
-    let base = digest(&mut c, "base digest")?;
-    let target = digest(&mut c, "target digest")?;
+    let (base, target) = parse_header(&mut c)?;
     // A part record is at least 4 bytes: length, content, two run counts.
     let n = c.count(4, "parts")?;
     let mut parts = Vec::with_capacity(n);
     let mut offset = 0u64;
     for i in 0..n {
-        let length = c.varint("part length")?;
-        let content_len = c.varint("part content length")?;
-        if length == 0 || content_len == 0 || content_len > MAX_PART_BYTES {
-            return Err(format!(
-                "part {i}: {length} bytes for {content_len} (at most {MAX_PART_BYTES})"
-            ));
-        }
-        let mut runs = |what: &str| -> Parsed<Vec<Run>> {
-            // A run is at least 3 bytes.
-            let n = c.count(3, what)?;
-            let mut runs = Vec::with_capacity(n);
-            for _ in 0..n {
-                let mut field = |name: &str| -> Parsed<u32> {
-                    u32::try_from(c.varint(name)?).map_err(|_| format!("{what}: {name} too large"))
-                };
-                let (layer, first, count) = (field("layer")?, field("frame")?, field("count")?);
-                if count == 0 || first.checked_add(count).is_none() {
-                    return Err(format!(
-                        "part {i}: a {what} run of {count} frames at {first}"
-                    ));
-                }
-                runs.push(Run {
-                    layer,
-                    first,
-                    count,
-                });
-            }
-            Ok(runs)
-        };
-        let reference = runs("reference")?;
-        let targets = runs("target")?;
-        if targets.is_empty() {
-            return Err(format!("part {i} rebuilds nothing"));
-        }
-        parts.push(Part {
-            offset,
-            length,
-            content_len,
-            reference,
-            targets,
-        });
-        offset = offset
-            .checked_add(length)
-            .ok_or_else(|| "part lengths overflow".to_string())?;
+        let part = parse_part(&mut c, i, offset)?;
+        offset = next_offset(offset, part.length)?;
+        parts.push(part);
     }
     // An index part record is at least 4 bytes.
     let n = c.count(4, "index parts")?;
     let mut index_parts: Vec<IndexPart> = Vec::with_capacity(n);
     for i in 0..n {
-        let length = c.varint("index part length")?;
-        let content_len = c.varint("index part content length")?;
-        if length == 0 || content_len == 0 || content_len > MAX_PART_BYTES {
-            return Err(format!(
-                "index part {i}: {length} bytes for {content_len} (at most {MAX_PART_BYTES})"
-            ));
+        let part = parse_index_part(&mut c, i, offset)?;
+        if index_parts.iter().any(|p| p.new_layer == part.new_layer) {
+            return Err(format!("two index parts for layer {}", part.new_layer));
         }
-        let mut layer = |name: &str| -> Parsed<u32> {
-            u32::try_from(c.varint(name)?).map_err(|_| format!("index part {i}: {name} too large"))
-        };
-        let (old_layer, new_layer) = (layer("old layer")?, layer("new layer")?);
-        if index_parts.iter().any(|p| p.new_layer == new_layer) {
-            return Err(format!("two index parts for layer {new_layer}"));
-        }
-        index_parts.push(IndexPart {
-            offset,
-            length,
-            content_len,
-            old_layer,
-            new_layer,
-        });
-        offset = offset
-            .checked_add(length)
-            .ok_or_else(|| "part lengths overflow".to_string())?;
+        offset = next_offset(offset, part.length)?;
+        index_parts.push(part);
     }
     if c.left() != 0 {
         return Err(format!("{} bytes after the last part", c.left()));
@@ -285,6 +213,102 @@ fn parse_body(body: &[u8]) -> Parsed<DeltaLookup> {
         target,
         parts,
         index_parts,
+    })
+}
+
+/// The magic and version, then the base and target digests.
+fn parse_header(c: &mut Cursor<'_>) -> Parsed<(Digest, Digest)> {
+    if c.bytes(8, "magic")? != LOOKUP_MAGIC {
+        return Err("bad magic".into());
+    }
+    let version = c.byte("version")?;
+    if version != LOOKUP_VERSION {
+        return Err(format!(
+            "version {version}, this chunkah reads version {LOOKUP_VERSION}"
+        ));
+    }
+    let mut digest = |what: &str| -> Parsed<Digest> {
+        Ok(Digest(c.bytes(32, what)?.try_into().expect("32 bytes")))
+    };
+    let base = digest("base digest")?;
+    let target = digest("target digest")?;
+    Ok((base, target))
+}
+
+/// The offset after a part of `length` bytes at `offset`.
+fn next_offset(offset: u64, length: u64) -> Parsed<u64> {
+    offset
+        .checked_add(length)
+        .ok_or_else(|| "part lengths overflow".to_string())
+}
+
+/// A part's length and content length: neither 0, the content at most
+/// [`MAX_PART_BYTES`]; `what` names the part in errors.
+fn parse_lengths(c: &mut Cursor<'_>, kind: &str, what: &str) -> Parsed<(u64, u64)> {
+    let length = c.varint(&format!("{kind} length"))?;
+    let content_len = c.varint(&format!("{kind} content length"))?;
+    if length == 0 || content_len == 0 || content_len > MAX_PART_BYTES {
+        return Err(format!(
+            "{what}: {length} bytes for {content_len} (at most {MAX_PART_BYTES})"
+        ));
+    }
+    Ok((length, content_len))
+}
+
+/// Part `i`, at `offset` of the blob.
+fn parse_part(c: &mut Cursor<'_>, i: usize, offset: u64) -> Parsed<Part> {
+    let (length, content_len) = parse_lengths(c, "part", &format!("part {i}"))?;
+    let reference = parse_runs(c, i, "reference")?;
+    let targets = parse_runs(c, i, "target")?;
+    if targets.is_empty() {
+        return Err(format!("part {i} rebuilds nothing"));
+    }
+    Ok(Part {
+        offset,
+        length,
+        content_len,
+        reference,
+        targets,
+    })
+}
+
+/// The `what` runs (reference or target) of part `i`.
+fn parse_runs(c: &mut Cursor<'_>, i: usize, what: &str) -> Parsed<Vec<Run>> {
+    // A run is at least 3 bytes.
+    let n = c.count(3, what)?;
+    let mut runs = Vec::with_capacity(n);
+    for _ in 0..n {
+        let mut field = |name: &str| -> Parsed<u32> {
+            u32::try_from(c.varint(name)?).map_err(|_| format!("{what}: {name} too large"))
+        };
+        let (layer, first, count) = (field("layer")?, field("frame")?, field("count")?);
+        if count == 0 || first.checked_add(count).is_none() {
+            return Err(format!(
+                "part {i}: a {what} run of {count} frames at {first}"
+            ));
+        }
+        runs.push(Run {
+            layer,
+            first,
+            count,
+        });
+    }
+    Ok(runs)
+}
+
+/// Index part `i`, at `offset` of the blob.
+fn parse_index_part(c: &mut Cursor<'_>, i: usize, offset: u64) -> Parsed<IndexPart> {
+    let (length, content_len) = parse_lengths(c, "index part", &format!("index part {i}"))?;
+    let mut layer = |name: &str| -> Parsed<u32> {
+        u32::try_from(c.varint(name)?).map_err(|_| format!("index part {i}: {name} too large"))
+    };
+    let (old_layer, new_layer) = (layer("old layer")?, layer("new layer")?);
+    Ok(IndexPart {
+        offset,
+        length,
+        content_len,
+        old_layer,
+        new_layer,
     })
 }
 

@@ -336,18 +336,65 @@ pub fn make(
     progress: &(dyn Fn(u64, u64) -> Result<()> + Sync),
 ) -> Result<(DeltaLookup, MakeStats)> {
     config.validate()?;
-    let old_layers: std::collections::HashSet<_> = old
-        .view
-        .layers
-        .iter()
-        .map(|l| l.descriptor.digest)
-        .collect();
-    let known = old.view.frames_by_key();
-    // Which frames of NEW the chunk level would fetch.
-    let mut missing: Vec<Vec<bool>> = Vec::new();
     let mut stats = MakeStats::default();
-    for l in &new.view.layers {
-        let m = match &l.index {
+    let missing = missing_frames(&old.view, &new.view, &mut stats);
+    let old_files = OldFiles::new(&old.view);
+    let old_frames = Frames::open(old, |_| true)?;
+    let new_frames = Frames::open(new, |l| missing[l].iter().any(|&m| m))?;
+    let mut sink = PartSink {
+        out,
+        out_path,
+        written: 0,
+        parts: Vec::new(),
+        covered: missing.iter().map(|m| vec![false; m.len()]).collect(),
+        stats,
+    };
+    // File parts first.
+    let files = file_candidates(&new.view, &missing, &old_files, &old_frames);
+    let total = files.len() as u64;
+    let progress_files = |done| progress(done, total);
+    encode_all(
+        &files,
+        &old_frames,
+        &new_frames,
+        config,
+        &mut sink,
+        progress_files,
+    )?;
+    // Then the rest of each layer, solid.
+    let rest = solid_candidates(&new.view, &missing, &sink.covered, &old_files, &old_frames);
+    let total = total + rest.len() as u64;
+    let done_files = files.len() as u64;
+    let progress_rest = |done| progress(done_files + done, total);
+    encode_all(
+        &rest,
+        &old_frames,
+        &new_frames,
+        config,
+        &mut sink,
+        progress_rest,
+    )?;
+    let index_parts = index_parts(&old.view, &new.view, &missing, config, &mut sink)?;
+    Ok((
+        DeltaLookup {
+            base: old.view.manifest.digest,
+            target: new.view.manifest.digest,
+            parts: sink.parts,
+            index_parts,
+        },
+        sink.stats,
+    ))
+}
+
+/// Which frames of NEW, layer by layer, the chunk level would fetch (none
+/// for a layer OLD has or one without an index); counted in `stats`.
+fn missing_frames(old: &ImageView, new: &ImageView, stats: &mut MakeStats) -> Vec<Vec<bool>> {
+    let old_layers: std::collections::HashSet<_> =
+        old.layers.iter().map(|l| l.descriptor.digest).collect();
+    let known = old.frames_by_key();
+    new.layers
+        .iter()
+        .map(|l| match &l.index {
             Some((_, index)) if !old_layers.contains(&l.descriptor.digest) => index
                 .frames
                 .iter()
@@ -361,16 +408,20 @@ pub fn make(
                 })
                 .collect(),
             _ => Vec::new(),
-        };
-        missing.push(m);
-    }
-    let old_files = OldFiles::new(&old.view);
-    let old_frames_reader = Frames::open(old, |_| true)?;
-    let new_frames_reader = Frames::open(new, |l| missing[l].iter().any(|&m| m))?;
+        })
+        .collect()
+}
 
-    // File parts first.
+/// The file parts to try: for each large file of NEW with missing frames
+/// whose old version OLD has, its segments against that old file.
+fn file_candidates(
+    new: &ImageView,
+    missing: &[Vec<bool>],
+    old_files: &OldFiles<'_>,
+    old_frames: &Frames<'_>,
+) -> Vec<Candidate> {
     let mut candidates = Vec::new();
-    for (l, layer) in new.view.layers.iter().enumerate() {
+    for (l, layer) in new.layers.iter().enumerate() {
         let Some((_, index)) = layer.index.as_ref().filter(|_| !missing[l].is_empty()) else {
             continue;
         };
@@ -382,115 +433,168 @@ pub fn make(
             let Some((at, found)) = old_files.find(&file.path, file.size) else {
                 continue;
             };
-            let old_run = old_files.frames(at);
-            let old_len = old_frames_reader.content_len(&[old_run]);
-            candidates.extend(file_segments(
+            let run = old_files.frames(at);
+            let old_file = OldFile {
+                frames: old_frames,
+                run,
+                len: old_frames.content_len(&[run]),
+            };
+            let target = NewFile {
                 index,
-                l,
+                layer: l,
                 frames,
-                &missing[l],
-                (&old_frames_reader, old_run, old_len, file.size),
-                found,
-            ));
+                size: file.size,
+            };
+            candidates.extend(file_segments(&target, &missing[l], &old_file, found));
         }
     }
-    let mut parts = Vec::new();
-    let mut covered: Vec<Vec<bool>> = missing.iter().map(|m| vec![false; m.len()]).collect();
-    let mut written = 0u64;
-    let total = candidates.len() as u64;
-    encode_all(
-        &candidates,
-        (&old_frames_reader, &new_frames_reader),
-        config,
-        (out, out_path),
-        (&mut parts, &mut covered, &mut written, &mut stats),
-        |done| progress(done, total),
-    )?;
+    candidates
+}
 
-    // Then the rest of each layer, solid, against old entries frames
-    // holding the same small files.
+/// The solid parts to try: the missing frames of each layer no file part
+/// covers, in segments, against old entries frames holding the same small
+/// files.
+fn solid_candidates(
+    new: &ImageView,
+    missing: &[Vec<bool>],
+    covered: &[Vec<bool>],
+    old_files: &OldFiles<'_>,
+    old_frames: &Frames<'_>,
+) -> Vec<Candidate> {
     let mut rest = Vec::new();
-    for (l, layer) in new.view.layers.iter().enumerate() {
+    for (l, layer) in new.layers.iter().enumerate() {
         let Some((_, index)) = layer.index.as_ref().filter(|_| !missing[l].is_empty()) else {
             continue;
         };
-        let mut small_files: HashMap<usize, Vec<usize>> = HashMap::new();
-        for (i, f) in index.files.iter().enumerate() {
-            if f.frame_count == 0 {
-                small_files.entry(f.first_frame).or_default().push(i);
-            }
-        }
-        let mut targets: Vec<Run> = Vec::new();
-        let mut reference: Vec<Run> = Vec::new();
-        let mut seen = std::collections::HashSet::new();
-        let (mut content, mut reference_len) = (0u64, 0u64);
-        for (i, f) in index.frames.iter().enumerate() {
-            if !missing[l][i] || covered[l][i] {
-                continue;
-            }
-            if content + f.tar_len > SEGMENT_BYTES && !targets.is_empty() {
-                rest.push(Candidate {
-                    reference: std::mem::take(&mut reference),
-                    targets: std::mem::take(&mut targets),
-                    found: None,
-                });
-                (content, reference_len) = (0, 0);
-                seen.clear();
-            }
-            push_frame(&mut targets, l, i);
-            content += f.tar_len;
-            for &fi in small_files.get(&i).into_iter().flatten() {
-                let file = &index.files[fi];
-                let Some((at, _)) = old_files.find(&file.path, file.size) else {
-                    continue;
-                };
-                let run = old_files.frames(at);
-                let len = old_frames_reader.content_len(&[run]);
-                if reference_len + len <= REFERENCE_BYTES && seen.insert(run) {
-                    reference.push(run);
-                    reference_len += len;
-                }
-            }
-        }
-        if !targets.is_empty() {
-            rest.push(Candidate {
-                reference,
-                targets,
-                found: None,
-            });
-        }
+        let wanted = |i: usize| missing[l][i] && !covered[l][i];
+        rest.extend(solid_segments(index, l, &wanted, old_files, old_frames));
     }
     for c in &mut rest {
         c.reference.sort();
     }
-    let total = total + rest.len() as u64;
-    let done_files = candidates.len() as u64;
-    encode_all(
-        &rest,
-        (&old_frames_reader, &new_frames_reader),
-        config,
-        (out, out_path),
-        (&mut parts, &mut covered, &mut written, &mut stats),
-        |done| progress(done_files + done, total),
-    )?;
-    let index_parts = index_parts(
-        &old.view,
-        &new.view,
-        &missing,
-        config,
-        (out, out_path),
-        &mut written,
-        &mut stats,
-    )?;
-    Ok((
-        DeltaLookup {
-            base: old.view.manifest.digest,
-            target: new.view.manifest.digest,
-            parts,
-            index_parts,
-        },
-        stats,
-    ))
+    rest
+}
+
+/// The `wanted` frames of NEW's layer `l` (`index`) in segments of at most
+/// [`SEGMENT_BYTES`], each against the old versions of the small files its
+/// entries frames hold (at most [`REFERENCE_BYTES`] of them).
+fn solid_segments(
+    index: &ChunkIndex,
+    l: usize,
+    wanted: &dyn Fn(usize) -> bool,
+    old_files: &OldFiles<'_>,
+    old_frames: &Frames<'_>,
+) -> Vec<Candidate> {
+    let mut small_files: HashMap<usize, Vec<usize>> = HashMap::new();
+    for (i, f) in index.files.iter().enumerate() {
+        if f.frame_count == 0 {
+            small_files.entry(f.first_frame).or_default().push(i);
+        }
+    }
+    let mut out = Vec::new();
+    let mut targets: Vec<Run> = Vec::new();
+    let mut reference: Vec<Run> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    let (mut content, mut reference_len) = (0u64, 0u64);
+    for (i, f) in index.frames.iter().enumerate() {
+        if !wanted(i) {
+            continue;
+        }
+        if content + f.tar_len > SEGMENT_BYTES && !targets.is_empty() {
+            out.push(Candidate {
+                reference: std::mem::take(&mut reference),
+                targets: std::mem::take(&mut targets),
+                found: None,
+            });
+            (content, reference_len) = (0, 0);
+            seen.clear();
+        }
+        push_frame(&mut targets, l, i);
+        content += f.tar_len;
+        for &fi in small_files.get(&i).into_iter().flatten() {
+            let file = &index.files[fi];
+            let Some((at, _)) = old_files.find(&file.path, file.size) else {
+                continue;
+            };
+            let run = old_files.frames(at);
+            let len = old_frames.content_len(&[run]);
+            if reference_len + len <= REFERENCE_BYTES && seen.insert(run) {
+                reference.push(run);
+                reference_len += len;
+            }
+        }
+    }
+    if !targets.is_empty() {
+        out.push(Candidate {
+            reference,
+            targets,
+            found: None,
+        });
+    }
+    out
+}
+
+/// The delta blob being written: its sink, the parts in it so far, the NEW
+/// frames they cover, and what was found.
+struct PartSink<'a> {
+    out: &'a mut dyn std::io::Write,
+    out_path: &'a Path,
+    /// Bytes written so far: the next part's offset.
+    written: u64,
+    parts: Vec<Part>,
+    /// By layer and frame: whether a part kept rebuilds it.
+    covered: Vec<Vec<bool>>,
+    stats: MakeStats,
+}
+
+impl PartSink<'_> {
+    /// Appends `bytes` to the blob; their offset.
+    fn write(&mut self, bytes: &[u8]) -> Result<u64> {
+        self.out
+            .write_all(bytes)
+            .map_err(|e| Error::io(self.out_path, e))?;
+        let offset = self.written;
+        self.written += bytes.len() as u64;
+        Ok(offset)
+    }
+
+    /// Keeps the candidate `c`, compressed as `bytes` (of `content_len`
+    /// bytes of content), whose frames are `frames_cost` bytes compressed.
+    fn keep(
+        &mut self,
+        c: &Candidate,
+        bytes: &[u8],
+        content_len: u64,
+        frames_cost: u64,
+    ) -> Result<()> {
+        let offset = self.write(bytes)?;
+        let stats = &mut self.stats;
+        for (l, i) in c.targets.iter().flat_map(Run::frames) {
+            self.covered[l][i] = true;
+            stats.covered_frames += 1;
+        }
+        stats.covered_bytes += frames_cost;
+        stats.part_bytes += bytes.len() as u64;
+        match c.found {
+            None => stats.solid_parts += 1,
+            Some(found) => {
+                stats.file_parts += 1;
+                match found {
+                    Found::Path => stats.by_path += 1,
+                    Found::Version => stats.by_version += 1,
+                    Found::Name => stats.by_name += 1,
+                }
+            }
+        }
+        self.parts.push(Part {
+            offset,
+            length: bytes.len() as u64,
+            content_len,
+            reference: c.reference.clone(),
+            targets: c.targets.clone(),
+        });
+        Ok(())
+    }
 }
 
 /// The index parts: for each NEW layer the chunk level rebuilds, its index
@@ -501,10 +605,48 @@ fn index_parts(
     new: &ImageView,
     missing: &[Vec<bool>],
     config: DeltaConfig,
-    (out, out_path): (&mut dyn std::io::Write, &Path),
-    written: &mut u64,
-    stats: &mut MakeStats,
+    sink: &mut PartSink<'_>,
 ) -> Result<Vec<IndexPart>> {
+    let out_path = sink.out_path;
+    let packed: Vec<(usize, usize, Vec<u8>, u64)> = index_references(old, new, missing)
+        .par_iter()
+        .map(|&(l, o)| {
+            let body = new.layers[l].index.as_ref().expect("an index").1.body();
+            let reference = old.layers[o].index.as_ref().expect("an index").1.body();
+            let bytes = compress_part(config.level, &reference, &body)
+                .map_err(|e| Error::io(out_path, e))?;
+            Ok((l, o, bytes, body.len() as u64))
+        })
+        .collect::<Result<_>>()?;
+    let mut parts = Vec::new();
+    for (l, o, bytes, content_len) in packed {
+        let (range, _) = new.layers[l].index.as_ref().expect("an index");
+        if bytes.len() as u64 >= range.length || content_len > MAX_PART_BYTES {
+            continue;
+        }
+        let offset = sink.write(&bytes)?;
+        sink.stats.index_parts += 1;
+        sink.stats.index_part_bytes += bytes.len() as u64;
+        sink.stats.index_bytes += range.length;
+        parts.push(IndexPart {
+            offset,
+            length: bytes.len() as u64,
+            content_len,
+            old_layer: o as u32,
+            new_layer: l as u32,
+        });
+    }
+    Ok(parts)
+}
+
+/// For each NEW layer with missing frames (and an index), the OLD layer
+/// whose index shares the most frame digests with its own (the first of
+/// equal ones): (new layer, old layer).
+fn index_references(
+    old: &ImageView,
+    new: &ImageView,
+    missing: &[Vec<bool>],
+) -> Vec<(usize, usize)> {
     let old_ids: Vec<Option<std::collections::HashSet<ChunkId>>> = old
         .layers
         .iter()
@@ -514,8 +656,7 @@ fn index_parts(
                 .map(|(_, i)| i.frames.iter().map(|f| f.id).collect())
         })
         .collect();
-    let jobs: Vec<(usize, usize)> = new
-        .layers
+    new.layers
         .iter()
         .enumerate()
         .filter(|(l, _)| !missing[*l].is_empty())
@@ -532,83 +673,74 @@ fn index_parts(
                 .max()?;
             Some((l, best.1 .0))
         })
-        .collect();
-    let packed: Vec<(usize, usize, Vec<u8>, u64)> = jobs
-        .par_iter()
-        .map(|&(l, o)| {
-            let body = new.layers[l].index.as_ref().expect("an index").1.body();
-            let reference = old.layers[o].index.as_ref().expect("an index").1.body();
-            let bytes = compress_part(config.level, &reference, &body)
-                .map_err(|e| Error::io(out_path, e))?;
-            Ok((l, o, bytes, body.len() as u64))
-        })
-        .collect::<Result<_>>()?;
-    let mut parts = Vec::new();
-    for (l, o, bytes, content_len) in packed {
-        let (range, _) = new.layers[l].index.as_ref().expect("an index");
-        if bytes.len() as u64 >= range.length || content_len > MAX_PART_BYTES {
-            continue;
-        }
-        out.write_all(&bytes).map_err(|e| Error::io(out_path, e))?;
-        stats.index_parts += 1;
-        stats.index_part_bytes += bytes.len() as u64;
-        stats.index_bytes += range.length;
-        parts.push(IndexPart {
-            offset: *written,
-            length: bytes.len() as u64,
-            content_len,
-            old_layer: o as u32,
-            new_layer: l as u32,
-        });
-        *written += bytes.len() as u64;
-    }
-    Ok(parts)
+        .collect()
 }
 
-/// The file parts of one new large file: its missing frames in segments
+/// A large file of NEW: its layer's index, the layer, its frames and size.
+struct NewFile<'a> {
+    index: &'a ChunkIndex,
+    layer: usize,
+    frames: std::ops::Range<usize>,
+    size: u64,
+}
+
+/// The old version of a file: OLD's frames, its run of them and its length.
+struct OldFile<'a> {
+    frames: &'a Frames<'a>,
+    run: Run,
+    len: u64,
+}
+
+impl OldFile<'_> {
+    /// The reference for NEW's content `[from, to)` of a file `new_len`
+    /// bytes long: the whole old file, or for files above
+    /// [`REFERENCE_BYTES`] its frames around the same relative position.
+    fn reference(&self, from: u64, to: u64, new_len: u64) -> Vec<Run> {
+        if self.len <= REFERENCE_BYTES {
+            return vec![self.run];
+        }
+        // The old frames around [from, to) scaled to the old size.
+        let scale = |x: u64| (x as u128 * self.len as u128 / new_len.max(1) as u128) as u64;
+        let margin = (REFERENCE_BYTES - (to - from).min(REFERENCE_BYTES)) / 2;
+        let (lo, hi) = (scale(from).saturating_sub(margin), scale(to) + margin);
+        let mut runs = Vec::new();
+        let mut at = 0u64;
+        let mut len = 0u64;
+        for (l, i) in self.run.frames() {
+            let f = self.frames.frame(l, i).expect("a frame of the old file");
+            if at + f.tar_len > lo && at < hi && len + f.tar_len <= REFERENCE_BYTES {
+                push_frame(&mut runs, l, i);
+                len += f.tar_len;
+            }
+            at += f.tar_len;
+        }
+        runs
+    }
+}
+
+/// The file parts of one new large file: its `missing` frames in segments
 /// of at most [`SEGMENT_BYTES`], each against the old file (or, for files
 /// above [`REFERENCE_BYTES`], the window of it around the same relative
 /// position).
 fn file_segments(
-    index: &ChunkIndex,
-    layer: usize,
-    frames: std::ops::Range<usize>,
+    file: &NewFile<'_>,
     missing: &[bool],
-    (old, old_run, old_len, new_len): (&Frames<'_>, Run, u64, u64),
+    old: &OldFile<'_>,
     found: Found,
 ) -> Vec<Candidate> {
-    let start = index.frames[frames.start].tar_offset;
+    let index = file.index;
+    let start = index.frames[file.frames.start].tar_offset;
     let mut out = Vec::new();
     let mut segment: Vec<Run> = Vec::new();
     let (mut seg_start, mut seg_len) = (0u64, 0u64);
     let mut flush = |segment: Vec<Run>, from: u64, to: u64| {
-        let reference = if old_len <= REFERENCE_BYTES {
-            vec![old_run]
-        } else {
-            // The old frames around [from, to) scaled to the old size.
-            let scale = |x: u64| (x as u128 * old_len as u128 / new_len.max(1) as u128) as u64;
-            let margin = (REFERENCE_BYTES - (to - from).min(REFERENCE_BYTES)) / 2;
-            let (lo, hi) = (scale(from).saturating_sub(margin), scale(to) + margin);
-            let mut runs = Vec::new();
-            let mut at = 0u64;
-            let mut len = 0u64;
-            for (l, i) in old_run.frames() {
-                let f = old.frame(l, i).expect("a frame of the old file");
-                if at + f.tar_len > lo && at < hi && len + f.tar_len <= REFERENCE_BYTES {
-                    push_frame(&mut runs, l, i);
-                    len += f.tar_len;
-                }
-                at += f.tar_len;
-            }
-            runs
-        };
         out.push(Candidate {
-            reference,
+            reference: old.reference(from, to, file.size),
             targets: segment,
             found: Some(found),
         });
     };
-    for i in frames {
+    for i in file.frames.clone() {
         let f = &index.frames[i];
         if !missing[i] {
             continue;
@@ -621,7 +753,7 @@ fn file_segments(
         if segment.is_empty() {
             seg_start = at;
         }
-        push_frame(&mut segment, layer, i);
+        push_frame(&mut segment, file.layer, i);
         seg_len += f.tar_len;
     }
     if !segment.is_empty() {
@@ -635,23 +767,18 @@ fn file_segments(
 /// in order.
 const BATCH: usize = 32;
 
-/// Compresses `candidates` in batches on the current rayon pool and
-/// appends those that pay to `out` and `parts`, marking their frames in
-/// `covered`.
-#[allow(clippy::type_complexity)]
+/// Compresses `candidates` (references read from `old`, content from
+/// `new`) in batches on the current rayon pool and keeps in `sink` those
+/// that pay.
 fn encode_all(
     candidates: &[Candidate],
-    (old, new): (&Frames<'_>, &Frames<'_>),
+    old: &Frames<'_>,
+    new: &Frames<'_>,
     config: DeltaConfig,
-    (out, out_path): (&mut dyn std::io::Write, &Path),
-    (parts, covered, written, stats): (
-        &mut Vec<Part>,
-        &mut Vec<Vec<bool>>,
-        &mut u64,
-        &mut MakeStats,
-    ),
+    sink: &mut PartSink<'_>,
     progress: impl Fn(u64) -> Result<()>,
 ) -> Result<()> {
+    let out_path = sink.out_path;
     let mut done = 0u64;
     for batch in candidates.chunks(BATCH) {
         let packed: Vec<Option<(Vec<u8>, u64)>> = batch
@@ -668,36 +795,12 @@ fn encode_all(
             .collect::<Result<_>>()?;
         for (c, p) in batch.iter().zip(packed) {
             done += 1;
-            let Some((bytes, content_len)) = p else {
-                stats.dropped_parts += 1;
-                continue;
-            };
-            out.write_all(&bytes).map_err(|e| Error::io(out_path, e))?;
-            for (l, i) in c.targets.iter().flat_map(Run::frames) {
-                covered[l][i] = true;
-                stats.covered_frames += 1;
-            }
-            stats.covered_bytes += new.blob_len(&c.targets);
-            stats.part_bytes += bytes.len() as u64;
-            match c.found {
-                None => stats.solid_parts += 1,
-                Some(found) => {
-                    stats.file_parts += 1;
-                    match found {
-                        Found::Path => stats.by_path += 1,
-                        Found::Version => stats.by_version += 1,
-                        Found::Name => stats.by_name += 1,
-                    }
+            match p {
+                Some((bytes, content_len)) => {
+                    sink.keep(c, &bytes, content_len, new.blob_len(&c.targets))?
                 }
+                None => sink.stats.dropped_parts += 1,
             }
-            parts.push(Part {
-                offset: *written,
-                length: bytes.len() as u64,
-                content_len,
-                reference: c.reference.clone(),
-                targets: c.targets.clone(),
-            });
-            *written += bytes.len() as u64;
         }
         progress(done)?;
     }

@@ -66,7 +66,8 @@ pub fn apply(job: &ApplyJob, ctx: &JobContext<'_>) -> Result<ApplyOutcome> {
         &old,
         &source,
         &ctx.architecture,
-        (writer.layout(), writer.tag()),
+        writer.layout(),
+        writer.tag(),
         job.options,
         &progress,
     )?;

@@ -8,8 +8,10 @@ use crate::delta::make::{make, DeltaConfig, MakeStats};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::layer::index::IndexLocation;
+use crate::oci::layout::LayoutWriter;
 use crate::oci::read::LayoutReader;
 use crate::oci::types::{Descriptor, Manifest, MANIFEST_MEDIA_TYPE};
+use crate::store::view::OpenImage;
 use crate::store::{merge_referrer, ImageRef, ImageWriter};
 
 use super::context::{Event, JobContext};
@@ -80,7 +82,45 @@ pub fn delta(job: &DeltaJob, ctx: &JobContext<'_>) -> Result<DeltaReport> {
     // when the delta is pushed.
     let writer = ImageWriter::open_referrers(&job.dest, &subject, &[BASE_ANNOTATION], &ctx.store)?;
     let layout = writer.layout();
+    let blob = write_delta_blob(layout, &old, &new, job.config, ctx)?;
+    let config = layout.put_blob(EMPTY_MEDIA_TYPE, b"{}")?;
+    let manifest = artifact_manifest(&old, &new, config, blob.descriptor.clone());
+    let manifest_desc = list_artifact(layout, writer.tag(), &manifest)?;
+    let outcome = writer.finish()?;
+    Ok(DeltaReport {
+        schema_version: DeltaReport::SCHEMA_VERSION,
+        base: old.image.descriptor.digest,
+        target: subject,
+        manifest: manifest_desc.digest,
+        size: blob.descriptor.size,
+        lookup_bytes: blob.lookup_len,
+        parts: blob.parts,
+        stats: blob.stats,
+        reference: outcome.reference,
+    })
+}
 
+/// The delta blob as written to the layout.
+struct DeltaBlob {
+    /// Its descriptor, annotated with where its lookup is.
+    descriptor: Descriptor,
+    /// The lookup's length.
+    lookup_len: u64,
+    /// Its parts.
+    parts: usize,
+    stats: MakeStats,
+}
+
+/// Makes the delta from `old` to `new` on the context's workers (counting
+/// parts in [`Event::DeltaParts`]) and writes it, its lookup last, as a
+/// blob of `layout`.
+fn write_delta_blob(
+    layout: &LayoutWriter,
+    old: &OpenImage,
+    new: &OpenImage,
+    config: DeltaConfig,
+    ctx: &JobContext<'_>,
+) -> Result<DeltaBlob> {
     let pool = ctx.worker_pool()?;
     let mut blob = layout.temp_blob()?;
     let path = blob.path().to_path_buf();
@@ -89,7 +129,7 @@ pub fn delta(job: &DeltaJob, ctx: &JobContext<'_>) -> Result<DeltaReport> {
         ctx.check_cancel()
     };
     let (lookup, stats) =
-        pool.install(|| make(&old, &new, job.config, blob.writer(), &path, &progress))?;
+        pool.install(|| make(old, new, config, blob.writer(), &path, &progress))?;
     let lookup_bytes = lookup.encode();
     std::io::Write::write_all(blob.writer(), &lookup_bytes).map_err(|e| Error::io(&path, e))?;
     let (digest, size) = layout.commit(blob)?;
@@ -100,41 +140,65 @@ pub fn delta(job: &DeltaJob, ctx: &JobContext<'_>) -> Result<DeltaReport> {
     };
     let mut annotations = Default::default();
     location.annotate_as(&LOOKUP_KEYS, &mut annotations);
-    let delta_desc = Descriptor {
-        media_type: DELTA_MEDIA_TYPE.into(),
-        digest,
-        size,
-        artifact_type: None,
-        annotations,
-        platform: None,
-    };
-    let config = layout.put_blob(EMPTY_MEDIA_TYPE, b"{}")?;
-    let base: std::collections::BTreeMap<String, String> = [(
+    Ok(DeltaBlob {
+        descriptor: Descriptor {
+            media_type: DELTA_MEDIA_TYPE.into(),
+            digest,
+            size,
+            artifact_type: None,
+            annotations,
+            platform: None,
+        },
+        lookup_len: lookup_bytes.len() as u64,
+        parts: lookup.parts.len(),
+        stats,
+    })
+}
+
+/// The annotations naming OLD as a delta's base.
+fn base_annotations(old: &OpenImage) -> std::collections::BTreeMap<String, String> {
+    [(
         BASE_ANNOTATION.to_string(),
         old.image.descriptor.digest.to_string(),
     )]
-    .into();
-    let manifest = Manifest {
+    .into()
+}
+
+/// The delta artifact's manifest: the empty `config`, the delta `blob`,
+/// NEW as its subject and OLD as its base.
+fn artifact_manifest(
+    old: &OpenImage,
+    new: &OpenImage,
+    config: Descriptor,
+    blob: Descriptor,
+) -> Manifest {
+    Manifest {
         schema_version: 2,
         media_type: MANIFEST_MEDIA_TYPE.into(),
         config,
-        layers: vec![delta_desc],
+        layers: vec![blob],
         artifact_type: Some(DELTA_MEDIA_TYPE.into()),
         subject: Some(Descriptor {
             media_type: new.image.descriptor.media_type.clone(),
-            digest: subject,
+            digest: new.image.descriptor.digest,
             size: new.image.descriptor.size,
             artifact_type: None,
             annotations: Default::default(),
             platform: None,
         }),
-        annotations: base.clone(),
-    };
-    let manifest_json = serde_json::to_vec(&manifest).expect("a manifest serialises");
+        annotations: base_annotations(old),
+    }
+}
+
+/// Writes the artifact `manifest` to `layout` and merges it into the index
+/// of referrers tagged `tag` (replacing an entry from the same base); its
+/// descriptor as listed.
+fn list_artifact(layout: &LayoutWriter, tag: &str, manifest: &Manifest) -> Result<Descriptor> {
+    let manifest_json = serde_json::to_vec(manifest).expect("a manifest serialises");
     let mut manifest_desc = layout.put_blob(MANIFEST_MEDIA_TYPE, &manifest_json)?;
     manifest_desc.artifact_type = Some(DELTA_MEDIA_TYPE.into());
-    manifest_desc.annotations = base;
-    layout.update_tag(writer.tag(), |current| {
+    manifest_desc.annotations = manifest.annotations.clone();
+    layout.update_tag(tag, |current| {
         let existing = match current {
             Some(desc) => Some(LayoutReader::open_layout(layout.root())?.json_blob(desc)?),
             None => None,
@@ -143,16 +207,5 @@ pub fn delta(job: &DeltaJob, ctx: &JobContext<'_>) -> Result<DeltaReport> {
         let index_json = serde_json::to_vec(&index).expect("an index serialises");
         layout.put_blob(crate::oci::types::INDEX_MEDIA_TYPE, &index_json)
     })?;
-    let outcome = writer.finish()?;
-    Ok(DeltaReport {
-        schema_version: DeltaReport::SCHEMA_VERSION,
-        base: old.image.descriptor.digest,
-        target: subject,
-        manifest: manifest_desc.digest,
-        size,
-        lookup_bytes: lookup_bytes.len() as u64,
-        parts: lookup.parts.len(),
-        stats,
-        reference: outcome.reference,
-    })
+    Ok(manifest_desc)
 }

@@ -117,8 +117,10 @@ pub struct PlanDelta {
     pub blob: Descriptor,
     /// The parts taken (positions in its lookup).
     pub parts: Vec<usize>,
-    /// Byte ranges `[start, end)` of the blob to fetch for them.
-    pub ranges: Vec<(u64, u64)>,
+    /// Byte ranges of the blob to fetch for them (in JSON `[start, end]`
+    /// pairs).
+    #[serde(serialize_with = "crate::update::requests::serialize_pairs")]
+    pub ranges: Vec<std::ops::Range<u64>>,
 }
 
 /// A plan between two images, with the delta NEW lists for OLD if any.

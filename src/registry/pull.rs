@@ -4,6 +4,8 @@
 use std::io::{self, Read, Write};
 
 use sha2::Digest as _;
+use ureq::http::Response;
+use ureq::Body;
 
 use super::client::*;
 use super::multipart::parse_content_range;
@@ -97,83 +99,147 @@ impl Client {
     /// and checks its sha256 at the end. On an error, what was written is
     /// not the blob and must be discarded.
     pub fn get_blob_to(&self, digest: &Digest, size: u64, writer: &mut dyn Write) -> Result<()> {
-        let url = self.blob_url(digest);
-        let mut hasher = sha2::Sha256::new();
-        let mut received = 0u64;
-        let mut resumes = 0u32;
+        let mut download = Download {
+            url: self.blob_url(digest),
+            size,
+            writer,
+            hasher: sha2::Sha256::new(),
+            received: 0,
+            resumes: 0,
+        };
         let mut buf = vec![0u8; 256 << 10];
-        'transfer: loop {
-            let mut request = Request::new("GET", url.clone());
-            if received > 0 {
-                request = request.header("Range", format!("bytes={received}-"));
-            }
-            let resp = self.send(&mut request)?;
-            let resp = self.expect(resp, "GET", &url, &[200, 206])?;
-            // Bytes of this answer to skip: all we have, if it starts at 0.
-            let mut skip = 0;
-            if resp.status() == 206 {
-                let range = header(&resp, "content-range").and_then(parse_content_range);
-                if received == 0 || range.map(|r| r.start) != Some(received) {
-                    return Err(url_error(
-                        &url,
-                        format!(
-                            "asked for bytes {received}- and got Content-Range {:?}",
-                            header(&resp, "content-range").unwrap_or("")
-                        ),
-                    ));
-                }
-            } else {
-                skip = received;
-            }
-            let mut body = Counting {
-                inner: resp.into_body().into_reader(),
-                counter: &self.counters.bytes_received,
-            };
-            loop {
-                let n = match body.read(&mut buf) {
-                    Ok(0) => break 'transfer,
-                    Ok(n) => n,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) => {
-                        if resumes >= self.config.retries {
-                            return Err(url_error(
-                                &url,
-                                format!(
-                                    "download interrupted at byte {received} of {size} \
-                                     after {resumes} resumptions: {e}"
-                                ),
-                            ));
-                        }
-                        self.sleep_backoff(resumes);
-                        resumes += 1;
-                        bump(&self.counters.resumed_downloads, 1);
-                        continue 'transfer;
-                    }
-                };
-                let mut chunk = &buf[..n];
-                if skip > 0 {
-                    let s = skip.min(n as u64) as usize;
-                    skip -= s as u64;
-                    chunk = &chunk[s..];
-                }
-                if received + chunk.len() as u64 > size {
-                    return Err(url_error(
-                        &url,
-                        format!("the registry sent more than the {size} bytes expected"),
-                    ));
-                }
-                writer.write_all(chunk).map_err(Error::Stream)?;
-                hasher.update(chunk);
-                received += chunk.len() as u64;
+        loop {
+            let (resp, skip) = self.request_rest(&download)?;
+            match self.copy_answer(resp, skip, &mut download, &mut buf)? {
+                Transfer::Done => break,
+                Transfer::Resume => continue,
             }
         }
+        download.finish(digest)
+    }
+
+    /// Asks for the bytes of the blob `download` has not received yet; the
+    /// answer, and how many of its first bytes to skip (all received, when
+    /// the registry sends the blob from its start).
+    fn request_rest(&self, download: &Download<'_>) -> Result<(Response<Body>, u64)> {
+        let (url, received) = (&download.url, download.received);
+        let mut request = Request::new("GET", url.clone());
+        if received > 0 {
+            request = request.header("Range", format!("bytes={received}-"));
+        }
+        let resp = self.send(&mut request)?;
+        let resp = self.expect(resp, "GET", url, &[200, 206])?;
+        if resp.status() != 206 {
+            return Ok((resp, received));
+        }
+        let range = header(&resp, "content-range").and_then(parse_content_range);
+        if received == 0 || range.map(|r| r.start) != Some(received) {
+            return Err(url_error(
+                url,
+                format!(
+                    "asked for bytes {received}- and got Content-Range {:?}",
+                    header(&resp, "content-range").unwrap_or("")
+                ),
+            ));
+        }
+        Ok((resp, 0))
+    }
+
+    /// Copies the answer `resp` (its first `skip` bytes left out) into the
+    /// download, through `buf`, until it ends or breaks (then the download
+    /// is resumed after a backoff, at most `retries` times).
+    fn copy_answer(
+        &self,
+        resp: Response<Body>,
+        mut skip: u64,
+        download: &mut Download<'_>,
+        buf: &mut [u8],
+    ) -> Result<Transfer> {
+        let mut body = Counting {
+            inner: resp.into_body().into_reader(),
+            counter: &self.counters.bytes_received,
+        };
+        loop {
+            let n = match body.read(buf) {
+                Ok(0) => return Ok(Transfer::Done),
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    let (received, size, resumes) =
+                        (download.received, download.size, download.resumes);
+                    if resumes >= self.config.retries {
+                        return Err(url_error(
+                            &download.url,
+                            format!(
+                                "download interrupted at byte {received} of {size} \
+                                 after {resumes} resumptions: {e}"
+                            ),
+                        ));
+                    }
+                    self.sleep_backoff(resumes);
+                    download.resumes += 1;
+                    bump(&self.counters.resumed_downloads, 1);
+                    return Ok(Transfer::Resume);
+                }
+            };
+            let mut chunk = &buf[..n];
+            if skip > 0 {
+                let s = skip.min(n as u64) as usize;
+                skip -= s as u64;
+                chunk = &chunk[s..];
+            }
+            download.take(chunk)?;
+        }
+    }
+}
+
+/// How copying one answer of a download ended.
+enum Transfer {
+    /// The answer ended.
+    Done,
+    /// It broke: ask for the rest.
+    Resume,
+}
+
+/// A blob being downloaded: where its bytes go, and what came so far.
+struct Download<'w> {
+    url: String,
+    size: u64,
+    writer: &'w mut dyn Write,
+    hasher: sha2::Sha256,
+    received: u64,
+    resumes: u32,
+}
+
+impl Download<'_> {
+    /// Writes and hashes the next bytes of the blob; more than its size
+    /// is an error.
+    fn take(&mut self, chunk: &[u8]) -> Result<()> {
+        if self.received + chunk.len() as u64 > self.size {
+            return Err(url_error(
+                &self.url,
+                format!(
+                    "the registry sent more than the {} bytes expected",
+                    self.size
+                ),
+            ));
+        }
+        self.writer.write_all(chunk).map_err(Error::Stream)?;
+        self.hasher.update(chunk);
+        self.received += chunk.len() as u64;
+        Ok(())
+    }
+
+    /// Checks the whole blob came: its size, and its sha256 against `digest`.
+    fn finish(self, digest: &Digest) -> Result<()> {
+        let (url, size, received) = (&self.url, self.size, self.received);
         if received != size {
             return Err(url_error(
-                &url,
+                url,
                 format!("the registry sent {received} bytes, expected {size}"),
             ));
         }
-        let got = Digest(hasher.finalize().into());
+        let got = Digest(self.hasher.finalize().into());
         if got != *digest {
             return Err(Error::digest_mismatch(
                 format!("{url}: the bytes served"),

@@ -1,6 +1,11 @@
 //! Byte ranges of a blob, many in one request (`multipart/byteranges`),
 //! with the fallbacks registries need.
 
+use std::ops::Range;
+
+use ureq::http::Response;
+use ureq::Body;
+
 use super::client::*;
 use super::multipart::{byteranges_boundary, parse_byteranges, parse_content_range};
 use super::transport::*;
@@ -17,11 +22,26 @@ enum Batch {
     Refused,
 }
 
+/// The blob whose ranges are read: what every request for them names.
+struct RangedBlob<'a> {
+    url: &'a str,
+    digest: &'a Digest,
+    size: u64,
+}
+
+/// The ranges of one [`Client::get_ranges`] call and what came for them.
+struct RangeRead<'a> {
+    ranges: &'a [Range<u64>],
+    /// Each range's bytes, once they came.
+    out: Vec<Option<Vec<u8>>>,
+    /// The whole blob, if a registry sent it: it serves every range.
+    whole: Option<Vec<u8>>,
+}
+
 impl Client {
-    /// The `[start, end)` `ranges` (sorted, not overlapping, within `size`)
-    /// of the blob `digest`, asking for many in one request
-    /// (`Range: bytes=a-b,c-d`), at most
-    /// [`ClientConfig::max_ranges_per_request`] a request.
+    /// The `ranges` (sorted, not overlapping, within `size`) of the blob
+    /// `digest`, asking for many in one request (`Range: bytes=a-b,c-d`),
+    /// at most [`ClientConfig::max_ranges_per_request`] a request.
     ///
     /// A `multipart/byteranges` answer and a single range are taken as they
     /// come; a whole blob (200) is checked against its digest and serves
@@ -31,65 +51,53 @@ impl Client {
         &self,
         digest: &Digest,
         size: u64,
-        ranges: &[(u64, u64)],
+        ranges: &[Range<u64>],
     ) -> Result<Vec<Vec<u8>>> {
         let url = self.blob_url(digest);
-        let mut previous_end = 0;
-        for &(start, end) in ranges {
-            if start >= end || end > size || start < previous_end {
-                return Err(url_error(
-                    &url,
-                    format!(
-                        "cannot read bytes {start}..{end} of a {size}-byte blob \
-                         (ranges must be non-empty, sorted, disjoint and inside the blob)"
-                    ),
-                ));
-            }
-            previous_end = end;
-        }
-        let mut out = vec![None; ranges.len()];
-        let mut whole = None;
+        check_ranges(&url, size, ranges)?;
+        let blob = RangedBlob {
+            url: &url,
+            digest,
+            size,
+        };
+        let mut read = RangeRead {
+            ranges,
+            out: vec![None; ranges.len()],
+            whole: None,
+        };
         let indices: Vec<usize> = (0..ranges.len()).collect();
         for batch in indices.chunks(self.config.max_ranges_per_request) {
-            self.fill(&url, digest, size, ranges, batch, &mut out, &mut whole)?;
+            self.fill(&blob, &mut read, batch)?;
         }
-        Ok(out
+        Ok(read
+            .out
             .into_iter()
             .map(|r| r.expect("every range filled"))
             .collect())
     }
 
-    /// Fills `out[i]` for `i` in `batch`: from `whole` if the whole blob came
-    /// already, else with one request, then one request per range missing.
-    #[allow(clippy::too_many_arguments)]
-    fn fill(
-        &self,
-        url: &str,
-        digest: &Digest,
-        size: u64,
-        ranges: &[(u64, u64)],
-        batch: &[usize],
-        out: &mut [Option<Vec<u8>>],
-        whole: &mut Option<Vec<u8>>,
-    ) -> Result<()> {
-        if let Some(w) = whole {
+    /// Fills `read.out[i]` for `i` in `batch`: from the whole blob if it
+    /// came already, else with one request, then one request per range
+    /// missing.
+    fn fill(&self, blob: &RangedBlob<'_>, read: &mut RangeRead<'_>, batch: &[usize]) -> Result<()> {
+        if let Some(w) = &read.whole {
             for &i in batch {
-                let (s, e) = ranges[i];
-                out[i] = Some(w[s as usize..e as usize].to_vec());
+                let r = &read.ranges[i];
+                read.out[i] = Some(w[r.start as usize..r.end as usize].to_vec());
             }
             return Ok(());
         }
-        let wanted: Vec<(u64, u64)> = batch.iter().map(|&i| ranges[i]).collect();
-        match self.fetch_ranges(url, digest, size, &wanted)? {
+        let wanted: Vec<Range<u64>> = batch.iter().map(|&i| read.ranges[i].clone()).collect();
+        match self.fetch_ranges(blob, &wanted)? {
             Batch::Whole(w) => {
-                *whole = Some(w);
-                self.fill(url, digest, size, ranges, batch, out, whole)
+                read.whole = Some(w);
+                self.fill(blob, read, batch)
             }
             Batch::Parts(parts) => {
                 let mut missing = Vec::new();
                 for (&i, part) in batch.iter().zip(parts) {
                     match part {
-                        Some(p) => out[i] = Some(p),
+                        Some(p) => read.out[i] = Some(p),
                         None => missing.push(i),
                     }
                 }
@@ -97,41 +105,36 @@ impl Client {
                     return Ok(());
                 }
                 if batch.len() == 1 {
-                    let (s, e) = ranges[batch[0]];
+                    let r = &read.ranges[batch[0]];
                     return Err(url_error(
-                        url,
-                        format!("asked for bytes {s}..{e} and the answer does not hold them"),
+                        blob.url,
+                        format!(
+                            "asked for bytes {}..{} and the answer does not hold them",
+                            r.start, r.end
+                        ),
                     ));
                 }
                 bump(&self.counters.range_fallbacks, 1);
                 for i in missing {
-                    self.fill(url, digest, size, ranges, &[i], out, whole)?;
+                    self.fill(blob, read, &[i])?;
                 }
                 Ok(())
             }
             Batch::Refused => {
                 bump(&self.counters.range_fallbacks, 1);
                 for &i in batch {
-                    self.fill(url, digest, size, ranges, &[i], out, whole)?;
+                    self.fill(blob, read, &[i])?;
                 }
                 Ok(())
             }
         }
     }
 
-    /// One request for `ranges` of the blob.
-    fn fetch_ranges(
-        &self,
-        url: &str,
-        digest: &Digest,
-        size: u64,
-        ranges: &[(u64, u64)],
-    ) -> Result<Batch> {
-        let spec: Vec<String> = ranges
-            .iter()
-            .map(|(s, e)| format!("{s}-{}", e - 1))
-            .collect();
-        let spec = format!("bytes={}", spec.join(","));
+    /// One request for `ranges` of the blob, its answer sorted out by kind:
+    /// the whole blob, a multipart answer or a single range.
+    fn fetch_ranges(&self, blob: &RangedBlob<'_>, ranges: &[Range<u64>]) -> Result<Batch> {
+        let (url, size) = (blob.url, blob.size);
+        let spec = range_header(ranges);
         let resp = self.send(&mut Request::new("GET", url.to_string()).header("Range", &spec))?;
         let status = resp.status().as_u16();
         if status == 416 && ranges.len() > 1 {
@@ -152,93 +155,161 @@ impl Client {
             }
         })?;
         if status == 200 {
-            bump(&self.counters.full_blob_fallbacks, 1);
-            let body = self.read_body(resp, size, url)?;
-            if body.len() as u64 != size || Digest::of(&body) != *digest {
-                return Err(url_error(
-                    url,
-                    format!(
-                        "the whole blob was sent for {spec} and it does not match its \
-                         digest and size ({} bytes)",
-                        body.len()
-                    ),
-                ));
-            }
-            return Ok(Batch::Whole(body));
+            return self.whole_blob_answer(resp, blob, &spec);
         }
-        let wrong_total = |total: Option<u64>| {
-            url_error(
-                url,
-                format!(
-                    "the registry says the blob is {} bytes, expected {size}",
-                    total.map_or("an unknown number of".into(), |t| t.to_string())
-                ),
-            )
-        };
-        let covered = |start: u64, end: u64, data: &[u8]| -> Vec<Option<Vec<u8>>> {
-            ranges
-                .iter()
-                .map(|&(s, e)| {
-                    (start <= s && e <= end)
-                        .then(|| data[(s - start) as usize..(e - start) as usize].to_vec())
-                })
-                .collect()
-        };
         let content_type = header(&resp, "content-type").unwrap_or("").to_string();
-        if let Some(boundary) = byteranges_boundary(&content_type) {
-            bump(&self.counters.multipart_responses, 1);
-            let wanted: u64 = ranges.iter().map(|(s, e)| e - s).sum();
-            // Data, plus headers of each part (Go writes ~130 bytes a part).
-            let limit = wanted + 1024 * ranges.len() as u64 + 4096;
-            let body = match self.read_body(resp, limit, url) {
-                Ok(b) => b,
-                Err(_) => return Ok(Batch::Refused),
-            };
-            let parts = match parse_byteranges(&body, &boundary, ranges.len()) {
-                Ok(p) => p,
-                Err(_) => return Ok(Batch::Refused),
-            };
-            let mut out = vec![None; ranges.len()];
-            for part in parts {
-                if part.range.total.is_some_and(|t| t != size) {
-                    return Err(wrong_total(part.range.total));
-                }
-                let data = &body[part.data];
-                for (slot, found) in
-                    out.iter_mut()
-                        .zip(covered(part.range.start, part.range.end, data))
-                {
-                    if slot.is_none() {
-                        *slot = found;
-                    }
-                }
-            }
-            return Ok(Batch::Parts(out));
+        match byteranges_boundary(&content_type) {
+            Some(boundary) => self.multipart_answer(resp, blob, ranges, &boundary),
+            None => self.single_range_answer(resp, blob, ranges),
         }
-        bump(&self.counters.single_range_responses, 1);
-        let range = header(&resp, "content-range")
-            .and_then(parse_content_range)
-            .ok_or_else(|| url_error(url, "a 206 answer without a valid Content-Range"))?;
-        if range.total.is_some_and(|t| t != size) {
-            return Err(wrong_total(range.total));
-        }
-        let span = ranges[ranges.len() - 1].1 - ranges[0].0;
-        if range.end - range.start > span {
-            return Ok(Batch::Refused);
-        }
-        let body = self.read_body(resp, range.end - range.start, url)?;
-        if body.len() as u64 != range.end - range.start {
+    }
+
+    /// A 200 to a range request: the whole blob, checked against its digest.
+    fn whole_blob_answer(
+        &self,
+        resp: Response<Body>,
+        blob: &RangedBlob<'_>,
+        spec: &str,
+    ) -> Result<Batch> {
+        bump(&self.counters.full_blob_fallbacks, 1);
+        let body = self.read_body(resp, blob.size, blob.url)?;
+        if body.len() as u64 != blob.size || Digest::of(&body) != *blob.digest {
             return Err(url_error(
-                url,
+                blob.url,
                 format!(
-                    "the answer is {} bytes, its Content-Range says {}",
-                    body.len(),
-                    range.end - range.start
+                    "the whole blob was sent for {spec} and it does not match its \
+                     digest and size ({} bytes)",
+                    body.len()
                 ),
             ));
         }
-        Ok(Batch::Parts(covered(range.start, range.end, &body)))
+        Ok(Batch::Whole(body))
     }
+
+    /// A `multipart/byteranges` answer: each range from the part holding
+    /// it; an answer that does not parse is [`Batch::Refused`].
+    fn multipart_answer(
+        &self,
+        resp: Response<Body>,
+        blob: &RangedBlob<'_>,
+        ranges: &[Range<u64>],
+        boundary: &str,
+    ) -> Result<Batch> {
+        bump(&self.counters.multipart_responses, 1);
+        // Data, plus headers of each part (Go writes ~130 bytes a part).
+        let limit = total_len(ranges) + 1024 * ranges.len() as u64 + 4096;
+        let Ok(body) = self.read_body(resp, limit, blob.url) else {
+            return Ok(Batch::Refused);
+        };
+        let Ok(parts) = parse_byteranges(&body, boundary, ranges.len()) else {
+            return Ok(Batch::Refused);
+        };
+        let mut out = vec![None; ranges.len()];
+        for part in parts {
+            if part.range.total.is_some_and(|t| t != blob.size) {
+                return Err(wrong_total(blob, part.range.total));
+            }
+            let data = &body[part.data];
+            let held = covered(ranges, part.range.start..part.range.end, data);
+            for (slot, found) in out.iter_mut().zip(held) {
+                if slot.is_none() {
+                    *slot = found;
+                }
+            }
+        }
+        Ok(Batch::Parts(out))
+    }
+
+    /// A 206 with one `Content-Range`: the ranges it covers; one larger
+    /// than all that was asked is [`Batch::Refused`].
+    fn single_range_answer(
+        &self,
+        resp: Response<Body>,
+        blob: &RangedBlob<'_>,
+        ranges: &[Range<u64>],
+    ) -> Result<Batch> {
+        bump(&self.counters.single_range_responses, 1);
+        let range = header(&resp, "content-range")
+            .and_then(parse_content_range)
+            .ok_or_else(|| url_error(blob.url, "a 206 answer without a valid Content-Range"))?;
+        if range.total.is_some_and(|t| t != blob.size) {
+            return Err(wrong_total(blob, range.total));
+        }
+        let span = ranges[ranges.len() - 1].end - ranges[0].start;
+        let len = range.end - range.start;
+        if len > span {
+            return Ok(Batch::Refused);
+        }
+        let body = self.read_body(resp, len, blob.url)?;
+        if body.len() as u64 != len {
+            return Err(url_error(
+                blob.url,
+                format!(
+                    "the answer is {} bytes, its Content-Range says {len}",
+                    body.len()
+                ),
+            ));
+        }
+        Ok(Batch::Parts(covered(ranges, range.start..range.end, &body)))
+    }
+}
+
+/// An error unless `ranges` are non-empty, sorted, disjoint and inside a
+/// blob of `size` bytes.
+fn check_ranges(url: &str, size: u64, ranges: &[Range<u64>]) -> Result<()> {
+    let mut previous_end = 0;
+    for r in ranges {
+        if r.start >= r.end || r.end > size || r.start < previous_end {
+            return Err(url_error(
+                url,
+                format!(
+                    "cannot read bytes {}..{} of a {size}-byte blob \
+                     (ranges must be non-empty, sorted, disjoint and inside the blob)",
+                    r.start, r.end
+                ),
+            ));
+        }
+        previous_end = r.end;
+    }
+    Ok(())
+}
+
+/// The `Range` header asking for `ranges`.
+fn range_header(ranges: &[Range<u64>]) -> String {
+    let spec: Vec<String> = ranges
+        .iter()
+        .map(|r| format!("{}-{}", r.start, r.end - 1))
+        .collect();
+    format!("bytes={}", spec.join(","))
+}
+
+fn total_len(ranges: &[Range<u64>]) -> u64 {
+    ranges.iter().map(|r| r.end - r.start).sum()
+}
+
+/// The registry gave the blob another size than expected.
+fn wrong_total(blob: &RangedBlob<'_>, total: Option<u64>) -> crate::Error {
+    url_error(
+        blob.url,
+        format!(
+            "the registry says the blob is {} bytes, expected {}",
+            total.map_or("an unknown number of".into(), |t| t.to_string()),
+            blob.size
+        ),
+    )
+}
+
+/// The bytes of each of `ranges` that `data` (the blob's bytes `held`)
+/// holds whole.
+fn covered(ranges: &[Range<u64>], held: Range<u64>, data: &[u8]) -> Vec<Option<Vec<u8>>> {
+    ranges
+        .iter()
+        .map(|r| {
+            (held.start <= r.start && r.end <= held.end).then(|| {
+                data[(r.start - held.start) as usize..(r.end - held.start) as usize].to_vec()
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -259,12 +330,13 @@ mod tests {
         )
         .unwrap();
         let d = Digest::of(b"x");
+        #[allow(clippy::reversed_empty_ranges, clippy::single_range_in_vec_init)]
         for bad in [
-            vec![(0, 0)],
-            vec![(5, 3)],
-            vec![(0, 11)],
-            vec![(4, 6), (0, 2)],
-            vec![(0, 3), (2, 4)],
+            vec![0..0],
+            vec![5..3],
+            vec![0..11],
+            vec![4..6, 0..2],
+            vec![0..3, 2..4],
         ] {
             let e = client.get_ranges(&d, 10, &bad).unwrap_err();
             assert!(e.to_string().contains("cannot read bytes"), "{e}");

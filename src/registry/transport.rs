@@ -10,7 +10,7 @@ use ureq::http::{self, Response};
 use ureq::Body;
 
 use super::client::*;
-use crate::error::{Error, Result};
+use crate::error::{Error, RegistryErrorCode, Result};
 
 /// A request body that can be sent again on a retry.
 pub(super) enum Payload<'a> {
@@ -135,11 +135,13 @@ impl Client {
             self.read_body(resp, MAX_ERROR_BODY, url)
                 .unwrap_or_default()
         };
-        Err(Error::registry(
-            url,
-            Some(status.as_u16()),
-            format!("{method}: {}{}", status_text(status), error_summary(&body)),
-        ))
+        let body = ErrorBody::parse(&body);
+        Err(Error::Registry {
+            url: url.to_string(),
+            status: Some(status.as_u16()),
+            message: format!("{method}: {}{}", status_text(status), body.summary),
+            codes: body.codes,
+        })
     }
 
     /// A response body, at most `limit` bytes (more is an error).
@@ -216,16 +218,20 @@ impl Client {
                             .expect(resp, request.method, &request.url, &[])
                             .expect_err("no status is accepted");
                         let Error::Registry {
-                            status, message, ..
+                            status,
+                            message,
+                            codes,
+                            ..
                         } = e
                         else {
                             unreachable!("expect gives registry errors")
                         };
-                        return Err(Error::registry(
-                            &request.url,
+                        return Err(Error::Registry {
+                            url: request.url.clone(),
                             status,
-                            format!("failed after {attempt} attempt{plural}: {message}"),
-                        ));
+                            message: format!("failed after {attempt} attempt{plural}: {message}"),
+                            codes,
+                        });
                     }
                 }
                 Err(SendError::Local(e)) => return Err(e),
@@ -312,33 +318,60 @@ pub(super) fn status_text(status: http::StatusCode) -> String {
     )
 }
 
-/// `: CODE message; …` from a registry's JSON error body, else its start.
-pub(super) fn error_summary(body: &[u8]) -> String {
-    #[derive(serde::Deserialize)]
-    struct Errors {
-        errors: Vec<ErrorEntry>,
+/// A registry's error answer body, parsed once: the codes it gives and a
+/// summary for the message.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) struct ErrorBody {
+    /// The codes of `{"errors":[{"code":…}]}`, in order; empty for a body
+    /// that is not such JSON.
+    pub(super) codes: Vec<RegistryErrorCode>,
+    /// `: CODE message; …` (at most five), else the body's start; empty
+    /// for an empty body.
+    pub(super) summary: String,
+}
+
+impl ErrorBody {
+    pub(super) fn parse(body: &[u8]) -> ErrorBody {
+        #[derive(serde::Deserialize)]
+        struct Errors {
+            errors: Vec<ErrorEntry>,
+        }
+        #[derive(serde::Deserialize)]
+        struct ErrorEntry {
+            #[serde(default)]
+            code: String,
+            #[serde(default)]
+            message: String,
+        }
+        if body.is_empty() {
+            return ErrorBody {
+                codes: Vec::new(),
+                summary: String::new(),
+            };
+        }
+        if let Ok(e) = serde_json::from_slice::<Errors>(body) {
+            let list: Vec<String> = e
+                .errors
+                .iter()
+                .take(5)
+                .map(|e| format!("{} {}", e.code, e.message).trim().to_string())
+                .collect();
+            return ErrorBody {
+                codes: e
+                    .errors
+                    .iter()
+                    .filter(|e| !e.code.is_empty())
+                    .map(|e| RegistryErrorCode::parse(&e.code))
+                    .collect(),
+                summary: format!(": {}", list.join("; ")),
+            };
+        }
+        let text = String::from_utf8_lossy(&body[..body.len().min(200)]);
+        ErrorBody {
+            codes: Vec::new(),
+            summary: format!(": {}", text.trim()),
+        }
     }
-    #[derive(serde::Deserialize)]
-    struct ErrorEntry {
-        #[serde(default)]
-        code: String,
-        #[serde(default)]
-        message: String,
-    }
-    if body.is_empty() {
-        return String::new();
-    }
-    if let Ok(e) = serde_json::from_slice::<Errors>(body) {
-        let list: Vec<String> = e
-            .errors
-            .iter()
-            .take(5)
-            .map(|e| format!("{} {}", e.code, e.message).trim().to_string())
-            .collect();
-        return format!(": {}", list.join("; "));
-    }
-    let text = String::from_utf8_lossy(&body[..body.len().min(200)]);
-    format!(": {}", text.trim())
 }
 
 #[cfg(test)]
@@ -356,10 +389,38 @@ mod tests {
 
     #[test]
     fn summarises_registry_errors() {
+        let summary = |body: &[u8]| ErrorBody::parse(body).summary;
         let body =
             br#"{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown","detail":{}}]}"#;
-        assert_eq!(error_summary(body), ": MANIFEST_UNKNOWN manifest unknown");
-        assert_eq!(error_summary(b"plain text\n"), ": plain text");
-        assert_eq!(error_summary(b""), "");
+        assert_eq!(summary(body), ": MANIFEST_UNKNOWN manifest unknown");
+        assert_eq!(summary(b"plain text\n"), ": plain text");
+        assert_eq!(summary(b""), "");
+    }
+
+    #[test]
+    fn parses_registry_error_codes() {
+        let body = br#"{"errors":[
+            {"code":"MANIFEST_BLOB_UNKNOWN","message":"blob unknown to registry"},
+            {"code":"QUOTA_EXCEEDED","message":"over quota"}]}"#;
+        let parsed = ErrorBody::parse(body);
+        assert_eq!(
+            parsed.codes,
+            vec![
+                RegistryErrorCode::ManifestBlobUnknown,
+                RegistryErrorCode::Other("QUOTA_EXCEEDED".into()),
+            ]
+        );
+        assert_eq!(
+            parsed.summary,
+            ": MANIFEST_BLOB_UNKNOWN blob unknown to registry; QUOTA_EXCEEDED over quota"
+        );
+        assert_eq!(parsed.codes[1].as_str(), "QUOTA_EXCEEDED");
+        assert_eq!(
+            RegistryErrorCode::parse("TOOMANYREQUESTS"),
+            RegistryErrorCode::TooManyRequests
+        );
+        let plain = ErrorBody::parse(b"<html>502 Bad Gateway</html>");
+        assert!(plain.codes.is_empty());
+        assert_eq!(plain.summary, ": <html>502 Bad Gateway</html>");
     }
 }

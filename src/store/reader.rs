@@ -1,5 +1,6 @@
 //! Reading an image wherever it is.
 
+use std::ops::Range;
 use std::path::PathBuf;
 #[cfg(feature = "registry")]
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -114,33 +115,34 @@ impl ImageReader {
             Source::Registry {
                 client, bytes_read, ..
             } => {
-                let mut parts = client.get_ranges(digest, size, &[(offset, offset + length)])?;
+                let range = offset..offset + length;
+                let mut parts = client.get_ranges(digest, size, std::slice::from_ref(&range))?;
                 bytes_read.fetch_add(length, Ordering::Relaxed);
                 Ok(parts.pop().unwrap_or_default())
             }
         }
     }
 
-    /// The byte ranges `(start, end)` of the blob `digest` (`size` bytes
-    /// long), sorted and apart, as one request: from a registry a
-    /// multi-range request (the client falls back as the registry needs).
+    /// The byte `ranges` of the blob `digest` (`size` bytes long), sorted
+    /// and apart, as one request: from a registry a multi-range request
+    /// (the client falls back as the registry needs).
     pub fn read_ranges(
         &self,
         digest: &Digest,
         size: u64,
-        ranges: &[(u64, u64)],
+        ranges: &[Range<u64>],
     ) -> Result<Vec<Vec<u8>>> {
         match &self.source {
             Source::Local(l) => ranges
                 .iter()
-                .map(|&(start, end)| l.read_range(digest, size, start, end.saturating_sub(start)))
+                .map(|r| l.read_range(digest, size, r.start, r.end.saturating_sub(r.start)))
                 .collect(),
             #[cfg(feature = "registry")]
             Source::Registry {
                 client, bytes_read, ..
             } => {
                 let parts = client.get_ranges(digest, size, ranges)?;
-                let total: u64 = ranges.iter().map(|(s, e)| e - s).sum();
+                let total: u64 = ranges.iter().map(|r| r.end - r.start).sum();
                 bytes_read.fetch_add(total, Ordering::Relaxed);
                 Ok(parts)
             }

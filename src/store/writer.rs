@@ -304,7 +304,31 @@ fn push_referrers(
     keys: &[String],
     client: &Client,
 ) -> Result<PushReport> {
-    use crate::oci::types::{Descriptor, Index, Manifest, REF_NAME};
+    let (tagged, index) = tagged_index(source, tag)?;
+    let mut report = PushReport::default();
+    let ours = push_artifacts(source, &index, client, &mut report)?;
+    if ours.is_empty() {
+        return Ok(report);
+    }
+    let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+    let merge = ReferrersMerge {
+        client,
+        target: Target::Tag(tag.to_string()),
+        media_type: &tagged.media_type,
+        ours: &ours,
+        keys: &keys,
+    };
+    merge.until_listed()?;
+    Ok(report)
+}
+
+/// The index tagged `tag` in `source`: its descriptor and content.
+#[cfg(feature = "registry")]
+fn tagged_index(
+    source: &LayoutReader,
+    tag: &str,
+) -> Result<(crate::oci::types::Descriptor, crate::oci::types::Index)> {
+    use crate::oci::types::{Index, REF_NAME};
     let index_path = source.member_path("index.json");
     let tagged = source
         .index()?
@@ -315,79 +339,124 @@ fn push_referrers(
             Error::malformed(index_path.display(), format!("no index tagged {tag:?}"))
         })?;
     let (index, _): (Index, Vec<u8>) = source.json_blob_bytes(&tagged)?;
-    let mut report = PushReport::default();
+    Ok((tagged, index))
+}
+
+/// Pushes the artifacts `index` lists that `source` holds and the registry
+/// lacks (their blobs, then their manifests by digest); the entries of
+/// those `source` holds.
+#[cfg(feature = "registry")]
+fn push_artifacts(
+    source: &LayoutReader,
+    index: &crate::oci::types::Index,
+    client: &Client,
+    report: &mut PushReport,
+) -> Result<Vec<crate::oci::types::Descriptor>> {
     let mut ours = Vec::new();
     for m in &index.manifests {
         // Entries merged from the registry's own index are there already.
-        let Ok((manifest, bytes)) = source.json_blob_bytes::<Manifest>(m) else {
+        let Ok((manifest, bytes)) = source.json_blob_bytes::<crate::oci::types::Manifest>(m) else {
             continue;
         };
         // Only what the registry lacks: distribution 2.8 was seen refusing
         // an index (MANIFEST_BLOB_UNKNOWN) that listed a manifest another run
         // was putting again at that moment.
         if !client.manifest_exists(&m.digest)? {
-            push_blobs(source, &manifest, client, &mut report)?;
+            push_blobs(source, &manifest, client, report)?;
             client.put_manifest(&Target::Digest(m.digest), &m.media_type, &bytes)?;
         }
         ours.push(m.clone());
     }
-    if ours.is_empty() {
-        return Ok(report);
+    Ok(ours)
+}
+
+/// Merging this run's artifacts into a registry's index of referrers.
+#[cfg(feature = "registry")]
+struct ReferrersMerge<'a> {
+    client: &'a Client,
+    /// The index's tag.
+    target: Target,
+    /// The index's media type.
+    media_type: &'a str,
+    /// This run's entries.
+    ours: &'a [crate::oci::types::Descriptor],
+    /// See [`super::merge_referrer`].
+    keys: &'a [&'a str],
+}
+
+#[cfg(feature = "registry")]
+impl ReferrersMerge<'_> {
+    /// Merges into the index as it is, pauses, reads it back, and again
+    /// while an entry of this run is missing, at most
+    /// [`REFERRERS_ATTEMPTS`] times.
+    fn until_listed(&self) -> Result<()> {
+        use crate::error::RegistryErrorCode;
+        for attempt in 0..=REFERRERS_ATTEMPTS {
+            let current =
+                super::referrers::registry_index(self.client, &self.target)?.map(|(i, _)| i);
+            if attempt > 0 && self.lists_ours(&current) {
+                return Ok(());
+            }
+            if attempt == REFERRERS_ATTEMPTS {
+                break;
+            }
+            let merged = self.ours.iter().fold(current, |index, entry| {
+                Some(super::merge_referrer(index, entry.clone(), self.keys))
+            });
+            let bytes = serde_json::to_vec(&merged).expect("an index serialises");
+            match self
+                .client
+                .put_manifest(&self.target, self.media_type, &bytes)
+            {
+                Ok(_) => {}
+                // A manifest the index lists is not there for the registry:
+                // one that another run is writing (again). Read and merge
+                // again.
+                Err(Error::Registry {
+                    status: Some(400),
+                    codes,
+                    ..
+                }) if codes.contains(&RegistryErrorCode::ManifestBlobUnknown)
+                    && attempt + 1 < REFERRERS_ATTEMPTS => {}
+                Err(e) => return Err(e),
+            }
+            pause_before_reading_back(attempt);
+        }
+        Err(Error::registry(
+            self.client
+                .url(&format!("manifests/{}", self.target.as_url_part())),
+            None,
+            format!(
+                "the index of referrers was replaced by other runs {REFERRERS_ATTEMPTS} times \
+                 before it listed this run's artifacts; push again"
+            ),
+        ))
     }
-    let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
-    let target = Target::Tag(tag.to_string());
-    // An entry of this run is there, or one that replaced it (another
-    // run's delta from the same base, written since): that run's is as good.
-    let lists_ours = |index: &Option<Index>| {
-        let listed = |o: &Descriptor| {
+
+    /// Whether `index` lists every entry of this run, or one that replaced
+    /// it (another run's delta from the same base, written since): that
+    /// run's is as good.
+    fn lists_ours(&self, index: &Option<crate::oci::types::Index>) -> bool {
+        let listed = |o: &crate::oci::types::Descriptor| {
             index.iter().any(|i| {
                 i.manifests
                     .iter()
-                    .any(|m| super::referrers::same_referrer(m, o, &keys))
+                    .any(|m| super::referrers::same_referrer(m, o, self.keys))
             })
         };
-        ours.iter().all(listed)
-    };
-    for attempt in 0..=REFERRERS_ATTEMPTS {
-        let current = super::referrers::registry_index(client, &target)?.map(|(i, _)| i);
-        if attempt > 0 && lists_ours(&current) {
-            return Ok(report);
-        }
-        if attempt == REFERRERS_ATTEMPTS {
-            break;
-        }
-        let merged = ours.iter().fold(current, |index, entry| {
-            Some(super::merge_referrer(index, entry.clone(), &keys))
-        });
-        let bytes = serde_json::to_vec(&merged).expect("an index serialises");
-        match client.put_manifest(&target, &tagged.media_type, &bytes) {
-            Ok(_) => {}
-            // A manifest the index lists is not there for the registry: one
-            // that another run is writing (again). Read and merge again.
-            Err(Error::Registry {
-                status: Some(400),
-                message,
-                ..
-            }) if message.contains("MANIFEST_BLOB_UNKNOWN") && attempt + 1 < REFERRERS_ATTEMPTS => {
-            }
-            Err(e) => return Err(e),
-        }
-        // Long enough for a run that read the index before this write to
-        // write its own, so that the read back sees it; a little longer
-        // each time, and not the same for two runs.
-        let jitter = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_nanos() % 100);
-        std::thread::sleep(std::time::Duration::from_millis(
-            150 * u64::from(attempt + 1) + u64::from(jitter),
-        ));
+        self.ours.iter().all(listed)
     }
-    Err(Error::registry(
-        client.url(&format!("manifests/{tag}")),
-        None,
-        format!(
-            "the index of referrers was replaced by other runs {REFERRERS_ATTEMPTS} times \
-             before it listed this run's artifacts; push again"
-        ),
-    ))
+}
+
+/// Long enough for a run that read the index before this write to write
+/// its own, so that the read back sees it; a little longer each attempt,
+/// and not the same for two runs.
+#[cfg(feature = "registry")]
+fn pause_before_reading_back(attempt: u32) {
+    let jitter = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos() % 100);
+    std::thread::sleep(std::time::Duration::from_millis(
+        150 * u64::from(attempt + 1) + u64::from(jitter),
+    ));
 }

@@ -9,6 +9,8 @@
 //! compressed frames. Everything else is fetched by ranges as without a
 //! delta.
 
+use std::ops::Range;
+
 use super::{plan, plan_covering, Coverage, Level, RequestOptions, UpdatePlan};
 use crate::delta::find::FoundDelta;
 use crate::delta::format::{DeltaLookup, IndexPart, Part, Run};
@@ -120,15 +122,19 @@ fn index_saving(found: &FoundDelta, old: &ImageView, plan: &UpdatePlan) -> (u64,
 
 /// The byte ranges of the delta blob that hold `parts` (in blob order),
 /// merged across gaps of at most `gap` bytes up to [`MAX_RANGE`] bytes.
-pub fn part_ranges(parts: &[&Part], gap: u64) -> Vec<(u64, u64)> {
-    let mut ranges: Vec<(u64, u64)> = Vec::new();
+pub fn part_ranges(parts: &[&Part], gap: u64) -> Vec<Range<u64>> {
+    let mut ranges: Vec<Range<u64>> = Vec::new();
     for p in parts {
         let (start, end) = (p.offset, p.offset + p.length);
         match ranges.last_mut() {
-            Some(last) if start >= last.1 && start - last.1 <= gap && end - last.0 <= MAX_RANGE => {
-                last.1 = end
+            Some(last)
+                if start >= last.end
+                    && start - last.end <= gap
+                    && end - last.start <= MAX_RANGE =>
+            {
+                last.end = end
             }
-            _ => ranges.push((start, end)),
+            _ => ranges.push(start..end),
         }
     }
     ranges
@@ -157,9 +163,7 @@ pub fn plan_with_delta(
     let ranges = part_ranges(&parts, options.gap);
     let (saving, index_parts_replaced) = index_saving(found, old, &chunk_plan);
     let delta = Level {
-        bytes: with.levels.chunk.bytes
-            + found.bytes_read
-            + ranges.iter().map(|(s, e)| e - s).sum::<u64>()
+        bytes: with.levels.chunk.bytes + found.bytes_read + super::requests::total_len(&ranges)
             - saving,
         requests: Some(
             with.levels.chunk.requests.unwrap_or(0)

@@ -38,13 +38,14 @@ pub mod tree;
 pub use apply::{apply, ApplyOptions, ApplyReport};
 pub use requests::RequestOptions;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::ops::Range;
 
 use serde::Serialize;
 
 use crate::digest::{ChunkId, Digest};
-use crate::layer::index::FrameKind;
-use crate::store::view::{ImageView, IndexRange};
+use crate::layer::index::{ChunkIndex, FrameKey, FrameKind};
+use crate::store::view::{FrameAt, ImageView, IndexRange, LayerView};
 
 /// Bytes (and requests) at one level.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
@@ -90,8 +91,10 @@ pub enum BlobAction {
     Rebuild {
         /// Where the index is.
         index: IndexRange,
-        /// Byte ranges `[start, end)` to fetch, merged, in order.
-        ranges: Vec<(u64, u64)>,
+        /// Byte ranges to fetch, merged, in order (in JSON `[start, end]`
+        /// pairs).
+        #[serde(serialize_with = "requests::serialize_pairs")]
+        ranges: Vec<Range<u64>>,
         /// Frames taken from the old image.
         reused_frames: usize,
         /// Their compressed bytes.
@@ -142,30 +145,9 @@ pub fn plan_covering(
     options: RequestOptions,
     covered: &Coverage,
 ) -> UpdatePlan {
-    let old_blobs: HashSet<Digest> = old
-        .layers
-        .iter()
-        .map(|l| l.descriptor.digest)
-        .chain([old.config.digest])
-        .collect();
-    let frames = old.frames_by_key();
-    let old_files: HashSet<ChunkId> = old
-        .layers
-        .iter()
-        .filter_map(|l| l.index.as_ref())
-        .flat_map(|(_, i)| i.files.iter().map(|f| f.content_id(i)))
-        .collect();
-
-    let manifest = new.manifest.size;
-    let config_new = !old_blobs.contains(&new.config.digest);
-    let config = if config_new { new.config.size } else { 0 };
-    // Bytes at each level; requests and index bytes where they apply.
-    let mut image = manifest + new.config.size;
-    let (mut layer, mut file_bytes, mut chunk) =
-        (manifest + config, manifest + config, manifest + config);
-    let mut layer_requests = 1 + u64::from(config_new);
-    let mut chunk_requests = layer_requests;
-    let mut index_bytes = 0;
+    let have = OldContent::of(old);
+    let config_new = !have.blobs.contains(&new.config.digest);
+    let mut tally = LevelTally::start(new, config_new);
     let mut blobs = vec![BlobPlan {
         digest: new.config.digest,
         size: new.config.size,
@@ -175,140 +157,226 @@ pub fn plan_covering(
             BlobAction::Keep
         },
     }];
-    // Per rebuilt blob: its fetch ranges before request-limit merging.
-    let mut rebuilt: Vec<(usize, Vec<(u64, u64)>)> = Vec::new();
     for (at, l) in new.layers.iter().enumerate() {
-        let d = &l.descriptor;
-        image += d.size;
-        if old_blobs.contains(&d.digest) {
-            blobs.push(BlobPlan {
-                digest: d.digest,
-                size: d.size,
-                action: BlobAction::Keep,
-            });
-            continue;
+        let in_delta = |frame: usize| covered.contains(&(at, frame));
+        blobs.push(BlobPlan {
+            digest: l.descriptor.digest,
+            size: l.descriptor.size,
+            action: tally.layer(l, &have, &in_delta, options.gap),
+        });
+    }
+    let mut rebuilt: Vec<&mut Vec<Range<u64>>> = blobs
+        .iter_mut()
+        .filter_map(|b| match &mut b.action {
+            BlobAction::Rebuild { ranges, .. } => Some(ranges),
+            _ => None,
+        })
+        .collect();
+    if let Some(limit) = options.max_requests {
+        merge_to_request_limit(&mut rebuilt, tally.chunk_requests as usize, limit, options);
+    }
+    for r in &rebuilt {
+        tally.chunk += requests::total_len(r);
+        tally.chunk_requests += options.requests_for(r.len()) as u64;
+    }
+    let same = blobs.iter().all(|b| b.action == BlobAction::Keep);
+    UpdatePlan {
+        levels: tally.levels(),
+        same,
+        blobs,
+    }
+}
+
+/// What of an old image a plan can reuse: its blobs, its frames by key and
+/// the contents of its files.
+struct OldContent {
+    blobs: HashSet<Digest>,
+    frames: HashMap<FrameKey, FrameAt>,
+    files: HashSet<ChunkId>,
+}
+
+impl OldContent {
+    fn of(old: &ImageView) -> Self {
+        OldContent {
+            blobs: old
+                .layers
+                .iter()
+                .map(|l| l.descriptor.digest)
+                .chain([old.config.digest])
+                .collect(),
+            frames: old.frames_by_key(),
+            files: old
+                .layers
+                .iter()
+                .filter_map(|l| l.index.as_ref())
+                .flat_map(|(_, i)| i.files.iter().map(|f| f.content_id(i)))
+                .collect(),
         }
-        layer += d.size;
-        layer_requests += 1;
-        let Some((range, index)) = &l.index else {
-            file_bytes += d.size;
-            chunk += d.size;
-            chunk_requests += 1;
-            blobs.push(BlobPlan {
-                digest: d.digest,
-                size: d.size,
-                action: BlobAction::Fetch,
-            });
-            continue;
-        };
-        // File level: entries frames the old image lacks, large files whose
-        // content it lacks (all their chunks).
-        file_bytes += range.length;
-        for f in &index.frames {
-            if f.kind != FrameKind::Chunk && !frames.contains_key(&index.key(f)) {
-                file_bytes += f.blob_len;
-            }
-        }
-        for file in index.files.iter().filter(|f| f.frame_count > 0) {
-            if !old_files.contains(&file.content_id(index)) {
-                file_bytes += index.frames[file.first_frame..][..file.frame_count]
-                    .iter()
-                    .map(|f| f.blob_len)
-                    .sum::<u64>();
-            }
-        }
-        // Chunk level: every frame the old image lacks.
-        let mut ranges: Vec<(u64, u64)> = Vec::new();
+    }
+
+    /// The file level of a new layer's body: entries frames the old image
+    /// lacks, and large files whose content it lacks (all their chunks).
+    fn missing_file_bytes(&self, index: &ChunkIndex) -> u64 {
+        let entries: u64 = index
+            .frames
+            .iter()
+            .filter(|f| f.kind != FrameKind::Chunk && !self.frames.contains_key(&index.key(f)))
+            .map(|f| f.blob_len)
+            .sum();
+        let files: u64 = index
+            .files
+            .iter()
+            .filter(|f| f.frame_count > 0 && !self.files.contains(&f.content_id(index)))
+            .flat_map(|file| &index.frames[file.first_frame..][..file.frame_count])
+            .map(|f| f.blob_len)
+            .sum();
+        entries + files
+    }
+
+    /// The chunk level of a new layer: the frames the old image lacks and
+    /// `in_delta` does not cover, as byte ranges merged across gaps of at
+    /// most `gap` bytes.
+    fn chunk_action(
+        &self,
+        range: IndexRange,
+        index: &ChunkIndex,
+        in_delta: &dyn Fn(usize) -> bool,
+        gap: u64,
+    ) -> BlobAction {
+        let mut ranges: Vec<Range<u64>> = Vec::new();
         let (mut reused_frames, mut reused_bytes) = (0, 0);
         for (i, f) in index.frames.iter().enumerate() {
-            if frames.contains_key(&index.key(f)) {
+            if self.frames.contains_key(&index.key(f)) {
                 reused_frames += 1;
                 reused_bytes += f.blob_len;
                 continue;
             }
-            if covered.contains(&(at, i)) {
+            if in_delta(i) {
                 continue;
             }
-            let (start, end) = (f.blob_offset, f.blob_offset + f.blob_len);
+            let frame = f.blob_offset..f.blob_offset + f.blob_len;
             match ranges.last_mut() {
-                Some(last) if start - last.1 <= options.gap => last.1 = end,
-                _ => ranges.push((start, end)),
+                Some(last) if frame.start - last.end <= gap => last.end = frame.end,
+                _ => ranges.push(frame),
             }
         }
-        rebuilt.push((blobs.len(), ranges.clone()));
-        blobs.push(BlobPlan {
-            digest: d.digest,
-            size: d.size,
-            action: BlobAction::Rebuild {
-                index: *range,
-                ranges,
-                reused_frames,
-                reused_bytes,
-            },
-        });
-        index_bytes += range.length;
-        chunk += range.length;
-        chunk_requests += 1;
+        BlobAction::Rebuild {
+            index: range,
+            ranges,
+            reused_frames,
+            reused_bytes,
+        }
     }
-    // The request limit: merge the smallest gaps first.
-    let fixed = chunk_requests as usize;
-    if let Some(limit) = options.max_requests {
-        let count = |rebuilt: &[(usize, Vec<(u64, u64)>)]| -> usize {
-            rebuilt
-                .iter()
-                .map(|(_, r)| options.requests_for(r.len()))
-                .sum()
+}
+
+/// Bytes and requests at each level, added up layer by layer.
+struct LevelTally {
+    image: u64,
+    layer: u64,
+    file: u64,
+    chunk: u64,
+    layer_requests: u64,
+    chunk_requests: u64,
+    index_bytes: u64,
+}
+
+impl LevelTally {
+    /// The manifest, and the config (at all but the image level, when the
+    /// old image lacks it).
+    fn start(new: &ImageView, config_new: bool) -> Self {
+        let manifest = new.manifest.size;
+        let config = if config_new { new.config.size } else { 0 };
+        let requests = 1 + u64::from(config_new);
+        LevelTally {
+            image: manifest + new.config.size,
+            layer: manifest + config,
+            file: manifest + config,
+            chunk: manifest + config,
+            layer_requests: requests,
+            chunk_requests: requests,
+            index_bytes: 0,
+        }
+    }
+
+    /// Counts the new layer `l` and says how the chunk level obtains it
+    /// (its ranges not counted yet: the request limit may merge them).
+    fn layer(
+        &mut self,
+        l: &LayerView,
+        have: &OldContent,
+        in_delta: &dyn Fn(usize) -> bool,
+        gap: u64,
+    ) -> BlobAction {
+        let d = &l.descriptor;
+        self.image += d.size;
+        if have.blobs.contains(&d.digest) {
+            return BlobAction::Keep;
+        }
+        self.layer += d.size;
+        self.layer_requests += 1;
+        let Some((range, index)) = &l.index else {
+            self.file += d.size;
+            self.chunk += d.size;
+            self.chunk_requests += 1;
+            return BlobAction::Fetch;
         };
-        while fixed + count(&rebuilt) > limit {
-            let smallest = rebuilt
-                .iter()
-                .enumerate()
-                .flat_map(|(b, (_, r))| {
-                    r.windows(2)
-                        .enumerate()
-                        .map(move |(i, w)| (w[1].0 - w[0].1, b, i))
-                })
-                .min();
-            let Some((_, b, i)) = smallest else { break };
-            let r = &mut rebuilt[b].1;
-            r[i].1 = r[i + 1].1;
-            r.remove(i + 1);
-        }
-        for (at, merged) in &rebuilt {
-            if let BlobAction::Rebuild { ranges, .. } = &mut blobs[*at].action {
-                *ranges = merged.clone();
-            }
+        self.file += range.length + have.missing_file_bytes(index);
+        self.index_bytes += range.length;
+        self.chunk += range.length;
+        self.chunk_requests += 1;
+        have.chunk_action(*range, index, in_delta, gap)
+    }
+
+    fn levels(&self) -> Levels {
+        Levels {
+            image: Level {
+                bytes: self.image,
+                ..Level::default()
+            },
+            layer: Level {
+                bytes: self.layer,
+                requests: Some(self.layer_requests),
+                index_bytes: None,
+            },
+            file: Level {
+                bytes: self.file,
+                ..Level::default()
+            },
+            chunk: Level {
+                bytes: self.chunk,
+                requests: Some(self.chunk_requests),
+                index_bytes: Some(self.index_bytes),
+            },
+            delta: None,
         }
     }
-    for (_, r) in &rebuilt {
-        chunk += r.iter().map(|(s, e)| e - s).sum::<u64>();
-        chunk_requests += options.requests_for(r.len()) as u64;
-    }
-    let levels = Levels {
-        image: Level {
-            bytes: image,
-            ..Level::default()
-        },
-        layer: Level {
-            bytes: layer,
-            requests: Some(layer_requests),
-            index_bytes: None,
-        },
-        file: Level {
-            bytes: file_bytes,
-            ..Level::default()
-        },
-        chunk: Level {
-            bytes: chunk,
-            requests: Some(chunk_requests),
-            index_bytes: Some(index_bytes),
-        },
-        delta: None,
+}
+
+/// Merges the ranges of the rebuilt blobs, the smallest gap first (the
+/// first of equal ones), until their requests and `fixed` ones are at most
+/// `limit`.
+fn merge_to_request_limit(
+    rebuilt: &mut [&mut Vec<Range<u64>>],
+    fixed: usize,
+    limit: usize,
+    options: RequestOptions,
+) {
+    let count = |rebuilt: &[&mut Vec<Range<u64>>]| -> usize {
+        rebuilt.iter().map(|r| options.requests_for(r.len())).sum()
     };
-    let same = blobs.iter().all(|b| b.action == BlobAction::Keep);
-    UpdatePlan {
-        levels,
-        same,
-        blobs,
+    while fixed + count(rebuilt) > limit {
+        let smallest = rebuilt
+            .iter()
+            .enumerate()
+            .flat_map(|(b, r)| {
+                r.windows(2)
+                    .enumerate()
+                    .map(move |(i, w)| (w[1].start - w[0].end, b, i))
+            })
+            .min();
+        let Some((_, b, i)) = smallest else { break };
+        let r = &mut *rebuilt[b];
+        r[i].end = r[i + 1].end;
+        r.remove(i + 1);
     }
 }

@@ -9,12 +9,13 @@
 
 use std::collections::HashMap;
 use std::fs::File;
+use std::ops::Range;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use super::requests::{bounded_runs, request_groups, FETCH_WINDOW};
+use super::requests::{bounded_runs, request_groups, RequestOptions, FETCH_WINDOW};
 use super::Coverage;
 use crate::delta::find::FoundDelta;
 use crate::delta::format::{decompress_part, Part, Run, MAX_PART_BYTES};
@@ -44,8 +45,8 @@ pub struct Fallback {
 pub struct Rebuilt {
     spill: File,
     spill_path: PathBuf,
-    /// (layer, frame) → (offset, length) in the spill file.
-    at: HashMap<(usize, usize), (u64, u64)>,
+    /// (layer, frame) → its bytes in the spill file.
+    at: HashMap<(usize, usize), Range<u64>>,
     /// Bytes of the delta read (parts).
     pub bytes_read: u64,
     /// Requests made for them.
@@ -62,12 +63,12 @@ impl Rebuilt {
 
     /// The compressed bytes of frame `i` of layer `layer`, if rebuilt.
     pub fn frame(&self, layer: usize, i: usize) -> Result<Option<Vec<u8>>> {
-        let Some(&(offset, len)) = self.at.get(&(layer, i)) else {
+        let Some(at) = self.at.get(&(layer, i)) else {
             return Ok(None);
         };
-        let mut v = vec![0u8; len as usize];
+        let mut v = vec![0u8; (at.end - at.start) as usize];
         self.spill
-            .read_exact_at(&mut v, offset)
+            .read_exact_at(&mut v, at.start)
             .map_err(|e| Error::io(&self.spill_path, e))?;
         Ok(Some(v))
     }
@@ -101,120 +102,186 @@ fn decode_groups(parts: &[&Part], old: &ImageView) -> Vec<std::ops::Range<usize>
     )
 }
 
-/// Rebuilds the frames of the parts `chosen` of `found` (read from
-/// `source` by the ranges [`super::delta_level::part_ranges`] gives, `per_request`
-/// to a request), against OLD's frames
-/// read through `old_reader`. The spill file is a nameless file in
-/// `scratch`.
+/// The two images a delta's parts are rebuilt between: OLD (read for the
+/// parts' references) and NEW (whose source holds the delta blob, and
+/// whose index the rebuilt frames are checked against).
+#[derive(Clone, Copy)]
+pub struct ImagePair<'a> {
+    /// Reads OLD's blobs.
+    pub old_reader: &'a ImageReader,
+    /// OLD as planning sees it.
+    pub old: &'a ImageView,
+    /// Reads NEW's blobs and the delta blob.
+    pub new_reader: &'a ImageReader,
+    /// NEW as planning sees it.
+    pub new: &'a ImageView,
+}
+
+/// Rebuilds the frames of the parts `chosen` of `found` (read from NEW's
+/// source by the ranges [`super::delta_level::part_ranges`] gives, as many
+/// to a request as `requests` says), against OLD's frames. The spill file
+/// is a nameless file in `scratch`.
 pub fn rebuild(
     found: &FoundDelta,
     chosen: &[usize],
-    (old_reader, old): (&ImageReader, &ImageView),
-    (source, new): (&ImageReader, &ImageView),
-    (gap, per_request): (u64, usize),
+    images: ImagePair<'_>,
+    requests: RequestOptions,
     scratch: &Path,
 ) -> Result<Rebuilt> {
-    let spill = crate::io::anonymous_file(scratch)?;
-    let mut out = Rebuilt {
-        spill,
-        spill_path: scratch.to_path_buf(),
-        at: HashMap::new(),
-        bytes_read: 0,
-        requests: 0,
-        fallbacks: Vec::new(),
+    let mut rebuilder = PartRebuilder {
+        found,
+        images,
+        scratch,
+        old_blobs: HashMap::new(),
+        spilled: 0,
+        out: Rebuilt {
+            spill: crate::io::anonymous_file(scratch)?,
+            spill_path: scratch.to_path_buf(),
+            at: HashMap::new(),
+            bytes_read: 0,
+            requests: 0,
+            fallbacks: Vec::new(),
+        },
     };
-    let mut old_blobs: HashMap<usize, Blob> = HashMap::new();
-    let mut spilled = 0u64;
     let parts: Vec<&Part> = chosen.iter().map(|&p| &found.lookup.parts[p]).collect();
-    let ranges = super::delta_level::part_ranges(&parts, gap);
-    // The parts each range holds (both in blob order).
+    let ranges = super::delta_level::part_ranges(&parts, requests.gap);
+    // The parts each request's ranges hold (both in blob order).
     let mut next = 0;
-    for g in request_groups(&ranges, per_request, FETCH_WINDOW) {
+    for g in request_groups(&ranges, requests.ranges_per_request, FETCH_WINDOW) {
         let group = &ranges[g];
         let held = parts[next..]
             .iter()
-            .take_while(|p| p.offset + p.length <= group[group.len() - 1].1)
+            .take_while(|p| p.offset + p.length <= group[group.len() - 1].end)
             .count();
-        let batch = &chosen[next..next + held];
-        let batch_parts = &parts[next..next + held];
+        let batch = next..next + held;
+        rebuilder.rebuild_batch(group, &chosen[batch.clone()], &parts[batch])?;
         next += held;
-        let fetched = match source.read_ranges(&found.blob.digest, found.blob.size, group) {
+    }
+    Ok(rebuilder.out)
+}
+
+/// What rebuilding the parts of one delta shares: the images, OLD's blobs
+/// opened so far, and the spill file being written.
+struct PartRebuilder<'a> {
+    found: &'a FoundDelta,
+    images: ImagePair<'a>,
+    scratch: &'a Path,
+    old_blobs: HashMap<usize, Blob>,
+    /// Bytes written to the spill file so far.
+    spilled: u64,
+    out: Rebuilt,
+}
+
+impl PartRebuilder<'_> {
+    /// Fetches the ranges `group` (one request), which hold the parts
+    /// `parts` (positions `batch` in the lookup), and rebuilds them; parts
+    /// that cannot be had or fail a check are fallbacks.
+    fn rebuild_batch(
+        &mut self,
+        group: &[Range<u64>],
+        batch: &[usize],
+        parts: &[&Part],
+    ) -> Result<()> {
+        let blob = &self.found.blob;
+        let fetched = match self
+            .images
+            .new_reader
+            .read_ranges(&blob.digest, blob.size, group)
+        {
             Ok(f) if f.len() == group.len() => f,
             Ok(_) | Err(_) => {
                 // The parts cannot be had: their frames come by ranges.
-                for (&p, part) in batch.iter().zip(batch_parts) {
-                    out.fallbacks.push(Fallback {
+                for (&p, part) in batch.iter().zip(parts) {
+                    self.out.fallbacks.push(Fallback {
                         part: Some(p),
                         frames: frames_of(part),
                         reason: "the delta blob could not be read".into(),
                     });
                 }
-                continue;
+                return Ok(());
             }
         };
-        out.bytes_read += group.iter().map(|(s, e)| e - s).sum::<u64>();
-        out.requests += 1;
-        // Each part's bytes within the fetched ranges.
-        let data: Vec<&[u8]> = batch_parts
-            .iter()
-            .map(|p| {
-                let r = group
-                    .iter()
-                    .position(|r| r.0 <= p.offset && p.offset + p.length <= r.1)
-                    .expect("a range holds each part");
-                let start = (p.offset - group[r].0) as usize;
-                &fetched[r][start..start + p.length as usize]
-            })
-            .collect();
-        // The old blobs the references need, opened once.
-        for part in batch_parts {
-            for (l, _) in part.reference.iter().flat_map(Run::frames) {
-                if let std::collections::hash_map::Entry::Vacant(e) = old_blobs.entry(l) {
-                    let d = &old.layers[l].descriptor;
-                    e.insert(old_reader.blob(&d.digest, d.size)?);
-                }
-            }
+        self.out.bytes_read += group.iter().map(|r| r.end - r.start).sum::<u64>();
+        self.out.requests += 1;
+        let data = part_bytes(group, &fetched, parts);
+        self.open_old_blobs(parts)?;
+        for g in decode_groups(parts, self.images.old) {
+            self.decode_and_spill(&batch[g.clone()], &parts[g.clone()], &data[g])?;
         }
-        for g in decode_groups(batch_parts, old) {
-            let (ps, ds, ns) = (&batch_parts[g.clone()], &data[g.clone()], &batch[g]);
-            let decoded: Vec<Decoded> = {
-                use rayon::prelude::*;
-                ps.par_iter()
-                    .zip(ds.par_iter())
-                    .zip(ns.par_iter())
-                    .map(|((part, bytes), p)| {
-                        decode(
-                            part,
-                            bytes,
-                            &old_blobs,
-                            old,
-                            new,
-                            &format!("delta part {p}"),
-                        )
-                    })
-                    .collect()
-            };
-            for ((&p, part), result) in ns.iter().zip(ps).zip(decoded) {
-                match result {
-                    Ok(frames) => {
-                        for (at, bytes) in frames {
-                            out.spill
-                                .write_all_at(&bytes, spilled)
-                                .map_err(|e| Error::io(scratch, e))?;
-                            out.at.insert(at, (spilled, bytes.len() as u64));
-                            spilled += bytes.len() as u64;
-                        }
-                    }
-                    Err(reason) => out.fallbacks.push(Fallback {
-                        part: Some(p),
-                        frames: frames_of(part),
-                        reason,
-                    }),
-                }
-            }
-        }
+        Ok(())
     }
-    Ok(out)
+
+    /// Opens, once, the old blobs the references of `parts` need.
+    fn open_old_blobs(&mut self, parts: &[&Part]) -> Result<()> {
+        for part in parts {
+            for (l, _) in part.reference.iter().flat_map(Run::frames) {
+                if let std::collections::hash_map::Entry::Vacant(e) = self.old_blobs.entry(l) {
+                    let d = &self.images.old.layers[l].descriptor;
+                    e.insert(self.images.old_reader.blob(&d.digest, d.size)?);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Decodes `parts` (positions `batch`, bytes `data`) in parallel and
+    /// writes the frames of those that pass every check to the spill file.
+    fn decode_and_spill(&mut self, batch: &[usize], parts: &[&Part], data: &[&[u8]]) -> Result<()> {
+        let decoded: Vec<Decoded> = {
+            use rayon::prelude::*;
+            let (old_blobs, old, new) = (&self.old_blobs, self.images.old, self.images.new);
+            parts
+                .par_iter()
+                .zip(data.par_iter())
+                .zip(batch.par_iter())
+                .map(|((part, bytes), p)| {
+                    decode(part, bytes, old_blobs, old, new, &format!("delta part {p}"))
+                })
+                .collect()
+        };
+        for ((&p, part), result) in batch.iter().zip(parts).zip(decoded) {
+            match result {
+                Ok(frames) => {
+                    for (at, bytes) in frames {
+                        self.spill(at, &bytes)?;
+                    }
+                }
+                Err(reason) => self.out.fallbacks.push(Fallback {
+                    part: Some(p),
+                    frames: frames_of(part),
+                    reason,
+                }),
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the compressed frame `at` (layer, frame) to the spill file.
+    fn spill(&mut self, at: (usize, usize), bytes: &[u8]) -> Result<()> {
+        self.out
+            .spill
+            .write_all_at(bytes, self.spilled)
+            .map_err(|e| Error::io(self.scratch, e))?;
+        let end = self.spilled + bytes.len() as u64;
+        self.out.at.insert(at, self.spilled..end);
+        self.spilled = end;
+        Ok(())
+    }
+}
+
+/// Each part's bytes within the ranges `group` fetched as `fetched`.
+fn part_bytes<'d>(group: &[Range<u64>], fetched: &'d [Vec<u8>], parts: &[&Part]) -> Vec<&'d [u8]> {
+    parts
+        .iter()
+        .map(|p| {
+            let r = group
+                .iter()
+                .position(|r| r.start <= p.offset && p.offset + p.length <= r.end)
+                .expect("a range holds each part");
+            let start = (p.offset - group[r].start) as usize;
+            &fetched[r][start..start + p.length as usize]
+        })
+        .collect()
 }
 
 /// A part's frames, compressed, by (layer, frame); or why the part
@@ -234,7 +301,21 @@ fn decode(
     new: &ImageView,
     what: &str,
 ) -> Decoded {
-    let text = |e: Error| e.to_string();
+    let reference = read_reference(part, old_blobs, old, what)?;
+    let content =
+        decompress_part(&reference, bytes, part.content_len, what).map_err(|e| e.to_string())?;
+    drop(reference);
+    compress_targets(part, &content, new, what)
+}
+
+/// The reference of `part`: the content of its OLD frames, within the
+/// decode budget.
+fn read_reference(
+    part: &Part,
+    old_blobs: &HashMap<usize, Blob>,
+    old: &ImageView,
+    what: &str,
+) -> std::result::Result<Vec<u8>, String> {
     // Its exact length first: a growing vector would briefly hold twice it.
     let reference_len = reference_len(part, old);
     if reference_len + part.content_len > DECODE_BUDGET {
@@ -250,15 +331,19 @@ fn decode(
             .as_ref()
             .and_then(|(_, x)| x.frames.get(i))
             .ok_or("a reference frame OLD does not have")?;
-        read_frame(&old_blobs[&l], f, &mut reference).map_err(text)?;
+        read_frame(&old_blobs[&l], f, &mut reference).map_err(|e| e.to_string())?;
         if reference.len() as u64 > reference_len {
             return Err(format!(
                 "{what}: its reference is longer than OLD's index gives"
             ));
         }
     }
-    let content = decompress_part(&reference, bytes, part.content_len, what).map_err(text)?;
-    drop(reference);
+    Ok(reference)
+}
+
+/// `content` (a part's, decoded) cut into the part's target frames, each
+/// checked against NEW's index and compressed again as NEW's layer was.
+fn compress_targets(part: &Part, content: &[u8], new: &ImageView, what: &str) -> Decoded {
     let mut out = Vec::new();
     let mut at = 0usize;
     let mut compressors: HashMap<i32, zstd::bulk::Compressor<'static>> = HashMap::new();

@@ -1,6 +1,8 @@
 //! How byte ranges become requests: merged across small gaps, at most so
 //! many ranges in one multi-range request and so many bytes held at a time.
 
+use std::ops::Range;
+
 use crate::error::Result;
 
 /// How byte ranges become requests.
@@ -55,28 +57,46 @@ impl RequestOptions {
 pub const FETCH_WINDOW: u64 = 32 << 20;
 
 /// `ranges` with each range above `max` bytes cut into pieces of `max`.
-pub fn split_ranges(ranges: &[(u64, u64)], max: u64) -> Vec<(u64, u64)> {
+pub fn split_ranges(ranges: &[Range<u64>], max: u64) -> Vec<Range<u64>> {
     let max = max.max(1);
     let mut out = Vec::with_capacity(ranges.len());
-    for &(start, end) in ranges {
-        let mut at = start;
-        while end - at > max {
-            out.push((at, at + max));
+    for r in ranges {
+        let mut at = r.start;
+        while r.end - at > max {
+            out.push(at..at + max);
             at += max;
         }
-        out.push((at, end));
+        out.push(at..r.end);
     }
     out
+}
+
+/// The bytes `ranges` hold together.
+pub fn total_len(ranges: &[Range<u64>]) -> u64 {
+    ranges.iter().map(|r| r.end - r.start).sum()
+}
+
+/// Serialises byte ranges as `[[start, end], …]`: the JSON form of the
+/// plan and of the plan file.
+pub(crate) fn serialize_pairs<S: serde::Serializer>(
+    ranges: &[Range<u64>],
+    serializer: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    serializer.collect_seq(ranges.iter().map(|r| [r.start, r.end]))
 }
 
 /// `ranges` grouped into requests, in order: at most `per_request` ranges
 /// and `max_bytes` bytes in each (a range above `max_bytes` alone).
 pub fn request_groups(
-    ranges: &[(u64, u64)],
+    ranges: &[Range<u64>],
     per_request: usize,
     max_bytes: u64,
-) -> Vec<std::ops::Range<usize>> {
-    bounded_runs(ranges.iter().map(|(s, e)| e - s), per_request, max_bytes)
+) -> Vec<Range<usize>> {
+    bounded_runs(
+        ranges.iter().map(|r| r.end - r.start),
+        per_request,
+        max_bytes,
+    )
 }
 
 /// Consecutive items, by their `costs`, cut into runs of at most
@@ -109,18 +129,35 @@ mod tests {
     use super::{request_groups, split_ranges, RequestOptions};
 
     #[test]
+    #[allow(clippy::single_range_in_vec_init)]
     fn long_ranges_are_cut_into_pieces_and_requests_bounded_in_bytes() {
         assert_eq!(
-            split_ranges(&[(0, 10), (20, 45)], 10),
-            vec![(0, 10), (20, 30), (30, 40), (40, 45)]
+            split_ranges(&[0..10, 20..45], 10),
+            vec![0..10, 20..30, 30..40, 40..45]
         );
-        assert_eq!(split_ranges(&[(5, 6)], 0), vec![(5, 6)]);
-        let r = [(0, 4), (10, 14), (20, 24), (30, 50), (60, 61)];
+        assert_eq!(split_ranges(&[5..6], 0), vec![5..6]);
+        let r = [0..4, 10..14, 20..24, 30..50, 60..61];
         // By count alone.
         assert_eq!(request_groups(&r, 2, u64::MAX), vec![0..2, 2..4, 4..5]);
         // By bytes: the 20-byte range alone, above the bound.
         assert_eq!(request_groups(&r, 10, 8), vec![0..2, 2..3, 3..4, 4..5]);
         assert!(request_groups(&[], 3, 8).is_empty());
+    }
+
+    #[test]
+    fn ranges_serialise_as_start_end_pairs() {
+        #[derive(serde::Serialize)]
+        struct Plan {
+            #[serde(serialize_with = "super::serialize_pairs")]
+            ranges: Vec<std::ops::Range<u64>>,
+        }
+        let plan = Plan {
+            ranges: vec![0..10, 20..45],
+        };
+        assert_eq!(
+            serde_json::to_string(&plan).unwrap(),
+            r#"{"ranges":[[0,10],[20,45]]}"#
+        );
     }
 
     #[test]
