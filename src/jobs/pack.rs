@@ -16,7 +16,8 @@ use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::grouping::{assign_components, plan_layers, update_intervals};
 use crate::layer::{
-    default_layer_chunker, seekable_order, write_layer, Compression, LayerInfo, Source,
+    default_layer_chunker, seekable_order, write_layer, Compression, ContentSource, LayerInfo,
+    LayerSettings,
 };
 use crate::oci::flatten::flatten;
 use crate::oci::layout::LayoutWriter;
@@ -332,9 +333,9 @@ pub(super) fn pack_with(
         options.skip_special_files,
     )?;
     let source = match &content {
-        Some(c) => Source::Tar(c),
+        Some(c) => ContentSource::Tar(c),
         None => match &job.source {
-            PackSource::Dir(root) => Source::Dir(root),
+            PackSource::Dir(root) => ContentSource::Dir(root),
             _ => unreachable!("only a directory has no tar content"),
         },
     };
@@ -393,7 +394,7 @@ pub(super) fn pack_with(
 #[allow(clippy::too_many_arguments)]
 fn write_image(
     tree: Tree,
-    source: Source<'_>,
+    source: ContentSource<'_>,
     owner: impl Fn(&Path) -> Option<String>,
     layout: &LayoutWriter,
     tag: &str,
@@ -447,16 +448,14 @@ fn write_image(
             }
             let mut blob = layout.temp_blob()?;
             let dest = blob.path().to_path_buf();
-            let (_, info) = write_layer(
-                blob.writer(),
-                &dest,
-                options.compression,
-                &chunker,
-                source,
-                &entries,
+            let settings = LayerSettings {
+                compression: options.compression,
+                chunker,
+                content: source,
                 clamp,
-                &ctx.cancel,
-            )?;
+                cancel: &ctx.cancel,
+            };
+            let (_, info) = write_layer(blob.writer(), &dest, &entries, &settings)?;
             let (digest, size) = layout.commit(blob)?;
             debug_assert_eq!((digest, size), (info.digest, info.size));
             ctx.emit(Event::LayerWritten {
