@@ -646,7 +646,7 @@ fn layer_entries<'t>(
     };
     let skip = usize::from(tree.root.is_some());
     let component = |i: usize| match i.checked_sub(skip) {
-        Some(j) => &*components[layer.entries[j]],
+        Some(j) => components[layer.entries[j]].name(),
         None => "",
     };
     seekable_order(&entries, component, settings.chunker.config())
@@ -705,9 +705,9 @@ fn layer_descriptor(info: &LayerInfo, layer: &PlannedLayer) -> Descriptor {
     }
 }
 
-/// How many distinct components there are.
+/// How many distinct component names there are.
 fn distinct(components: &[Component]) -> usize {
-    let mut names: Vec<&Component> = components.iter().collect();
+    let mut names: Vec<&str> = components.iter().map(Component::name).collect();
     names.sort_unstable();
     names.dedup();
     names.len()
