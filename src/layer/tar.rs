@@ -350,47 +350,52 @@ mod tests {
             assert_eq!(h.mode().unwrap(), 0o4755);
             // The tar crate applies the PAX uid over the clamped ustar field.
             assert_eq!(h.uid().unwrap(), 3_000_000);
-            let pax_uid = got
-                .pax_extensions()
-                .unwrap()
-                .unwrap()
-                .map(|x| x.unwrap())
-                .find(|x| x.key() == Ok("uid"))
-                .map(|x| x.value().unwrap().to_string());
-            assert_eq!(pax_uid.as_deref(), Some("3000000"));
+            assert_eq!(
+                pax_value(&mut got, b"uid").as_deref(),
+                Some(&b"3000000"[..])
+            );
             assert_eq!(h.gid().unwrap(), 7);
             assert_eq!(h.mtime().unwrap(), 1_700_000_000);
-            let caps: Vec<u8> = got
-                .pax_extensions()
-                .unwrap()
-                .unwrap()
-                .map(|x| x.unwrap())
-                .find(|x| x.key_bytes() == b"SCHILY.xattr.security.capability")
-                .map(|x| x.value_bytes().to_vec())
-                .unwrap();
-            assert_eq!(caps, vec![1, 0, 0, 2, 0x20, 0, 0, 0]);
-            match &e.kind {
-                EntryKind::Regular { .. } => {
-                    let mut s = String::new();
-                    got.read_to_string(&mut s).unwrap();
-                    assert_eq!(s, "hello");
-                }
-                EntryKind::Symlink { target } | EntryKind::HardLink { target } => {
-                    assert_eq!(
-                        &got.link_name_bytes().unwrap()[..],
-                        target.as_os_str().as_bytes()
-                    );
-                }
-                EntryKind::CharDevice { major, minor }
-                | EntryKind::BlockDevice { major, minor } => {
-                    assert_eq!(h.device_major().unwrap(), Some(*major));
-                    assert_eq!(h.device_minor().unwrap(), Some(*minor));
-                }
-                _ => {}
-            }
+            let caps = pax_value(&mut got, b"SCHILY.xattr.security.capability");
+            assert_eq!(caps, Some(vec![1, 0, 0, 2, 0x20, 0, 0, 0]));
+            assert_kind_reads_back(&mut got, &e.kind);
             seen += 1;
         }
         assert_eq!(seen, entries.len());
+    }
+
+    /// The value of the PAX record `key` of `entry`.
+    fn pax_value(entry: &mut tar::Entry<'_, &[u8]>, key: &[u8]) -> Option<Vec<u8>> {
+        entry
+            .pax_extensions()
+            .unwrap()
+            .unwrap()
+            .map(|x| x.unwrap())
+            .find(|x| x.key_bytes() == key)
+            .map(|x| x.value_bytes().to_vec())
+    }
+
+    /// What `got` says of its kind is `kind`: content, link target, device.
+    fn assert_kind_reads_back(got: &mut tar::Entry<'_, &[u8]>, kind: &EntryKind) {
+        let h = got.header().clone();
+        match kind {
+            EntryKind::Regular { .. } => {
+                let mut s = String::new();
+                got.read_to_string(&mut s).unwrap();
+                assert_eq!(s, "hello");
+            }
+            EntryKind::Symlink { target } | EntryKind::HardLink { target } => {
+                assert_eq!(
+                    &got.link_name_bytes().unwrap()[..],
+                    target.as_os_str().as_bytes()
+                );
+            }
+            EntryKind::CharDevice { major, minor } | EntryKind::BlockDevice { major, minor } => {
+                assert_eq!(h.device_major().unwrap(), Some(*major));
+                assert_eq!(h.device_minor().unwrap(), Some(*minor));
+            }
+            _ => {}
+        }
     }
 
     #[test]
