@@ -136,96 +136,116 @@ pub(super) fn read(tree: &mut RootFs, out: &mut OwnershipBuilder) -> Result<()> 
 
 /// The installed packages of a status file (deb822 paragraphs).
 fn parse_status(file: &Path, data: &[u8]) -> Result<Vec<Installed>> {
-    #[derive(Default)]
-    struct Paragraph<'a> {
-        /// The paragraph's first line; 0 before it starts.
-        start: usize,
-        package: Option<&'a str>,
-        source: Option<&'a str>,
-        architecture: Option<&'a str>,
-        version: Option<&'a str>,
-        status: Option<&'a str>,
-    }
-
-    fn finish(file: &Path, p: &Paragraph<'_>, out: &mut Vec<Installed>) -> Result<()> {
-        if p.start == 0 {
-            return Ok(());
-        }
-        let Some(package) = p.package else {
-            return Err(malformed(file, p.start, "paragraph has no Package field"));
-        };
-        if !is_name(package) {
-            return Err(malformed(
-                file,
-                p.start,
-                format!("invalid package name {package:?}"),
-            ));
-        }
-        if let Some(arch) = p.architecture {
-            if !is_name(arch) {
-                return Err(malformed(
-                    file,
-                    p.start,
-                    format!("invalid architecture {arch:?} for package {package}"),
-                ));
-            }
-        }
-        let words: Vec<&str> = p.status.unwrap_or("").split_ascii_whitespace().collect();
-        if !matches!(words.as_slice(), [_, "ok", "installed"]) {
-            return Ok(());
-        }
-        let source = p
-            .source
-            .and_then(|s| s.split_ascii_whitespace().next())
-            .unwrap_or(package);
-        out.push(Installed {
-            package: package.to_owned(),
-            architecture: p.architecture.map(str::to_owned),
-            version: p.version.filter(|v| !v.is_empty()).map(str::to_owned),
-            source: source.to_owned(),
-            component: format!("deb:{source}"),
-        });
-        Ok(())
-    }
-
     let mut out = Vec::new();
     let mut p = Paragraph::default();
     for (number, line) in lines(data) {
         if line.trim_ascii().is_empty() {
-            finish(file, &p, &mut out)?;
+            out.extend(p.installed(file)?);
             p = Paragraph::default();
             continue;
         }
+        p.read_line(file, number, line)?;
+    }
+    out.extend(p.installed(file)?);
+    Ok(out)
+}
+
+/// The fields read of one paragraph of the status file.
+#[derive(Default)]
+struct Paragraph<'a> {
+    /// The paragraph's first line; 0 before it starts.
+    start: usize,
+    package: Option<&'a str>,
+    source: Option<&'a str>,
+    architecture: Option<&'a str>,
+    version: Option<&'a str>,
+    status: Option<&'a str>,
+}
+
+impl<'a> Paragraph<'a> {
+    /// Reads `line` (number `number` of `file`, not blank): a field, or the
+    /// continuation of one.
+    fn read_line(&mut self, file: &Path, number: usize, line: &'a [u8]) -> Result<()> {
         if line[0] == b' ' || line[0] == b'\t' {
-            if p.start == 0 {
+            if self.start == 0 {
                 return Err(malformed(file, number, "continuation line outside a field"));
             }
-            continue;
+            return Ok(());
         }
         let Some(colon) = line.iter().position(|&b| b == b':') else {
             return Err(malformed(file, number, "expected \"Field: value\""));
         };
-        if p.start == 0 {
-            p.start = number;
+        if self.start == 0 {
+            self.start = number;
         }
-        let name = &line[..colon];
-        let field = if name.eq_ignore_ascii_case(b"Package") {
-            &mut p.package
-        } else if name.eq_ignore_ascii_case(b"Source") {
-            &mut p.source
-        } else if name.eq_ignore_ascii_case(b"Architecture") {
-            &mut p.architecture
-        } else if name.eq_ignore_ascii_case(b"Version") {
-            &mut p.version
-        } else if name.eq_ignore_ascii_case(b"Status") {
-            &mut p.status
-        } else {
-            continue;
-        };
-        *field = Some(utf8(line[colon + 1..].trim_ascii(), file, number)?);
+        if let Some(field) = self.field(&line[..colon]) {
+            *field = Some(utf8(line[colon + 1..].trim_ascii(), file, number)?);
+        }
+        Ok(())
     }
-    finish(file, &p, &mut out)?;
-    Ok(out)
+
+    /// Where the value of the field `name` goes, if it is one read.
+    fn field(&mut self, name: &[u8]) -> Option<&mut Option<&'a str>> {
+        if name.eq_ignore_ascii_case(b"Package") {
+            Some(&mut self.package)
+        } else if name.eq_ignore_ascii_case(b"Source") {
+            Some(&mut self.source)
+        } else if name.eq_ignore_ascii_case(b"Architecture") {
+            Some(&mut self.architecture)
+        } else if name.eq_ignore_ascii_case(b"Version") {
+            Some(&mut self.version)
+        } else if name.eq_ignore_ascii_case(b"Status") {
+            Some(&mut self.status)
+        } else {
+            None
+        }
+    }
+
+    /// The package the paragraph describes, checked; `None` before the
+    /// paragraph starts or when the package is not fully installed.
+    fn installed(&self, file: &Path) -> Result<Option<Installed>> {
+        if self.start == 0 {
+            return Ok(None);
+        }
+        let Some(package) = self.package else {
+            return Err(malformed(
+                file,
+                self.start,
+                "paragraph has no Package field",
+            ));
+        };
+        if !is_name(package) {
+            return Err(malformed(
+                file,
+                self.start,
+                format!("invalid package name {package:?}"),
+            ));
+        }
+        if let Some(arch) = self.architecture {
+            if !is_name(arch) {
+                return Err(malformed(
+                    file,
+                    self.start,
+                    format!("invalid architecture {arch:?} for package {package}"),
+                ));
+            }
+        }
+        let words: Vec<&str> = self.status.unwrap_or("").split_ascii_whitespace().collect();
+        if !matches!(words.as_slice(), [_, "ok", "installed"]) {
+            return Ok(None);
+        }
+        let source = self
+            .source
+            .and_then(|s| s.split_ascii_whitespace().next())
+            .unwrap_or(package);
+        Ok(Some(Installed {
+            package: package.to_owned(),
+            architecture: self.architecture.map(str::to_owned),
+            version: self.version.filter(|v| !v.is_empty()).map(str::to_owned),
+            source: source.to_owned(),
+            component: format!("deb:{source}"),
+        }))
+    }
 }
 
 /// A package or architecture name: safe to put in a file name.

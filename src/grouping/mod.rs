@@ -29,8 +29,70 @@ use std::sync::Arc;
 use crate::error::{Error, Result};
 use crate::walk::{Entry, EntryKind, Tree, NO_PARENT};
 
-/// A component's name, shared by all its entries.
-pub type Component = Arc<str>;
+/// A component: the name its entries go by in the image (in layer
+/// annotations and reports), and how they came together.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Component {
+    name: Arc<str>,
+    kind: ComponentKind,
+}
+
+/// How the entries of a component came together.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ComponentKind {
+    /// Named by a package database, a [`COMPONENT_XATTR`], or (for a hard
+    /// link) the component of its target.
+    Named,
+    /// A content-defined group of entries no package owns, cut by their
+    /// paths; its name is [`UNOWNED_PREFIX`] and the group's first path.
+    UnownedGroup,
+}
+
+impl Component {
+    /// A component named `name` ([`ComponentKind::Named`]).
+    pub fn named(name: impl Into<Arc<str>>) -> Self {
+        Component {
+            name: name.into(),
+            kind: ComponentKind::Named,
+        }
+    }
+
+    /// A group of unowned entries named `name`
+    /// ([`ComponentKind::UnownedGroup`]).
+    fn unowned_group(name: Arc<str>) -> Self {
+        Component {
+            name,
+            kind: ComponentKind::UnownedGroup,
+        }
+    }
+
+    /// The name, as layer annotations and reports give it.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// How its entries came together.
+    pub fn kind(&self) -> ComponentKind {
+        self.kind
+    }
+
+    /// Whether it is a group of entries no package owns.
+    pub fn is_unowned_group(&self) -> bool {
+        self.kind == ComponentKind::UnownedGroup
+    }
+}
+
+impl AsRef<str> for Component {
+    fn as_ref(&self) -> &str {
+        &self.name
+    }
+}
+
+impl std::fmt::Display for Component {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.name)
+    }
+}
 
 /// The extended attribute that overrides an entry's component.
 pub const COMPONENT_XATTR: &str = "user.component";
@@ -38,7 +100,8 @@ pub const COMPONENT_XATTR: &str = "user.component";
 /// Average number of paths in a group of unowned entries.
 pub const UNOWNED_GROUP_PATHS: u32 = 32;
 
-/// Prefix of the names of groups of unowned entries.
+/// Prefix of the names of groups of unowned entries (before the group's
+/// first path). A group is told by its [`ComponentKind`], not by its name.
 pub const UNOWNED_PREFIX: &str = "unowned:";
 
 /// Component of every entry of `tree` (same order as `tree.entries`).
@@ -48,35 +111,13 @@ pub const UNOWNED_PREFIX: &str = "unowned:";
 /// its own (as coreos/chunkah reads it).
 pub fn assign_components(tree: &Tree, owner: impl Fn(&Path) -> Option<String>) -> Vec<Component> {
     let mut out: Vec<Component> = Vec::with_capacity(tree.entries.len());
-    // Each name is stored once, whatever the number of its entries.
-    let mut names: HashSet<Component> = HashSet::new();
-    let mut intern = |name: String| -> Component {
-        match names.get(name.as_str()) {
-            Some(c) => c.clone(),
-            None => {
-                let c: Component = name.into();
-                names.insert(c.clone());
-                c
-            }
-        }
-    };
-    // Hard links take their target's component: only targets are indexed.
-    let targets: HashSet<&Path> = tree
-        .entries
-        .iter()
-        .filter_map(|e| match &e.kind {
-            EntryKind::HardLink { target } => Some(&**target),
-            _ => None,
-        })
-        .collect();
-    let mut index: HashMap<&Path, usize> = HashMap::new();
-    let mut group: Option<Component> = None;
+    let mut names = Names::default();
+    let mut links = HardLinkTargets::of(tree);
+    let mut groups = UnownedGroups::default();
     // Directories with a component, the innermost last.
     let mut scopes: Vec<(&Path, Component)> = Vec::new();
     for (i, e) in tree.entries.iter().enumerate() {
-        if targets.contains(&*e.path) {
-            index.insert(&e.path, i);
-        }
+        links.note(e, i);
         while scopes.last().is_some_and(|(d, _)| !e.path.starts_with(d)) {
             scopes.pop();
         }
@@ -84,29 +125,99 @@ pub fn assign_components(tree: &Tree, owner: impl Fn(&Path) -> Option<String>) -
             .xattrs
             .iter()
             .find(|(k, _)| k == COMPONENT_XATTR)
-            .map(|(_, v)| intern(String::from_utf8_lossy(v).into_owned()));
+            .map(|(_, v)| Component::named(names.intern(String::from_utf8_lossy(v).into_owned())));
         if let (Some(c), true) = (&own, e.is_dir()) {
             scopes.push((&e.path, c.clone()));
         }
         let explicit = own.or_else(|| scopes.last().map(|(_, c)| c.clone()));
-        let linked = match &e.kind {
-            EntryKind::HardLink { target } => index.get(&**target).map(|&t| out[t].clone()),
-            _ => None,
-        };
-        let name = explicit
-            .or(linked)
-            .or_else(|| owner(&e.path).map(&mut intern))
-            .unwrap_or_else(|| {
-                let h = blake3::hash(e.path.as_os_str().as_bytes());
-                let cut = u32::from_le_bytes(h.as_bytes()[..4].try_into().expect("4 bytes"));
-                if group.is_none() || cut < u32::MAX / UNOWNED_GROUP_PATHS {
-                    group = Some(intern(format!("{UNOWNED_PREFIX}{}", e.path.display())));
-                }
-                group.clone().expect("set above")
-            });
-        out.push(name);
+        let component = explicit
+            .or_else(|| links.target_component(e, &out))
+            .or_else(|| owner(&e.path).map(|o| Component::named(names.intern(o))))
+            .unwrap_or_else(|| groups.of(&e.path, &mut names));
+        out.push(component);
     }
     out
+}
+
+/// Component names, each stored once whatever the number of its entries.
+#[derive(Default)]
+struct Names(HashSet<Arc<str>>);
+
+impl Names {
+    fn intern(&mut self, name: String) -> Arc<str> {
+        match self.0.get(name.as_str()) {
+            Some(c) => c.clone(),
+            None => {
+                let c: Arc<str> = name.into();
+                self.0.insert(c.clone());
+                c
+            }
+        }
+    }
+}
+
+/// The entries hard links point at, and where they are among the entries
+/// (a hard link takes its target's component: only targets are indexed).
+struct HardLinkTargets<'t> {
+    targets: HashSet<&'t Path>,
+    index: HashMap<&'t Path, usize>,
+}
+
+impl<'t> HardLinkTargets<'t> {
+    fn of(tree: &'t Tree) -> Self {
+        let targets = tree
+            .entries
+            .iter()
+            .filter_map(|e| match &e.kind {
+                EntryKind::HardLink { target } => Some(&**target),
+                _ => None,
+            })
+            .collect();
+        HardLinkTargets {
+            targets,
+            index: HashMap::new(),
+        }
+    }
+
+    /// Records that `e` is entry `i`, if it is a target.
+    fn note(&mut self, e: &'t Entry, i: usize) {
+        if self.targets.contains(&*e.path) {
+            self.index.insert(&e.path, i);
+        }
+    }
+
+    /// For a hard link whose target came before: the target's component
+    /// (`out` holds those so far).
+    fn target_component(&self, e: &Entry, out: &[Component]) -> Option<Component> {
+        match &e.kind {
+            EntryKind::HardLink { target } => self.index.get(&**target).map(|&t| out[t].clone()),
+            _ => None,
+        }
+    }
+}
+
+/// The groups of unowned entries, cut in walk order.
+#[derive(Default)]
+struct UnownedGroups {
+    current: Option<Component>,
+}
+
+impl UnownedGroups {
+    /// The group of the unowned entry at `path`: a new group starts where
+    /// the path's BLAKE3 hash falls below the threshold (or at the first).
+    fn of(&mut self, path: &Path, names: &mut Names) -> Component {
+        let h = blake3::hash(path.as_os_str().as_bytes());
+        let cut = u32::from_le_bytes(h.as_bytes()[..4].try_into().expect("4 bytes"));
+        match &self.current {
+            Some(group) if cut >= u32::MAX / UNOWNED_GROUP_PATHS => group.clone(),
+            _ => {
+                let name = names.intern(format!("{UNOWNED_PREFIX}{}", path.display()));
+                let group = Component::unowned_group(name);
+                self.current = Some(group.clone());
+                group
+            }
+        }
+    }
 }
 
 /// The extended attribute giving how often an entry's component changes:
@@ -217,149 +328,243 @@ fn entry_bytes(e: &Entry) -> u64 {
 /// their previous order, new ones come last.
 pub fn plan_layers(
     tree: &Tree,
-    components: &[impl AsRef<str>],
+    components: &[Component],
     max_layers: usize,
     prior: Option<&[Vec<String>]>,
     intervals: &BTreeMap<String, u32>,
 ) -> LayerPlan {
     assert_eq!(tree.entries.len(), components.len());
     let max_layers = max_layers.max(1);
+    let sizes = component_sizes(tree, components);
+    let mut slots = Slots::default();
+    if let Some(prior) = prior {
+        slots.keep_prior(prior, &sizes, max_layers);
+        slots.add_new(&sizes, max_layers);
+    } else if sizes.len() <= max_layers {
+        slots.one_each(&sizes);
+    } else {
+        slots.largest_own_rest_shared(&sizes, max_layers, intervals);
+    }
+    let mut layers = slots.layers(tree, components);
+    if prior.is_none() {
+        unowned_groups_last(&mut layers, components);
+    }
+    LayerPlan { layers }
+}
+
+/// The tar bytes of each component's entries (headers and padded content).
+fn component_sizes<'c>(tree: &Tree, components: &'c [Component]) -> BTreeMap<&'c str, u64> {
     let mut sizes: BTreeMap<&str, u64> = BTreeMap::new();
     for (e, c) in tree.entries.iter().zip(components) {
-        *sizes.entry(c.as_ref()).or_default() += entry_bytes(e);
+        *sizes.entry(c.name()).or_default() += entry_bytes(e);
     }
-    // Which layer slot each component goes to.
-    let mut slot_of: HashMap<&str, usize> = HashMap::new();
-    let mut slots: Vec<Vec<&str>> = Vec::new();
-    if let Some(prior) = prior {
+    sizes
+}
+
+/// Components (by name) sorted by size, largest first, then by name.
+fn largest_first<'c>(sizes: impl Iterator<Item = (&'c str, u64)>) -> Vec<(&'c str, u64)> {
+    let mut by_size: Vec<(&str, u64)> = sizes.collect();
+    by_size.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    by_size
+}
+
+/// Layer slots being filled with components, bottom first.
+#[derive(Default)]
+struct Slots<'c> {
+    /// Which slot each component goes to.
+    slot_of: HashMap<&'c str, usize>,
+    /// The components of each slot.
+    slots: Vec<Vec<&'c str>>,
+}
+
+impl<'c> Slots<'c> {
+    fn put(&mut self, component: &'c str, slot: usize) {
+        self.slot_of.insert(component, slot);
+        self.slots[slot].push(component);
+    }
+
+    /// A new slot holding `component`.
+    fn put_alone(&mut self, component: &'c str) {
+        self.slots.push(Vec::new());
+        self.put(component, self.slots.len() - 1);
+    }
+
+    /// The layers of `prior` that still have components, in order, each
+    /// with its components still present; with fewer layers allowed than
+    /// before, the rest join the last one.
+    fn keep_prior(
+        &mut self,
+        prior: &[Vec<String>],
+        sizes: &BTreeMap<&'c str, u64>,
+        max_layers: usize,
+    ) {
         for layer in prior {
             let present: Vec<&str> = layer
                 .iter()
                 .filter_map(|c| sizes.get_key_value(c.as_str()).map(|(&k, _)| k))
-                .filter(|c| !slot_of.contains_key(c))
+                .filter(|c| !self.slot_of.contains_key(c))
                 .collect();
             if present.is_empty() {
                 continue;
             }
-            // Fewer layers allowed than before: the rest join the last one.
-            let s = slots.len().min(max_layers - 1);
-            if s == slots.len() {
-                slots.push(Vec::new());
+            let s = self.slots.len().min(max_layers - 1);
+            if s == self.slots.len() {
+                self.slots.push(Vec::new());
             }
             for c in present {
-                slot_of.insert(c, s);
-                slots[s].push(c);
+                self.put(c, s);
             }
         }
-        let mut new: Vec<(&str, u64)> = sizes
-            .iter()
-            .filter(|(c, _)| !slot_of.contains_key(*c))
-            .map(|(&c, &n)| (c, n))
-            .collect();
-        new.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    }
+
+    /// The components no slot holds yet, largest first: a slot each while
+    /// the limit allows, then one shared slot (the last one, at the limit).
+    fn add_new(&mut self, sizes: &BTreeMap<&'c str, u64>, max_layers: usize) {
+        let new = largest_first(
+            sizes
+                .iter()
+                .filter(|(c, _)| !self.slot_of.contains_key(*c))
+                .map(|(&c, &n)| (c, n)),
+        );
         let mut shared: Option<usize> = None;
         for (k, &(c, _)) in new.iter().enumerate() {
-            let free = max_layers - slots.len().min(max_layers);
+            let free = max_layers - self.slots.len().min(max_layers);
             let remaining = new.len() - k;
-            let s = if shared.is_none() && (free > 1 || (free == 1 && remaining == 1)) {
-                slots.push(Vec::new());
-                slots.len() - 1
-            } else {
-                *shared.get_or_insert_with(|| {
-                    if free > 0 {
-                        slots.push(Vec::new());
-                    }
-                    slots.len() - 1
-                })
-            };
-            slot_of.insert(c, s);
-            slots[s].push(c);
-        }
-    } else if sizes.len() <= max_layers {
-        for &c in sizes.keys() {
-            slot_of.insert(c, slots.len());
-            slots.push(vec![c]);
-        }
-    } else {
-        let shared = shared_layers(max_layers).min(max_layers);
-        let own = max_layers - shared;
-        let mut by_size: Vec<(&str, u64)> = sizes.iter().map(|(&c, &s)| (c, s)).collect();
-        by_size.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
-        for &(c, _) in &by_size[..own] {
-            slot_of.insert(c, slots.len());
-            slots.push(vec![c]);
-        }
-        let first_shared = slots.len();
-        slots.extend((0..shared).map(|_| Vec::new()));
-        let rest: Vec<&str> = by_size[own..].iter().map(|&(c, _)| c).collect();
-        for (c, k) in shared_slots(&rest, shared, intervals) {
-            slot_of.insert(c, first_shared + k);
-            slots[first_shared + k].push(c);
-        }
-    }
-    // Entries of each slot, with their ancestor directories.
-    let mut members: Vec<Vec<usize>> = vec![Vec::new(); slots.len()];
-    let mut bytes = vec![0u64; slots.len()];
-    for (i, (e, c)) in tree.entries.iter().zip(components).enumerate() {
-        let s = slot_of[c.as_ref()];
-        members[s].push(i);
-        if let EntryKind::Regular { size } = e.kind {
-            bytes[s] += size;
-        }
-    }
-    let parents = tree.parents();
-    // The last slot that took each entry: an entry taken has its
-    // ancestors taken too, so a climb stops at the first one.
-    let mut taken = vec![u32::MAX; tree.entries.len()];
-    let mut layers: Vec<PlannedLayer> = Vec::new();
-    for (s, ((mut comps, mut entries), content_bytes)) in
-        slots.into_iter().zip(members).zip(bytes).enumerate()
-    {
-        if entries.is_empty() {
-            continue;
-        }
-        let s = s as u32;
-        let mut ancestors: Vec<usize> = Vec::new();
-        for &i in &entries {
-            if taken[i] == s {
+            if shared.is_none() && (free > 1 || (free == 1 && remaining == 1)) {
+                self.put_alone(c);
                 continue;
             }
-            taken[i] = s;
-            let mut p = parents[i];
-            while p != NO_PARENT && taken[p as usize] != s {
-                taken[p as usize] = s;
-                ancestors.push(p as usize);
-                p = parents[p as usize];
+            let s = *shared.get_or_insert_with(|| {
+                if free > 0 {
+                    self.slots.push(Vec::new());
+                }
+                self.slots.len() - 1
+            });
+            self.put(c, s);
+        }
+    }
+
+    /// A slot for each component, in name order.
+    fn one_each(&mut self, sizes: &BTreeMap<&'c str, u64>) {
+        for &c in sizes.keys() {
+            self.put_alone(c);
+        }
+    }
+
+    /// More components than layers: the largest get a slot each, the rest
+    /// share [`shared_layers`] slots (see [`shared_slots`]).
+    fn largest_own_rest_shared(
+        &mut self,
+        sizes: &BTreeMap<&'c str, u64>,
+        max_layers: usize,
+        intervals: &BTreeMap<String, u32>,
+    ) {
+        let shared = shared_layers(max_layers).min(max_layers);
+        let own = max_layers - shared;
+        let by_size = largest_first(sizes.iter().map(|(&c, &s)| (c, s)));
+        for &(c, _) in &by_size[..own] {
+            self.put_alone(c);
+        }
+        let first_shared = self.slots.len();
+        self.slots.extend((0..shared).map(|_| Vec::new()));
+        let rest: Vec<&str> = by_size[own..].iter().map(|&(c, _)| c).collect();
+        for (c, k) in shared_slots(&rest, shared, intervals) {
+            self.put(c, first_shared + k);
+        }
+    }
+
+    /// The layers of the slots that hold entries: each slot's entries with
+    /// their ancestor directories, in walk order.
+    fn layers(self, tree: &Tree, components: &[Component]) -> Vec<PlannedLayer> {
+        let mut members: Vec<Vec<usize>> = vec![Vec::new(); self.slots.len()];
+        let mut bytes = vec![0u64; self.slots.len()];
+        for (i, (e, c)) in tree.entries.iter().zip(components).enumerate() {
+            let s = self.slot_of[c.name()];
+            members[s].push(i);
+            if let EntryKind::Regular { size } = e.kind {
+                bytes[s] += size;
             }
         }
-        entries.extend(ancestors);
-        entries.sort_unstable();
-        entries.dedup();
-        entries.shrink_to_fit();
-        comps.sort_unstable();
-        layers.push(PlannedLayer {
-            components: comps.into_iter().map(str::to_string).collect(),
-            entries,
-            content_bytes,
-        });
+        let mut ancestors = Ancestors::new(tree);
+        let mut layers: Vec<PlannedLayer> = Vec::new();
+        for (s, ((mut comps, mut entries), content_bytes)) in
+            self.slots.into_iter().zip(members).zip(bytes).enumerate()
+        {
+            if entries.is_empty() {
+                continue;
+            }
+            entries.extend(ancestors.not_taken(s as u32, &entries));
+            entries.sort_unstable();
+            entries.dedup();
+            entries.shrink_to_fit();
+            comps.sort_unstable();
+            layers.push(PlannedLayer {
+                components: comps.into_iter().map(str::to_string).collect(),
+                entries,
+                content_bytes,
+            });
+        }
+        layers
     }
-    if prior.is_some() {
-        return LayerPlan { layers };
+}
+
+/// The ancestor directories of the entries of one slot after another.
+struct Ancestors {
+    parents: Vec<u32>,
+    /// The last slot that took each entry: an entry taken has its
+    /// ancestors taken too, so a climb stops at the first one.
+    taken: Vec<u32>,
+}
+
+impl Ancestors {
+    fn new(tree: &Tree) -> Self {
+        Ancestors {
+            parents: tree.parents(),
+            taken: vec![u32::MAX; tree.entries.len()],
+        }
     }
-    // Package layers before layers holding unowned groups; then by first component.
+
+    /// The ancestors of `entries` (slot `s`'s) that are not among them, each
+    /// once; the entries and their ancestors are then taken by `s`.
+    fn not_taken(&mut self, s: u32, entries: &[usize]) -> Vec<usize> {
+        let mut ancestors: Vec<usize> = Vec::new();
+        for &i in entries {
+            if self.taken[i] == s {
+                continue;
+            }
+            self.taken[i] = s;
+            let mut p = self.parents[i];
+            while p != NO_PARENT && self.taken[p as usize] != s {
+                self.taken[p as usize] = s;
+                ancestors.push(p as usize);
+                p = self.parents[p as usize];
+            }
+        }
+        ancestors
+    }
+}
+
+/// Orders `layers`: package layers before layers mostly of groups of
+/// unowned entries; layers of one component before shared ones; then by
+/// first component.
+fn unowned_groups_last(layers: &mut [PlannedLayer], components: &[Component]) {
+    let unowned: HashSet<&str> = components
+        .iter()
+        .filter(|c| c.is_unowned_group())
+        .map(Component::name)
+        .collect();
     layers.sort_by_key(|l| {
-        let unowned = l
+        let groups = l
             .components
             .iter()
-            .filter(|c| c.starts_with(UNOWNED_PREFIX))
+            .filter(|c| unowned.contains(c.as_str()))
             .count();
         (
-            unowned * 2 > l.components.len(),
+            groups * 2 > l.components.len(),
             l.components.len() > 1,
             l.components[0].clone(),
         )
     });
-    LayerPlan { layers }
 }
 
 /// The shared layer (0 to `shared - 1`) of each of `components`. Those
@@ -474,10 +679,12 @@ mod tests {
         ]);
         let c = assign_components(&t, |_| None);
         assert_eq!(
-            c[..6].iter().map(|c| &**c).collect::<Vec<_>>(),
+            c[..6].iter().map(Component::name).collect::<Vec<_>>(),
             ["outer", "outer", "inner", "inner", "outer", "outer"]
         );
-        assert!(c[6].starts_with(UNOWNED_PREFIX), "{}", c[6]);
+        assert!(c[..6].iter().all(|c| c.kind() == ComponentKind::Named));
+        assert!(c[6].is_unowned_group(), "{c:?}");
+        assert_eq!(c[6].name(), "unowned:da");
     }
 
     #[test]
@@ -606,19 +813,21 @@ mod tests {
             (p == Path::new("usr/a")).then(|| "deb:a".to_string())
         });
         assert_eq!(
-            c[1..].iter().map(|c| &**c).collect::<Vec<_>>(),
+            c[1..].iter().map(Component::name).collect::<Vec<_>>(),
             ["deb:a", "mine", "deb:a"]
         );
-        assert!(c[0].starts_with(UNOWNED_PREFIX));
+        assert!(c[1..].iter().all(|c| !c.is_unowned_group()));
+        assert!(c[0].is_unowned_group());
+        assert_eq!(c[0].name(), "unowned:usr");
     }
 
     #[test]
     fn plans_respect_the_layer_limit_and_keep_parents() {
         let mut entries = vec![file("usr", u64::MAX), file("usr/lib", u64::MAX)];
-        let mut comps = vec!["deb:base".to_string(), "deb:base".to_string()];
+        let mut comps = vec![Component::named("deb:base"), Component::named("deb:base")];
         for i in 0..100 {
             entries.push(file(&format!("usr/lib/f{i:03}"), 1000 * (i + 1)));
-            comps.push(format!("deb:p{:02}", i % 40));
+            comps.push(Component::named(format!("deb:p{:02}", i % 40)));
         }
         let t = tree(entries);
         for max in [1, 2, 7, 40, 41, 64, 500] {
@@ -659,7 +868,10 @@ mod tests {
     fn a_prior_grouping_is_kept_and_new_components_get_layers() {
         let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         let entries: Vec<Entry> = (0..6).map(|i| file(&format!("f{i}"), 100)).collect();
-        let comps = names(&["a", "b", "c", "d", "new1", "new2"]);
+        let comps: Vec<Component> = names(&["a", "b", "c", "d", "new1", "new2"])
+            .into_iter()
+            .map(Component::named)
+            .collect();
         let t = tree(entries);
         let prior = vec![names(&["b", "gone"]), names(&["a", "c"]), names(&["d"])];
         let plan = plan_layers(&t, &comps, 5, Some(&prior), &BTreeMap::new());
@@ -689,5 +901,28 @@ mod tests {
         // Fewer layers than before: the overflow joins the last allowed layer.
         let plan = plan_layers(&t, &comps, 2, Some(&prior), &BTreeMap::new());
         assert_eq!(plan.layers.len(), 2);
+    }
+
+    #[test]
+    fn unowned_groups_are_told_by_their_kind_not_their_name() {
+        // A component named like a group is no group: its layer comes
+        // before the groups' layers.
+        let t = tree(vec![
+            file("a", 10),
+            with(file("b", 10), COMPONENT_XATTR, "unowned:zzz"),
+            file("x", 10),
+        ]);
+        let c = assign_components(&t, |p| (p == Path::new("a")).then(|| "deb:a".to_string()));
+        assert_eq!(
+            c.iter().map(|c| (c.name(), c.kind())).collect::<Vec<_>>(),
+            [
+                ("deb:a", ComponentKind::Named),
+                ("unowned:zzz", ComponentKind::Named),
+                ("unowned:x", ComponentKind::UnownedGroup)
+            ]
+        );
+        let plan = plan_layers(&t, &c, 64, None, &BTreeMap::new());
+        let got: Vec<&str> = plan.layers.iter().map(|l| &*l.components[0]).collect();
+        assert_eq!(got, ["deb:a", "unowned:zzz", "unowned:x"]);
     }
 }

@@ -12,12 +12,16 @@ use serde::Serialize;
 use super::context::{Event, JobContext};
 use super::input::Input;
 use crate::chunker::{Chunker, ChunkerConfig};
+use crate::component::Ownership;
 use crate::component::{read_package_databases, read_package_databases_in_tar};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
-use crate::grouping::{assign_components, plan_layers, update_intervals};
+use crate::grouping::{
+    assign_components, plan_layers, update_intervals, Component, LayerPlan, PlannedLayer,
+};
 use crate::layer::{
-    default_layer_chunker, seekable_order, write_layer, Compression, LayerInfo, Source,
+    default_layer_chunker, seekable_order, write_layer, Compression, ContentSource, LayerInfo,
+    LayerSettings,
 };
 use crate::oci::flatten::flatten;
 use crate::oci::layout::LayoutWriter;
@@ -26,7 +30,7 @@ use crate::oci::types::{
     MANIFEST_MEDIA_TYPE,
 };
 use crate::store::{ImageReader, ImageRef, ImageWriter, PushReport};
-use crate::walk::{filter, walk_dir, walk_tar, Entry, EntryKind, Prune, Tree};
+use crate::walk::{filter, walk_dir, walk_tar, Entry, EntryKind, Prune, TarContent, Tree};
 
 /// Layer annotation listing a layer's components, one per line.
 pub const COMPONENTS_ANNOTATION: &str = "dev.chunkah.components";
@@ -209,31 +213,82 @@ pub(super) fn pack_with(
     let options = &job.options;
     options.validate()?;
     ctx.validate()?;
-    let arch = ctx.architecture.as_str();
-    let scratch = ctx.store.scratch_dir.as_deref();
-    let need_scratch = |what: &str| {
-        scratch.ok_or_else(|| Error::Config(format!("{what} needs a scratch directory")))
-    };
-    let prior = match &options.prior {
-        None => None,
-        Some(r) => {
-            let image = ImageReader::open_with(r, &ctx.store)?.image(arch)?;
-            Some(prior_components(&image.manifest).ok_or_else(|| {
-                Error::malformed(
-                    r,
-                    "was not made by chunkah pack (its layers lack component annotations)",
-                )
-            })?)
-        }
-    };
+    let prior = read_prior(options, ctx)?;
     // The versions to make deltas from are read now: a mistake there is
     // found before anything is packed.
     for base in &options.delta_from {
-        ImageReader::open_with(base, &ctx.store)?.image(arch)?;
+        ImageReader::open_with(base, &ctx.store)?.image(&ctx.architecture)?;
     }
     let pool = ctx.worker_pool()?;
-    let mut base = None;
-    let (mut tree, mut content, owners) = match &job.source {
+    let mut read = read_source(&job.source, ctx)?;
+    filter(
+        &mut read.tree,
+        read.content.as_mut(),
+        &options.prune,
+        options.skip_special_files,
+    )?;
+    let content = match &read.content {
+        Some(c) => ContentSource::Tar(c),
+        None => match &job.source {
+            Input::Dir(root) => ContentSource::Dir(root),
+            _ => unreachable!("only a directory has no tar content"),
+        },
+    };
+    let packer = Packer {
+        options,
+        ctx,
+        layout: writer.layout(),
+        base: read.base.as_ref(),
+    };
+    let owners = &read.owners;
+    let report = pool.install(|| {
+        packer.write_image(
+            read.tree,
+            content,
+            |p| owners.owner(p).map(str::to_string),
+            writer.tag(),
+            prior.as_deref(),
+        )
+    })?;
+    publish(job, ctx, writer, report)
+}
+
+/// The grouping of [`PackOptions::prior`], if any: the components of each
+/// of its layers.
+fn read_prior(options: &PackOptions, ctx: &JobContext<'_>) -> Result<Option<Vec<Vec<String>>>> {
+    let Some(r) = &options.prior else {
+        return Ok(None);
+    };
+    let image = ImageReader::open_with(r, &ctx.store)?.image(&ctx.architecture)?;
+    let grouping = prior_components(&image.manifest).ok_or_else(|| {
+        Error::malformed(
+            r,
+            "was not made by chunkah pack (its layers lack component annotations)",
+        )
+    })?;
+    Ok(Some(grouping))
+}
+
+/// The image a tree comes from: its config and manifest annotations.
+struct BaseImage {
+    config: ImageConfig,
+    annotations: BTreeMap<String, String>,
+}
+
+/// A root file system, read.
+struct ReadSource {
+    tree: Tree,
+    /// Where its files' content is; `None` for a directory (read in place).
+    content: Option<TarContent>,
+    /// Which package owns each path.
+    owners: Ownership,
+    /// The image it comes from, if it does.
+    base: Option<BaseImage>,
+}
+
+/// Walks `source` and reads its package databases.
+fn read_source(source: &Input, ctx: &JobContext<'_>) -> Result<ReadSource> {
+    match source {
         Input::Dir(root) => {
             let meta = std::fs::metadata(root).map_err(|e| Error::io(root, e))?;
             if !meta.is_dir() {
@@ -247,56 +302,66 @@ pub(super) fn pack_with(
             }
             ctx.emit(Event::Reading);
             let owners = read_package_databases(root)?;
-            (walk_dir(root)?, None, owners)
+            Ok(ReadSource {
+                tree: walk_dir(root)?,
+                content: None,
+                owners,
+                base: None,
+            })
         }
         Input::Tar(file) => {
             ctx.emit(Event::Reading);
-            let (tree, content) = walk_tar(file, need_scratch("reading a compressed tarball")?)?;
+            let (tree, content) =
+                walk_tar(file, scratch_dir(ctx, "reading a compressed tarball")?)?;
             let owners = read_package_databases_in_tar(&tree, &content)?;
-            (tree, Some(content), owners)
+            Ok(ReadSource {
+                tree,
+                content: Some(content),
+                owners,
+                base: None,
+            })
         }
         Input::Image(r) => {
             ctx.emit(Event::Reading);
             let reader = ImageReader::open_with(r, &ctx.store)?;
-            let image = reader.image(arch)?;
+            let image = reader.image(&ctx.architecture)?;
             let (tree, content) = flatten(
                 &r.to_string(),
                 &image,
                 |d| reader.blob(&d.digest, d.size),
-                need_scratch("reading an image's layers")?,
+                scratch_dir(ctx, "reading an image's layers")?,
                 &ctx.cancel,
             )?;
             let owners = read_package_databases_in_tar(&tree, &content)?;
-            base = Some((image.config, image.manifest.annotations));
-            (tree, Some(content), owners)
+            Ok(ReadSource {
+                tree,
+                content: Some(content),
+                owners,
+                base: Some(BaseImage {
+                    config: image.config,
+                    annotations: image.manifest.annotations,
+                }),
+            })
         }
-    };
-    filter(
-        &mut tree,
-        content.as_mut(),
-        &options.prune,
-        options.skip_special_files,
-    )?;
-    let source = match &content {
-        Some(c) => Source::Tar(c),
-        None => match &job.source {
-            Input::Dir(root) => Source::Dir(root),
-            _ => unreachable!("only a directory has no tar content"),
-        },
-    };
-    let mut report = pool.install(|| {
-        write_image(
-            tree,
-            source,
-            |p| owners.owner(p).map(str::to_string),
-            writer.layout(),
-            writer.tag(),
-            options,
-            prior.as_deref(),
-            base.as_ref(),
-            ctx,
-        )
-    })?;
+    }
+}
+
+/// The context's scratch directory, which `what` needs.
+fn scratch_dir<'c>(ctx: &'c JobContext<'_>, what: &str) -> Result<&'c Path> {
+    ctx.store
+        .scratch_dir
+        .as_deref()
+        .ok_or_else(|| Error::Config(format!("{what} needs a scratch directory")))
+}
+
+/// Publishes the written image and then makes the deltas of
+/// [`PackOptions::delta_from`] to it.
+fn publish(
+    job: &PackJob,
+    ctx: &JobContext<'_>,
+    writer: ImageWriter,
+    mut report: PackReport,
+) -> Result<PackReport> {
     ctx.emit(Event::Publishing);
     let tag = writer.tag().to_string();
     let outcome = writer.finish()?;
@@ -307,7 +372,7 @@ pub(super) fn pack_with(
         ImageRef::Registry(_) => job.dest.clone(),
         _ => job.dest.with_tag(&tag),
     };
-    for base in &options.delta_from {
+    for base in &job.options.delta_from {
         ctx.emit(Event::MakingDelta {
             base: base.to_string(),
         });
@@ -330,109 +395,222 @@ pub(super) fn pack_with(
     Ok(report)
 }
 
-/// Packs a walked tree whose file content comes from `source` into `layout`
-/// under `tag`. `prior` is the previous version's grouping; `base` the
-/// config and manifest annotations of the image the tree comes from: its
-/// author, architecture, variant, os, unknown fields and creation time are
-/// kept, its history entries come first (as entries without a layer), its
-/// annotations are kept under the options' own.
-#[allow(clippy::too_many_arguments)]
-fn write_image(
-    tree: Tree,
-    source: Source<'_>,
-    owner: impl Fn(&Path) -> Option<String>,
-    layout: &LayoutWriter,
-    tag: &str,
-    options: &PackOptions,
-    prior: Option<&[Vec<String>]>,
-    base: Option<&(ImageConfig, BTreeMap<String, String>)>,
-    ctx: &JobContext<'_>,
-) -> Result<PackReport> {
-    let bytes = tree
-        .entries
+/// What writing an image into a layout takes, whatever the tree: the
+/// options, the job's context, and the image the tree comes from, if any
+/// (its author, architecture, variant, os, unknown fields and creation time
+/// are kept, its history entries come first, as entries without a layer,
+/// and its annotations are kept under the options' own).
+struct Packer<'a, 'c> {
+    options: &'a PackOptions,
+    ctx: &'a JobContext<'c>,
+    layout: &'a LayoutWriter,
+    base: Option<&'a BaseImage>,
+}
+
+impl Packer<'_, '_> {
+    /// Packs a walked tree whose file content comes from `content` into the
+    /// layout under `tag`. `owner` names each path's package; `prior` is the
+    /// previous version's grouping.
+    fn write_image(
+        &self,
+        tree: Tree,
+        content: ContentSource<'_>,
+        owner: impl Fn(&Path) -> Option<String>,
+        tag: &str,
+        prior: Option<&[Vec<String>]>,
+    ) -> Result<PackReport> {
+        self.ctx.emit(Event::Walked {
+            entries: tree.entries.len(),
+            bytes: content_bytes(&tree),
+        });
+        let components = assign_components(&tree, owner);
+        let intervals = update_intervals(&tree, &components)?;
+        let plan = plan_layers(
+            &tree,
+            &components,
+            self.options.max_layers,
+            prior,
+            &intervals,
+        );
+        self.ctx.emit(Event::Planned {
+            layers: plan.layers.len(),
+        });
+        let infos = self.write_layers(&tree, &components, &plan, content)?;
+        let config = self.config(&tree, &plan, &infos);
+        if self.ctx.cancel.load(Ordering::Relaxed) {
+            return Err(Error::Cancelled);
+        }
+        let config_json = serde_json::to_vec(&config).expect("a config serialises");
+        let config_desc = self.layout.put_blob(CONFIG_MEDIA_TYPE, &config_json)?;
+        let manifest = self.manifest(config_desc.clone(), &plan, &infos);
+        let manifest_json = serde_json::to_vec(&manifest).expect("a manifest serialises");
+        let manifest_desc = self.layout.put_blob(MANIFEST_MEDIA_TYPE, &manifest_json)?;
+        self.layout.set_tag(tag, manifest_desc.clone())?;
+        Ok(PackReport {
+            schema_version: PackReport::SCHEMA_VERSION,
+            manifest: manifest_desc.digest,
+            config: config_desc.digest,
+            total_size: infos.iter().map(|i| i.size).sum(),
+            components: distinct(&components),
+            layers: layer_reports(&plan, &infos),
+            warnings: tree.warnings,
+            reference: String::new(),
+            pushed: None,
+            deltas: Vec::new(),
+        })
+    }
+
+    /// Writes every layer of `plan` on the current pool, and returns what
+    /// each is, in plan order.
+    fn write_layers(
+        &self,
+        tree: &Tree,
+        components: &[Component],
+        plan: &LayerPlan,
+        content: ContentSource<'_>,
+    ) -> Result<Vec<LayerInfo>> {
+        let settings = LayerSettings {
+            compression: self.options.compression,
+            chunker: Chunker::auto(self.options.chunker),
+            content,
+            clamp: self.options.source_date_epoch,
+            cancel: &self.ctx.cancel,
+        };
+        // Largest layers first, so no big one is left running alone at the end.
+        let mut order: Vec<usize> = (0..plan.layers.len()).collect();
+        order.sort_by_key(|&i| std::cmp::Reverse(plan.layers[i].content_bytes));
+        let written: Vec<(usize, LayerInfo)> = order
+            .par_iter()
+            .with_max_len(1)
+            .map(|&i| {
+                let entries = layer_entries(tree, components, &plan.layers[i], &settings);
+                let info = self.write_layer(&entries, &settings)?;
+                self.ctx.emit(Event::LayerWritten {
+                    bytes: plan.layers[i].content_bytes,
+                });
+                Ok((i, info))
+            })
+            .collect::<Result<_>>()?;
+        let mut infos: Vec<Option<LayerInfo>> = vec![None; plan.layers.len()];
+        for (i, info) in written {
+            infos[i] = Some(info);
+        }
+        Ok(infos
+            .into_iter()
+            .map(|i| i.expect("every layer written"))
+            .collect())
+    }
+
+    /// Writes one layer of `entries` into a blob of the layout.
+    fn write_layer(&self, entries: &[&Entry], settings: &LayerSettings<'_>) -> Result<LayerInfo> {
+        let mut blob = self.layout.temp_blob()?;
+        let dest = blob.path().to_path_buf();
+        let (_, info) = write_layer(blob.writer(), &dest, entries, settings)?;
+        let (digest, size) = self.layout.commit(blob)?;
+        debug_assert_eq!((digest, size), (info.digest, info.size));
+        Ok(info)
+    }
+
+    /// The image config: the base image's, with the layers written and
+    /// the options' creation time, runtime configuration and labels.
+    fn config(&self, tree: &Tree, plan: &LayerPlan, infos: &[LayerInfo]) -> ImageConfig {
+        let base = self.base.map(|b| &b.config);
+        let created = created_time(self.options.source_date_epoch, base, tree);
+        let mut runtime = match (&self.options.runtime, base) {
+            (Some(r), _) => r.clone(),
+            (None, Some(b)) => b.config.clone(),
+            (None, None) => RuntimeConfig::default(),
+        };
+        runtime.labels.extend(self.options.labels.clone());
+        ImageConfig {
+            history: history(base, plan, &created),
+            created: Some(created),
+            author: base.and_then(|b| b.author.clone()),
+            architecture: base
+                .map_or_else(|| self.ctx.architecture.clone(), |b| b.architecture.clone()),
+            variant: base.and_then(|b| b.variant.clone()),
+            os: base.map_or_else(|| "linux".to_string(), |b| b.os.clone()),
+            config: runtime,
+            rootfs: RootFs {
+                kind: "layers".to_string(),
+                diff_ids: infos.iter().map(|i| i.diff_id).collect(),
+            },
+            other: base.map(|b| b.other.clone()).unwrap_or_default(),
+        }
+    }
+
+    /// The manifest of the written layers: the base image's annotations
+    /// under the options' own.
+    fn manifest(&self, config: Descriptor, plan: &LayerPlan, infos: &[LayerInfo]) -> Manifest {
+        let mut annotations: BTreeMap<String, String> = self
+            .base
+            .map_or_else(BTreeMap::new, |b| b.annotations.clone());
+        annotations.extend(self.options.annotations.clone());
+        Manifest {
+            schema_version: 2,
+            media_type: MANIFEST_MEDIA_TYPE.to_string(),
+            config,
+            layers: infos
+                .iter()
+                .zip(&plan.layers)
+                .map(|(info, l)| layer_descriptor(info, l))
+                .collect(),
+            artifact_type: None,
+            subject: None,
+            annotations,
+        }
+    }
+}
+
+/// Bytes of regular-file content in `tree`.
+fn content_bytes(tree: &Tree) -> u64 {
+    tree.entries
         .iter()
         .map(|e| match e.kind {
             EntryKind::Regular { size } => size,
             _ => 0,
         })
-        .sum();
-    ctx.emit(Event::Walked {
-        entries: tree.entries.len(),
-        bytes,
-    });
-    let components = assign_components(&tree, owner);
-    let intervals = update_intervals(&tree, &components)?;
-    let plan = plan_layers(&tree, &components, options.max_layers, prior, &intervals);
-    ctx.emit(Event::Planned {
-        layers: plan.layers.len(),
-    });
-    let clamp = options.source_date_epoch;
-    let chunker = Chunker::auto(options.chunker);
-    // Largest layers first, so no big one is left running alone at the end.
-    let mut order: Vec<usize> = (0..plan.layers.len()).collect();
-    order.sort_by_key(|&i| std::cmp::Reverse(plan.layers[i].content_bytes));
-    let written: Vec<(usize, LayerInfo)> = order
-        .par_iter()
-        .with_max_len(1)
-        .map(|&i| {
-            let layer = &plan.layers[i];
-            // Every layer starts with the root directory, so its owner, mode and
-            // xattrs are kept too.
-            let mut entries: Vec<&Entry> = tree
-                .root
-                .iter()
-                .chain(layer.entries.iter().map(|&i| &tree.entries[i]))
-                .collect();
-            if let Compression::SeekableZstd(_) = options.compression {
-                let skip = usize::from(tree.root.is_some());
-                let component = |i: usize| match i.checked_sub(skip) {
-                    Some(j) => &*components[layer.entries[j]],
-                    None => "",
-                };
-                entries = seekable_order(&entries, component, chunker.config());
-            }
-            let mut blob = layout.temp_blob()?;
-            let dest = blob.path().to_path_buf();
-            let (_, info) = write_layer(
-                blob.writer(),
-                &dest,
-                options.compression,
-                &chunker,
-                source,
-                &entries,
-                clamp,
-                &ctx.cancel,
-            )?;
-            let (digest, size) = layout.commit(blob)?;
-            debug_assert_eq!((digest, size), (info.digest, info.size));
-            ctx.emit(Event::LayerWritten {
-                bytes: layer.content_bytes,
-            });
-            Ok((i, info))
-        })
-        .collect::<Result<_>>()?;
-    let mut infos: Vec<Option<LayerInfo>> = vec![None; plan.layers.len()];
-    for (i, info) in written {
-        infos[i] = Some(info);
-    }
-    let infos: Vec<LayerInfo> = infos
-        .into_iter()
-        .map(|i| i.expect("every layer written"))
-        .collect();
+        .sum()
+}
 
-    let (base, base_annotations) = match base {
-        Some((config, annotations)) => (Some(config), Some(annotations)),
-        None => (None, None),
+/// The entries of `layer`, in the order they are written: the root
+/// directory first, so its owner, mode and xattrs are kept too; in a
+/// seekable layer, then in [`seekable_order`].
+fn layer_entries<'t>(
+    tree: &'t Tree,
+    components: &[Component],
+    layer: &PlannedLayer,
+    settings: &LayerSettings<'_>,
+) -> Vec<&'t Entry> {
+    let entries: Vec<&Entry> = tree
+        .root
+        .iter()
+        .chain(layer.entries.iter().map(|&i| &tree.entries[i]))
+        .collect();
+    let Compression::SeekableZstd(_) = settings.compression else {
+        return entries;
     };
-    let created = match (
-        options.source_date_epoch,
-        base.and_then(|b| b.created.clone()),
-    ) {
+    let skip = usize::from(tree.root.is_some());
+    let component = |i: usize| match i.checked_sub(skip) {
+        Some(j) => components[layer.entries[j]].name(),
+        None => "",
+    };
+    seekable_order(&entries, component, settings.chunker.config())
+}
+
+/// The creation time: `source_date_epoch`, else the base image's, else
+/// the newest mtime of the tree.
+fn created_time(source_date_epoch: Option<i64>, base: Option<&ImageConfig>, tree: &Tree) -> String {
+    match (source_date_epoch, base.and_then(|b| b.created.clone())) {
         (Some(epoch), _) => rfc3339(epoch),
         (None, Some(created)) => created,
         (None, None) => rfc3339(tree.entries.iter().map(|e| e.mtime).max().unwrap_or(0)),
-    };
-    // The source image's history stays, without its layers.
+    }
+}
+
+/// The image's history: the base image's entries, without their layers,
+/// then one entry per layer of `plan`.
+fn history(base: Option<&ImageConfig>, plan: &LayerPlan, created: &str) -> Vec<History> {
     let mut history: Vec<History> = base
         .map(|b| b.history.clone())
         .unwrap_or_default()
@@ -443,101 +621,57 @@ fn write_image(
         })
         .collect();
     history.extend(plan.layers.iter().map(|l| History {
-        created: Some(created.clone()),
+        created: Some(created.to_string()),
         created_by: Some("chunkah pack".to_string()),
         comment: Some(summarise(&l.components)),
         author: None,
         empty_layer: false,
     }));
-    let config = ImageConfig {
-        created: Some(created),
-        author: base.and_then(|b| b.author.clone()),
-        architecture: base.map_or_else(|| ctx.architecture.clone(), |b| b.architecture.clone()),
-        variant: base.and_then(|b| b.variant.clone()),
-        os: base.map_or_else(|| "linux".to_string(), |b| b.os.clone()),
-        config: {
-            let mut runtime = match (&options.runtime, base) {
-                (Some(r), _) => r.clone(),
-                (None, Some(b)) => b.config.clone(),
-                (None, None) => RuntimeConfig::default(),
-            };
-            runtime.labels.extend(options.labels.clone());
-            runtime
-        },
-        rootfs: RootFs {
-            kind: "layers".to_string(),
-            diff_ids: infos.iter().map(|i| i.diff_id).collect(),
-        },
-        history,
-        other: base.map(|b| b.other.clone()).unwrap_or_default(),
-    };
-    if ctx.cancel.load(Ordering::Relaxed) {
-        return Err(Error::Cancelled);
-    }
-    let config_json = serde_json::to_vec(&config).expect("a config serialises");
-    let config_desc = layout.put_blob(CONFIG_MEDIA_TYPE, &config_json)?;
-    let layers: Vec<Descriptor> = infos
-        .iter()
-        .zip(&plan.layers)
-        .map(|(info, l)| Descriptor {
-            media_type: info.media_type.to_string(),
-            digest: info.digest,
-            size: info.size,
-            annotations: {
-                let mut a: BTreeMap<String, String> =
-                    [(COMPONENTS_ANNOTATION.to_string(), l.components.join("\n"))].into();
-                if let Some(index) = &info.index {
-                    index.annotate(&mut a);
-                }
-                a
-            },
-            artifact_type: None,
-            platform: None,
-        })
-        .collect();
-    let manifest = Manifest {
-        schema_version: 2,
-        media_type: MANIFEST_MEDIA_TYPE.to_string(),
-        config: config_desc.clone(),
-        layers,
-        artifact_type: None,
-        subject: None,
-        annotations: {
-            let mut a: BTreeMap<String, String> =
-                base_annotations.map_or_else(BTreeMap::new, |a| a.clone());
-            a.extend(options.annotations.clone());
-            a
-        },
-    };
-    let manifest_json = serde_json::to_vec(&manifest).expect("a manifest serialises");
-    let manifest_desc = layout.put_blob(MANIFEST_MEDIA_TYPE, &manifest_json)?;
-    layout.set_tag(tag, manifest_desc.clone())?;
+    history
+}
 
-    let mut names: Vec<&crate::grouping::Component> = components.iter().collect();
+/// The descriptor of a written layer, annotated with its components and
+/// where its chunk index is.
+fn layer_descriptor(info: &LayerInfo, layer: &PlannedLayer) -> Descriptor {
+    let mut annotations: BTreeMap<String, String> = [(
+        COMPONENTS_ANNOTATION.to_string(),
+        layer.components.join("\n"),
+    )]
+    .into();
+    if let Some(index) = &info.index {
+        index.annotate(&mut annotations);
+    }
+    Descriptor {
+        media_type: info.media_type.to_string(),
+        digest: info.digest,
+        size: info.size,
+        annotations,
+        artifact_type: None,
+        platform: None,
+    }
+}
+
+/// How many distinct component names there are.
+fn distinct(components: &[Component]) -> usize {
+    let mut names: Vec<&str> = components.iter().map(Component::name).collect();
     names.sort_unstable();
     names.dedup();
-    Ok(PackReport {
-        schema_version: PackReport::SCHEMA_VERSION,
-        manifest: manifest_desc.digest,
-        config: config_desc.digest,
-        total_size: infos.iter().map(|i| i.size).sum(),
-        components: names.len(),
-        layers: infos
-            .iter()
-            .zip(&plan.layers)
-            .map(|(i, l)| LayerReport {
-                digest: i.digest,
-                size: i.size,
-                tar_size: i.tar_size,
-                entries: l.entries.len(),
-                components: l.components.clone(),
-            })
-            .collect(),
-        warnings: tree.warnings,
-        reference: String::new(),
-        pushed: None,
-        deltas: Vec::new(),
-    })
+    names.len()
+}
+
+/// What the report says of each written layer.
+fn layer_reports(plan: &LayerPlan, infos: &[LayerInfo]) -> Vec<LayerReport> {
+    infos
+        .iter()
+        .zip(&plan.layers)
+        .map(|(i, l)| LayerReport {
+            digest: i.digest,
+            size: i.size,
+            tar_size: i.tar_size,
+            entries: l.entries.len(),
+            components: l.components.clone(),
+        })
+        .collect()
 }
 
 /// A history comment: the components, shortened past a few hundred bytes.

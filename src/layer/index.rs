@@ -412,6 +412,31 @@ fn unzigzag(v: u64) -> Option<i32> {
 
 fn parse_body(body: &[u8]) -> Parsed<ChunkIndex> {
     let mut c = Cursor { data: body, pos: 0 };
+    let header = parse_header(&mut c)?;
+    let frames = parse_frames(&mut c)?;
+    let files = parse_files(&mut c, &frames)?;
+    if c.left() != 0 {
+        return Err(format!("{} bytes after the last record", c.left()));
+    }
+    Ok(ChunkIndex {
+        zstd_version: header.zstd_version,
+        level: header.level,
+        chunker: header.chunker,
+        frames,
+        files,
+    })
+}
+
+/// What an index body says before its frames: how the frames were
+/// compressed and how file content was cut.
+struct BodyHeader {
+    zstd_version: u32,
+    level: i32,
+    chunker: ChunkerConfig,
+}
+
+/// The magic, the version, the compressor and the chunker.
+fn parse_header(c: &mut Cursor<'_>) -> Parsed<BodyHeader> {
     if c.bytes(8, "magic")? != INDEX_MAGIC {
         return Err("bad magic".into());
     }
@@ -434,6 +459,16 @@ fn parse_body(body: &[u8]) -> Parsed<ChunkIndex> {
     let chunker = ChunkerConfig::new(min, avg, max, normalization)
         .map_err(|e| e.to_string())?
         .with_algorithm(algorithm);
+    Ok(BodyHeader {
+        zstd_version,
+        level,
+        chunker,
+    })
+}
+
+/// The frame records, each placed after the one before in the tar and in
+/// the blob.
+fn parse_frames(c: &mut Cursor<'_>) -> Parsed<Vec<Frame>> {
     // A frame record is at least 1 + 1 + 1 + 32 bytes.
     let n_frames = c.count(35, "frames")?;
     let mut frames = Vec::with_capacity(n_frames);
@@ -461,6 +496,13 @@ fn parse_body(body: &[u8]) -> Parsed<ChunkIndex> {
             .checked_add(blob_len)
             .ok_or("the blob size overflows")?;
     }
+    Ok(frames)
+}
+
+/// The file records, checked against `frames`: paths share a prefix with
+/// the path before, frames follow on from where the file before ended.
+fn parse_files(c: &mut Cursor<'_>, frames: &[Frame]) -> Parsed<Vec<IndexedFile>> {
+    use std::os::unix::ffi::OsStrExt;
     // A file record is at least 5 bytes.
     let n_files = c.count(5, "files")?;
     let mut files = Vec::with_capacity(n_files);
@@ -481,28 +523,8 @@ fn parse_body(body: &[u8]) -> Parsed<ChunkIndex> {
             .checked_add(gap)
             .filter(|f| f.checked_add(count).is_some_and(|end| end <= frames.len()))
             .ok_or_else(|| format!("a file's frames lie past the {} frames", frames.len()))?;
-        let digest = if count == 0 {
-            let frame = frames
-                .get(first)
-                .ok_or_else(|| format!("a file's frame lies past the {} frames", frames.len()))?;
-            if frame.kind != FrameKind::Entries || size >= frame.tar_len {
-                return Err("a small file is not inside an entries frame".into());
-            }
-            Some(ChunkId(
-                c.bytes(32, "file digest")?.try_into().expect("32 bytes"),
-            ))
-        } else {
-            let own = &frames[first..first + count];
-            if own.iter().any(|f| f.kind != FrameKind::Chunk) {
-                return Err("a file's frames are not all chunk frames".into());
-            }
-            if own.iter().map(|f| f.tar_len).sum::<u64>() != size {
-                return Err("a file's chunks do not add up to its size".into());
-            }
-            None
-        };
+        let digest = parse_file_digest(c, frames, first, count, size)?;
         next_frame = first + count;
-        use std::os::unix::ffi::OsStrExt;
         files.push(IndexedFile {
             path: PathBuf::from(std::ffi::OsStr::from_bytes(&path)),
             size,
@@ -512,16 +534,39 @@ fn parse_body(body: &[u8]) -> Parsed<ChunkIndex> {
         });
         previous = path;
     }
-    if c.left() != 0 {
-        return Err(format!("{} bytes after the last record", c.left()));
+    Ok(files)
+}
+
+/// The digest of a file whose content starts at frame `first` and has
+/// `count` frames of its own, checked against `frames`: a small file
+/// (`count` 0) lies inside the entries frame at `first` and has its digest
+/// next in the body; a large file's chunk frames add up to its `size`.
+fn parse_file_digest(
+    c: &mut Cursor<'_>,
+    frames: &[Frame],
+    first: usize,
+    count: usize,
+    size: u64,
+) -> Parsed<Option<ChunkId>> {
+    if count == 0 {
+        let frame = frames
+            .get(first)
+            .ok_or_else(|| format!("a file's frame lies past the {} frames", frames.len()))?;
+        if frame.kind != FrameKind::Entries || size >= frame.tar_len {
+            return Err("a small file is not inside an entries frame".into());
+        }
+        return Ok(Some(ChunkId(
+            c.bytes(32, "file digest")?.try_into().expect("32 bytes"),
+        )));
     }
-    Ok(ChunkIndex {
-        zstd_version,
-        level,
-        chunker,
-        frames,
-        files,
-    })
+    let own = &frames[first..first + count];
+    if own.iter().any(|f| f.kind != FrameKind::Chunk) {
+        return Err("a file's frames are not all chunk frames".into());
+    }
+    if own.iter().map(|f| f.tar_len).sum::<u64>() != size {
+        return Err("a file's chunks do not add up to its size".into());
+    }
+    Ok(None)
 }
 
 #[cfg(test)]

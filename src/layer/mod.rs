@@ -126,7 +126,7 @@ pub fn seekable_order<'a, 'c>(
 
 /// Where the content of regular files comes from.
 #[derive(Clone, Copy, Debug)]
-pub enum Source<'a> {
+pub enum ContentSource<'a> {
     /// A directory tree: `root.join(entry.path)`.
     Dir(&'a Path),
     /// A tarball: content at recorded offsets.
@@ -228,122 +228,191 @@ impl<W: Write> Write for Encoder<W> {
     }
 }
 
-/// Writes the tar of `entries` (content read from `source`) to `out`,
-/// compressed, and returns the sink and the layer's digests. mtimes above
-/// `clamp` are lowered to it. With [`Compression::SeekableZstd`], file
-/// content is cut by `chunker` and every chunk is a zstd frame of its own.
-/// Errors name the source file when reading fails and `dest` (what `out`
-/// writes to) when writing fails. The work stops with [`Error::Cancelled`]
-/// once `cancel` is set.
-#[allow(clippy::too_many_arguments)]
+/// How the layers of an image are written: the same for each of them.
+#[derive(Clone, Copy, Debug)]
+pub struct LayerSettings<'a> {
+    /// How the blob is compressed.
+    pub compression: Compression,
+    /// How file content is cut into frames (with
+    /// [`Compression::SeekableZstd`]; unused otherwise).
+    pub chunker: Chunker,
+    /// Where the content of regular files is read from.
+    pub content: ContentSource<'a>,
+    /// mtimes above this are lowered to it.
+    pub clamp: Option<i64>,
+    /// Once set, the work stops with [`Error::Cancelled`].
+    pub cancel: &'a AtomicBool,
+}
+
+/// Writes the tar of `entries` to `out`, compressed, as `settings` say, and
+/// returns the sink and the layer's digests. With
+/// [`Compression::SeekableZstd`], file content is cut by the chunker and
+/// every chunk is a zstd frame of its own. Errors name the content's file
+/// when reading fails and `dest` (what `out` writes to) when writing fails.
 pub fn write_layer<W: Write>(
     out: W,
     dest: &Path,
-    compression: Compression,
-    chunker: &Chunker,
-    source: Source<'_>,
     entries: &[&Entry],
-    clamp: Option<i64>,
-    cancel: &AtomicBool,
+    settings: &LayerSettings<'_>,
 ) -> Result<(W, LayerInfo)> {
-    let write_err = |e| Error::io(dest, e);
-    let blob = HashingWriter::new(out);
-    let encoder = Encoder::new(blob, compression).map_err(write_err)?;
-    let mut tar = TarWriter::new(HashingWriter::new(encoder));
-    let mut buf = vec![0u8; 256 << 10];
-    let mut files = Vec::new();
-    let seekable = matches!(compression, Compression::SeekableZstd(_));
+    let mut layer = LayerTar::new(out, dest, settings)?;
     for entry in entries {
-        if cancel.load(Ordering::Relaxed) {
+        if settings.cancel.load(Ordering::Relaxed) {
             return Err(Error::Cancelled);
         }
+        layer.entry(entry)?;
+    }
+    layer.finish()
+}
+
+/// A layer being written: the tar, compressed, and the index of its files.
+struct LayerTar<'s, W: Write> {
+    tar: TarWriter<HashingWriter<Encoder<HashingWriter<W>>>>,
+    settings: &'s LayerSettings<'s>,
+    dest: &'s Path,
+    /// Files with content so far (for a seekable layer's index).
+    files: Vec<IndexedFile>,
+    /// Where small files are read to.
+    buf: Vec<u8>,
+}
+
+impl<'s, W: Write> LayerTar<'s, W> {
+    fn new(out: W, dest: &'s Path, settings: &'s LayerSettings<'s>) -> Result<Self> {
+        let encoder = Encoder::new(HashingWriter::new(out), settings.compression)
+            .map_err(|e| Error::io(dest, e))?;
+        Ok(LayerTar {
+            tar: TarWriter::new(HashingWriter::new(encoder)),
+            settings,
+            dest,
+            files: Vec::new(),
+            buf: vec![0u8; 256 << 10],
+        })
+    }
+
+    fn write_err(&self) -> impl Fn(io::Error) -> Error + 's {
+        let dest = self.dest;
+        move |e| Error::io(dest, e)
+    }
+
+    fn seekable(&self) -> bool {
+        matches!(self.settings.compression, Compression::SeekableZstd(_))
+    }
+
+    fn encoder(&mut self) -> &mut Encoder<HashingWriter<W>> {
+        self.tar.sink_mut().inner_mut()
+    }
+
+    /// Writes one entry: its header, and the content of a regular file.
+    fn entry(&mut self, entry: &Entry) -> Result<()> {
+        let write_err = self.write_err();
+        let clamp = self.settings.clamp;
         let mtime = clamp.map_or(entry.mtime, |c| entry.mtime.min(c));
-        tar.header(entry, mtime).map_err(write_err)?;
+        self.tar.header(entry, mtime).map_err(&write_err)?;
         let EntryKind::Regular { size } = entry.kind else {
-            end_group(&mut tar, entry, chunker).map_err(write_err)?;
-            continue;
+            return end_group(&mut self.tar, entry, &self.settings.chunker).map_err(write_err);
         };
-        let (path, mut reader) = open_content(source, entry, size)?;
-        if seekable && has_own_frames(size, chunker.config()) {
-            // A large file: its header ends the entries frame, and each of
-            // its chunks is a frame.
-            tar.sink_mut()
-                .inner_mut()
-                .cut(FrameKind::Entries)
-                .map_err(write_err)?;
-            let first_frame = tar.sink_mut().inner_mut().frame_count();
-            let mut chunks = StreamChunker::new(*chunker, &mut reader);
-            loop {
-                let next = chunks.next_chunk().map_err(|e| match e {
-                    Error::Stream(e) => Error::io(&path, e),
-                    e => e,
-                })?;
-                let Some((_, bytes)) = next else { break };
-                tar.content(bytes).map_err(write_err)?;
-                tar.sink_mut()
-                    .inner_mut()
-                    .cut(FrameKind::Chunk)
-                    .map_err(write_err)?;
-            }
-            reader.check_unchanged()?;
-            files.push(IndexedFile {
-                path: entry.path.to_path_buf(),
-                size,
-                first_frame,
-                frame_count: tar.sink_mut().inner_mut().frame_count() - first_frame,
-                digest: None,
-            });
-            tar.pad().map_err(write_err)?;
+        let (path, reader) = open_content(self.settings.content, entry, size)?;
+        if self.seekable() && has_own_frames(size, self.settings.chunker.config()) {
+            self.large_file(entry, size, &path, reader)
         } else {
-            // A small file stays in the entries frame being built.
-            let frame = tar.sink_mut().inner_mut().frame_count();
-            let mut hasher = seekable.then(blake3::Hasher::new);
-            loop {
-                let n = reader.read(&mut buf).map_err(|e| Error::io(&path, e))?;
-                if n == 0 {
-                    break;
-                }
-                if let Some(h) = hasher.as_mut() {
-                    h.update(&buf[..n]);
-                }
-                tar.content(&buf[..n]).map_err(write_err)?;
-            }
-            reader.check_unchanged()?;
-            if let (Some(h), true) = (hasher, size > 0) {
-                files.push(IndexedFile {
-                    path: entry.path.to_path_buf(),
-                    size,
-                    first_frame: frame,
-                    frame_count: 0,
-                    digest: Some(crate::ChunkId(*h.finalize().as_bytes())),
-                });
-            }
-            tar.pad().map_err(write_err)?;
-            end_group(&mut tar, entry, chunker).map_err(write_err)?;
+            self.small_file(entry, size, &path, reader)
         }
     }
-    // The last entries frame ends before the end-of-archive blocks.
-    tar.sink_mut()
-        .inner_mut()
-        .cut(FrameKind::Entries)
-        .map_err(write_err)?;
-    let tar_hash = tar.finish().map_err(write_err)?;
-    let (encoder, diff_id, tar_size) = tar_hash.finish();
-    let (blob, index) = encoder
-        .finish(files, *chunker.config())
-        .map_err(write_err)?;
-    let (out, digest, size) = blob.finish();
-    Ok((
-        out,
-        LayerInfo {
-            digest,
+
+    /// A large file of a seekable layer: its header ends the entries frame,
+    /// and each of its chunks is a frame.
+    fn large_file(
+        &mut self,
+        entry: &Entry,
+        size: u64,
+        path: &Path,
+        mut reader: ContentReader<'_>,
+    ) -> Result<()> {
+        let write_err = self.write_err();
+        self.encoder().cut(FrameKind::Entries).map_err(&write_err)?;
+        let first_frame = self.encoder().frame_count();
+        let mut chunks = StreamChunker::new(self.settings.chunker, &mut reader);
+        loop {
+            let next = chunks.next_chunk().map_err(|e| match e {
+                Error::Stream(e) => Error::io(path, e),
+                e => e,
+            })?;
+            let Some((_, bytes)) = next else { break };
+            self.tar.content(bytes).map_err(&write_err)?;
+            self.encoder().cut(FrameKind::Chunk).map_err(&write_err)?;
+        }
+        reader.check_unchanged()?;
+        let frame_count = self.encoder().frame_count() - first_frame;
+        self.files.push(IndexedFile {
+            path: entry.path.to_path_buf(),
             size,
-            diff_id,
-            tar_size,
-            media_type: compression.media_type(),
-            index,
-        },
-    ))
+            first_frame,
+            frame_count,
+            digest: None,
+        });
+        self.tar.pad().map_err(write_err)
+    }
+
+    /// A small file (or any file of a layer that is not seekable): it stays
+    /// in the entries frame being built.
+    fn small_file(
+        &mut self,
+        entry: &Entry,
+        size: u64,
+        path: &Path,
+        mut reader: ContentReader<'_>,
+    ) -> Result<()> {
+        let write_err = self.write_err();
+        let frame = self.encoder().frame_count();
+        let mut hasher = self.seekable().then(blake3::Hasher::new);
+        loop {
+            let n = reader.read(&mut self.buf).map_err(|e| Error::io(path, e))?;
+            if n == 0 {
+                break;
+            }
+            if let Some(h) = hasher.as_mut() {
+                h.update(&self.buf[..n]);
+            }
+            self.tar.content(&self.buf[..n]).map_err(&write_err)?;
+        }
+        reader.check_unchanged()?;
+        if let (Some(h), true) = (hasher, size > 0) {
+            self.files.push(IndexedFile {
+                path: entry.path.to_path_buf(),
+                size,
+                first_frame: frame,
+                frame_count: 0,
+                digest: Some(crate::ChunkId(*h.finalize().as_bytes())),
+            });
+        }
+        self.tar.pad().map_err(&write_err)?;
+        end_group(&mut self.tar, entry, &self.settings.chunker).map_err(write_err)
+    }
+
+    /// Ends the archive and the compressed stream (the index after the
+    /// frames of a seekable layer): the sink and the layer's digests.
+    fn finish(mut self) -> Result<(W, LayerInfo)> {
+        let write_err = self.write_err();
+        // The last entries frame ends before the end-of-archive blocks.
+        self.encoder().cut(FrameKind::Entries).map_err(&write_err)?;
+        let tar_hash = self.tar.finish().map_err(&write_err)?;
+        let (encoder, diff_id, tar_size) = tar_hash.finish();
+        let (blob, index) = encoder
+            .finish(self.files, *self.settings.chunker.config())
+            .map_err(write_err)?;
+        let (out, digest, size) = blob.finish();
+        Ok((
+            out,
+            LayerInfo {
+                digest,
+                size,
+                diff_id,
+                tar_size,
+                media_type: self.settings.compression.media_type(),
+                index,
+            },
+        ))
+    }
 }
 
 /// After a small entry of a seekable layer: ends the entries frame when the
@@ -374,12 +443,12 @@ const GROUP_ENTRIES: u64 = 16;
 /// The content of a regular file being copied: exactly `size` bytes, or
 /// an error saying how the source changed.
 struct ContentReader<'a> {
-    inner: ContentSource<'a>,
+    inner: OpenContent<'a>,
     path: std::path::PathBuf,
     left: u64,
 }
 
-enum ContentSource<'a> {
+enum OpenContent<'a> {
     File {
         file: File,
         before: std::fs::Metadata,
@@ -387,16 +456,16 @@ enum ContentSource<'a> {
     Tar(RegionReader<'a>),
 }
 
-/// Opens the content of `entry` (`size` bytes) in `source`; also returns
+/// Opens the content of `entry` (`size` bytes) in `content`; also returns
 /// the path errors name.
 fn open_content<'a>(
-    source: Source<'a>,
+    content: ContentSource<'a>,
     entry: &Entry,
     size: u64,
 ) -> Result<(std::path::PathBuf, ContentReader<'a>)> {
     use std::os::unix::fs::MetadataExt;
-    let (path, inner) = match source {
-        Source::Dir(root) => {
+    let (path, inner) = match content {
+        ContentSource::Dir(root) => {
             let path = root.join(&entry.path);
             let changed = |what: &str| {
                 Error::io(
@@ -416,12 +485,12 @@ fn open_content<'a>(
             if before.mtime() != entry.mtime {
                 return Err(changed("modified after it was walked"));
             }
-            (path, ContentSource::File { file, before })
+            (path, OpenContent::File { file, before })
         }
-        Source::Tar(content) => {
-            let (file, offset) = content.locate(&entry.path)?;
+        ContentSource::Tar(tar) => {
+            let (file, offset) = tar.locate(&entry.path)?;
             let reader = RegionReader::new(&file.file, offset, size);
-            (file.path.clone(), ContentSource::Tar(reader))
+            (file.path.clone(), OpenContent::Tar(reader))
         }
     };
     Ok((
@@ -441,15 +510,15 @@ impl Read for ContentReader<'_> {
         }
         let want = buf.len().min(self.left.min(usize::MAX as u64) as usize);
         let n = match &mut self.inner {
-            ContentSource::File { file, .. } => file.read(&mut buf[..want])?,
-            ContentSource::Tar(r) => r.read(&mut buf[..want])?,
+            OpenContent::File { file, .. } => file.read(&mut buf[..want])?,
+            OpenContent::Tar(r) => r.read(&mut buf[..want])?,
         };
         if n == 0 {
             return Err(match self.inner {
-                ContentSource::File { .. } => {
+                OpenContent::File { .. } => {
                     io::Error::other("changed while being read (shorter than when walked)")
                 }
-                ContentSource::Tar(_) => io::Error::new(
+                OpenContent::Tar(_) => io::Error::new(
                     io::ErrorKind::UnexpectedEof,
                     "truncated in a file's content",
                 ),
@@ -465,7 +534,7 @@ impl ContentReader<'_> {
     /// it was read changed.
     fn check_unchanged(self) -> Result<()> {
         use std::os::unix::fs::MetadataExt;
-        let ContentSource::File { mut file, before } = self.inner else {
+        let OpenContent::File { mut file, before } = self.inner else {
             return Ok(());
         };
         let path = &self.path;
@@ -569,17 +638,16 @@ mod tests {
         std::fs::write(dir.join("etc/hostname"), b"chunkah\n").unwrap();
         let tree = crate::walk::walk_dir(&dir).unwrap();
         let entries: Vec<&Entry> = tree.entries.iter().collect();
+        let cancel = AtomicBool::new(false);
         let write = |compression, clamp| {
-            write_layer(
-                Vec::new(),
-                Path::new("mem"),
+            let settings = LayerSettings {
                 compression,
-                &Chunker::auto(ChunkerConfig::default()),
-                Source::Dir(&dir),
-                &entries,
+                chunker: Chunker::auto(ChunkerConfig::default()),
+                content: ContentSource::Dir(&dir),
                 clamp,
-                &AtomicBool::new(false),
-            )
+                cancel: &cancel,
+            };
+            write_layer(Vec::new(), Path::new("mem"), &entries, &settings)
         };
         let (plain, plain_info) = write(Compression::None, Some(0)).unwrap();
         assert_eq!(plain_info.digest, plain_info.diff_id);
@@ -639,17 +707,14 @@ mod tests {
         let tree = crate::walk::walk_dir(&dir).unwrap();
         let entries: Vec<&Entry> = tree.entries.iter().collect();
         let chunker = Chunker::auto(ChunkerConfig::default());
-        let (blob, info) = write_layer(
-            Vec::new(),
-            Path::new("mem"),
-            Compression::SeekableZstd(3),
-            &chunker,
-            Source::Dir(&dir),
-            &entries,
-            Some(0),
-            &AtomicBool::new(false),
-        )
-        .unwrap();
+        let settings = LayerSettings {
+            compression: Compression::SeekableZstd(3),
+            chunker,
+            content: ContentSource::Dir(&dir),
+            clamp: Some(0),
+            cancel: &AtomicBool::new(false),
+        };
+        let (blob, info) = write_layer(Vec::new(), Path::new("mem"), &entries, &settings).unwrap();
         let loc = info.index.unwrap();
         assert_eq!(loc.offset + loc.length, blob.len() as u64);
         let raw = &blob[loc.offset as usize..];

@@ -197,57 +197,78 @@ impl TarMerger {
             );
             let raw_path = entry.path_bytes().into_owned();
             let parts = normalise(path, &raw_path)?;
-            if whiteouts {
-                if let Some(last) = parts.last() {
-                    if let Some(hidden) = last.strip_prefix(WHITEOUT) {
-                        let dir = &parts[..parts.len() - 1];
-                        if last.as_slice() == OPAQUE {
-                            self.remove_below(dir, false, layer);
-                        } else if !hidden.starts_with(WHITEOUT) && !hidden.is_empty() {
-                            let mut gone = dir.to_vec();
-                            gone.push(hidden.to_vec());
-                            self.remove_below(&gone, true, layer);
-                        }
-                        // Other `.wh..wh.` names are aufs bookkeeping: dropped.
-                        continue;
-                    }
-                }
-            }
-            let (e, link) = read_entry(path, &mut entry, &raw_path, &parts)?;
-            let content = matches!(e.kind, EntryKind::Regular { .. })
-                .then(|| (file_index, base + entry.raw_file_position()));
-            if parts.is_empty() {
-                if !e.is_dir() {
-                    return Err(invalid(
-                        path,
-                        format!("the root entry {:?} is not a directory", lossy(&raw_path)),
-                    ));
-                }
-                self.root = Some(e);
+            if whiteouts && self.whiteout(&parts, layer) {
                 continue;
             }
-            let snapshot = match &link {
-                Some(target) => self.snapshot(target),
-                None => None,
+            let (e, link) = read_entry(path, &mut entry, &raw_path, &parts)?;
+            let item = Item {
+                content: matches!(e.kind, EntryKind::Regular { .. })
+                    .then(|| (file_index, base + entry.raw_file_position())),
+                entry: e,
+                layer,
+                link: None,
             };
-            // A non-directory over a directory of a lower layer replaces its subtree.
-            let lower_dir = self
-                .items
-                .get(&parts)
-                .is_some_and(|old| old.entry.is_dir() && old.layer < layer);
-            if lower_dir && !e.is_dir() {
-                self.remove_below(&parts, false, layer);
-            }
-            self.items.insert(
-                parts,
-                Item {
-                    entry: e,
-                    content,
-                    layer,
-                    link: snapshot,
-                },
-            );
+            self.put(path, &raw_path, parts, item, link)?;
         }
+        Ok(())
+    }
+
+    /// If the entry at `parts` of `layer` is a whiteout, applies it and
+    /// says so: `.wh.NAME` deletes `NAME` from the layers below, an opaque
+    /// marker what they put in its directory; other `.wh..wh.` names are
+    /// aufs bookkeeping, dropped.
+    fn whiteout(&mut self, parts: &[Vec<u8>], layer: u32) -> bool {
+        let Some(last) = parts.last() else {
+            return false;
+        };
+        let Some(hidden) = last.strip_prefix(WHITEOUT) else {
+            return false;
+        };
+        let dir = &parts[..parts.len() - 1];
+        if last.as_slice() == OPAQUE {
+            self.remove_below(dir, false, layer);
+        } else if !hidden.starts_with(WHITEOUT) && !hidden.is_empty() {
+            let mut gone = dir.to_vec();
+            gone.push(hidden.to_vec());
+            self.remove_below(&gone, true, layer);
+        }
+        true
+    }
+
+    /// Puts `item` (read as `raw_path` from `path`) at `parts`: the root
+    /// itself, or an entry over what lower layers had there. A hard link
+    /// (to `link`) keeps what its target is now.
+    fn put(
+        &mut self,
+        path: &Path,
+        raw_path: &[u8],
+        parts: Vec<Vec<u8>>,
+        mut item: Item,
+        link: Option<Vec<Vec<u8>>>,
+    ) -> Result<()> {
+        if parts.is_empty() {
+            if !item.entry.is_dir() {
+                return Err(invalid(
+                    path,
+                    format!("the root entry {:?} is not a directory", lossy(raw_path)),
+                ));
+            }
+            self.root = Some(item.entry);
+            return Ok(());
+        }
+        item.link = match &link {
+            Some(target) => self.snapshot(target),
+            None => None,
+        };
+        // A non-directory over a directory of a lower layer replaces its subtree.
+        let lower_dir = self
+            .items
+            .get(&parts)
+            .is_some_and(|old| old.entry.is_dir() && old.layer < item.layer);
+        if lower_dir && !item.entry.is_dir() {
+            self.remove_below(&parts, false, item.layer);
+        }
+        self.items.insert(parts, item);
         Ok(())
     }
 
@@ -354,11 +375,39 @@ fn read_entry<R: Read>(
     raw_path: &[u8],
     parts: &[Vec<u8>],
 ) -> Result<(Entry, Option<Vec<Vec<u8>>>)> {
-    let bad = |e: std::io::Error| invalid(path, format!("malformed tarball: {e}"));
     let header = entry.header().clone();
     let link = entry.link_name_bytes().map(|l| l.into_owned());
+    let xattrs = read_xattrs(path, entry)?;
+    let (kind, hard_target) = read_kind(path, raw_path, &header, link, entry.size())?;
+    let num = |v: std::io::Result<u64>, what: &str| {
+        v.map_err(|e| {
+            invalid(
+                path,
+                format!("entry {:?}: bad {what}: {e}", lossy(raw_path)),
+            )
+        })
+    };
+    let e = Entry {
+        path: join(parts).into_boxed_path(),
+        kind,
+        mode: num(header.mode().map(u64::from), "mode")? as u32 & 0o7777,
+        uid: num(header.uid(), "uid")? as u32,
+        gid: num(header.gid(), "gid")? as u32,
+        mtime: num(header.mtime(), "mtime")? as i64,
+        xattrs: xattrs.into(),
+    };
+    Ok((e, hard_target))
+}
+
+/// The extended attributes of a tar entry, sorted: its `SCHILY.xattr.`
+/// PAX records, and POSIX ACLs written as text (GNU tar, star) for those
+/// without the xattr form.
+fn read_xattrs<R: Read>(
+    path: &Path,
+    entry: &mut tar::Entry<'_, R>,
+) -> Result<Vec<(OsString, Vec<u8>)>> {
+    let bad = |e: std::io::Error| invalid(path, format!("malformed tarball: {e}"));
     let mut xattrs: Vec<(OsString, Vec<u8>)> = Vec::new();
-    // ACLs as text (GNU tar, star), for those without the xattr form.
     let mut acls: Vec<(&str, Vec<u8>)> = Vec::new();
     if let Some(exts) = entry.pax_extensions().map_err(bad)? {
         for ext in exts {
@@ -385,15 +434,19 @@ fn read_entry<R: Read>(
         }
     }
     xattrs.sort();
-    let size = entry.size();
-    let num = |v: std::io::Result<u64>, what: &str| {
-        v.map_err(|e| {
-            invalid(
-                path,
-                format!("entry {:?}: bad {what}: {e}", lossy(raw_path)),
-            )
-        })
-    };
+    Ok(xattrs)
+}
+
+/// The kind of the entry `raw_path` of `path` (with `header`, link name
+/// `link` and content `size`), and the target of a hard link.
+fn read_kind(
+    path: &Path,
+    raw_path: &[u8],
+    header: &tar::Header,
+    link: Option<Vec<u8>>,
+    size: u64,
+) -> Result<(EntryKind, Option<Vec<Vec<u8>>>)> {
+    let bad = |e: std::io::Error| invalid(path, format!("malformed tarball: {e}"));
     let device = || -> Result<(u32, u32)> {
         let major = header.device_major().map_err(bad)?.unwrap_or(0);
         let minor = header.device_minor().map_err(bad)?.unwrap_or(0);
@@ -403,7 +456,6 @@ fn read_entry<R: Read>(
         link.clone()
             .ok_or_else(|| invalid(path, format!("link {:?} has no target", lossy(raw_path))))
     };
-    let mut hard_target = None;
     use tar::EntryType as T;
     let kind = match header.entry_type() {
         T::Regular | T::Continuous => EntryKind::Regular { size },
@@ -419,8 +471,7 @@ fn read_entry<R: Read>(
             let kind = EntryKind::HardLink {
                 target: join(&target).into_boxed_path(),
             };
-            hard_target = Some(target);
-            kind
+            return Ok((kind, Some(target)));
         }
         T::Char => {
             let (major, minor) = device()?;
@@ -442,16 +493,7 @@ fn read_entry<R: Read>(
             ))
         }
     };
-    let e = Entry {
-        path: join(parts).into_boxed_path(),
-        kind,
-        mode: num(header.mode().map(u64::from), "mode")? as u32 & 0o7777,
-        uid: num(header.uid(), "uid")? as u32,
-        gid: num(header.gid(), "gid")? as u32,
-        mtime: num(header.mtime(), "mtime")? as i64,
-        xattrs: xattrs.into(),
-    };
-    Ok((e, hard_target))
+    Ok((kind, None))
 }
 
 /// Hard links: the first path of each inode in walk order holds the
