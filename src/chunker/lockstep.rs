@@ -111,23 +111,7 @@ pub(crate) fn chain(
     let mut lanes: [Lane; 4] =
         std::array::from_fn(|j| Lane::new(chunker, len, bounds[j], bounds[j + 1]));
 
-    loop {
-        // The kernel's chain `c` runs lane `order[c]`: the active lanes first,
-        // in order, so that chain 0 (which always rolls) is an active one.
-        let mut order = [0; 4];
-        let mut active = 0;
-        for j in (0..4).filter(|&j| !lanes[j].done) {
-            order[active] = j;
-            active += 1;
-        }
-        if active < MIN_ACTIVE {
-            break;
-        }
-        // A lane that is done shadows chain 0 (same bytes and hash, so it
-        // hits where chain 0 hits first; its result is unused).
-        for c in active..4 {
-            order[c] = order[0];
-        }
+    while let Some((order, active)) = chain_order(&lanes) {
         let mut pos = order.map(|j| lanes[j].pos);
         let mut h = order.map(|j| lanes[j].h);
         let steps = order[..active]
@@ -162,7 +146,37 @@ pub(crate) fn chain(
             }
         }
     }
-    // The last lanes go on one chunk at a time from the chunk they are in.
+    finish_lanes(chunker, data, &mut lanes);
+    let specs = lanes.map(|lane| lane.cuts);
+    parallel::stitch(chunker, data, &bounds, &specs)
+}
+
+/// Which lane each of the kernel's four chains runs, and how many lanes are
+/// active; `None` once fewer than [`MIN_ACTIVE`] are.
+///
+/// Chain `c` runs lane `order[c]`: the active lanes first, in order, so
+/// that chain 0 (which always rolls) is an active one. A lane that is done
+/// shadows chain 0 (same bytes and hash, so it hits where chain 0 hits
+/// first; its result is unused).
+fn chain_order(lanes: &[Lane; 4]) -> Option<([usize; 4], usize)> {
+    let mut order = [0; 4];
+    let mut active = 0;
+    for j in (0..4).filter(|&j| !lanes[j].done) {
+        order[active] = j;
+        active += 1;
+    }
+    if active < MIN_ACTIVE {
+        return None;
+    }
+    for c in active..4 {
+        order[c] = order[0];
+    }
+    Some((order, active))
+}
+
+/// The lanes left go on one chunk at a time from the chunk they are in,
+/// until each reaches the next lane's cuts (or the end).
+fn finish_lanes(chunker: &Chunker, data: &[u8], lanes: &mut [Lane; 4]) {
     for j in 0..4 {
         let (lane, rest) = lanes[j..].split_first_mut().expect("lane j");
         let next = rest.first().map(|next| next.cuts.as_slice());
@@ -173,8 +187,6 @@ pub(crate) fn chain(
             lane.done = lane.reached(pos, next);
         }
     }
-    let specs = lanes.map(|lane| lane.cuts);
-    parallel::stitch(chunker, data, &bounds, &specs)
 }
 
 #[cfg(test)]

@@ -87,9 +87,7 @@ pub fn pack_archive(
         // Its directory must be there before any work is done.
         crate::io::beside(file, "archive")?;
     }
-    let scratch = ctx.store.scratch_dir.as_deref().ok_or_else(|| {
-        Error::Config("writing an archive stream needs a scratch directory".into())
-    })?;
+    let scratch = ctx.scratch_dir("writing an archive stream")?;
     static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let dir = scratch.join(format!("chunkah-archive-{}-{n}", std::process::id()));

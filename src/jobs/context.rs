@@ -182,6 +182,16 @@ impl<'a> JobContext<'a> {
         OpenImage::open(image, &self.store, &self.architecture)
     }
 
+    /// The store's scratch directory, which `what` (an action, "reading a
+    /// compressed tarball") needs: an [`Error::Config`] saying so when
+    /// there is none.
+    pub(crate) fn scratch_dir(&self, what: &str) -> Result<&std::path::Path> {
+        self.store
+            .scratch_dir
+            .as_deref()
+            .ok_or_else(|| Error::Config(format!("{what} needs a scratch directory")))
+    }
+
     /// A pool of [`JobContext::threads`] workers.
     pub(crate) fn worker_pool(&self) -> Result<rayon::ThreadPool> {
         let threads = self
@@ -211,6 +221,27 @@ mod tests {
             ..JobContext::default()
         };
         assert!(matches!(none.validate(), Err(Error::Config(_))));
+    }
+
+    #[test]
+    fn a_missing_scratch_directory_names_what_needs_it() {
+        let err = JobContext::default()
+            .scratch_dir("reading a compressed tarball")
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            Error::Config("reading a compressed tarball needs a scratch directory".into())
+                .to_string()
+        );
+        let dir = std::env::temp_dir();
+        let ctx = JobContext {
+            store: StoreConfig {
+                scratch_dir: Some(dir.clone()),
+                ..StoreConfig::default()
+            },
+            ..JobContext::default()
+        };
+        assert_eq!(ctx.scratch_dir("x").unwrap(), dir.as_path());
     }
 
     #[test]

@@ -312,7 +312,7 @@ fn read_source(source: &Input, ctx: &JobContext<'_>) -> Result<ReadSource> {
         Input::Tar(file) => {
             ctx.emit(Event::Reading);
             let (tree, content) =
-                walk_tar(file, scratch_dir(ctx, "reading a compressed tarball")?)?;
+                walk_tar(file, ctx.scratch_dir("reading a compressed tarball")?)?;
             let owners = read_package_databases_in_tar(&tree, &content)?;
             Ok(ReadSource {
                 tree,
@@ -329,7 +329,7 @@ fn read_source(source: &Input, ctx: &JobContext<'_>) -> Result<ReadSource> {
                 &r.to_string(),
                 &image,
                 |d| reader.blob(&d.digest, d.size),
-                scratch_dir(ctx, "reading an image's layers")?,
+                ctx.scratch_dir("reading an image's layers")?,
                 &ctx.cancel,
             )?;
             let owners = read_package_databases_in_tar(&tree, &content)?;
@@ -344,14 +344,6 @@ fn read_source(source: &Input, ctx: &JobContext<'_>) -> Result<ReadSource> {
             })
         }
     }
-}
-
-/// The context's scratch directory, which `what` needs.
-fn scratch_dir<'c>(ctx: &'c JobContext<'_>, what: &str) -> Result<&'c Path> {
-    ctx.store
-        .scratch_dir
-        .as_deref()
-        .ok_or_else(|| Error::Config(format!("{what} needs a scratch directory")))
 }
 
 /// Publishes the written image and then makes the deltas of

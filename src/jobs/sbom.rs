@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use super::context::{Event, JobContext};
 use super::input::Input;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::oci::flatten::flatten;
 use crate::sbom::{cyclonedx_json, inventory_of, spdx_json, Inventory, Subject, TreeFiles};
 use crate::store::ImageReader;
@@ -90,11 +90,7 @@ fn inventory(job: &SbomJob, ctx: &JobContext<'_>) -> Result<Inventory> {
         digest: None,
         created: job.source_date_epoch,
     };
-    let scratch = || {
-        ctx.store.scratch_dir.as_deref().ok_or_else(|| {
-            Error::Config(format!("reading {} needs a scratch directory", job.input))
-        })
-    };
+    let scratch = || ctx.scratch_dir(&format!("reading {}", job.input));
     match &job.input {
         Input::Dir(root) => inventory_of(TreeFiles::Dir(root), subject),
         Input::Tar(file) => {

@@ -34,13 +34,14 @@ pub struct StoreConfig {
 #[derive(Debug)]
 pub struct ImageReader {
     reference: ImageRef,
-    pub(super) source: Source,
+    pub(super) backend: Backend,
     #[cfg_attr(not(feature = "registry"), allow(dead_code))]
     scratch_dir: Option<PathBuf>,
 }
 
+/// Where an [`ImageReader`] reads from.
 #[derive(Debug)]
-pub(super) enum Source {
+pub(super) enum Backend {
     Local(LayoutReader),
     #[cfg(feature = "registry")]
     Registry {
@@ -60,11 +61,11 @@ impl ImageReader {
 
     /// Opens `reference`; a registry is spoken to as `config` says.
     pub fn open_with(reference: &ImageRef, config: &StoreConfig) -> Result<Self> {
-        let source = match reference {
-            ImageRef::Layout { dir, .. } => Source::Local(LayoutReader::open_layout(dir)?),
-            ImageRef::Archive { file, .. } => Source::Local(LayoutReader::open_archive(file)?),
+        let backend = match reference {
+            ImageRef::Layout { dir, .. } => Backend::Local(LayoutReader::open_layout(dir)?),
+            ImageRef::Archive { file, .. } => Backend::Local(LayoutReader::open_archive(file)?),
             #[cfg(feature = "registry")]
-            ImageRef::Registry(r) => Source::Registry {
+            ImageRef::Registry(r) => Backend::Registry {
                 client: Box::new(Client::for_ref(r, config.registry.clone())?),
                 target: r.target.clone(),
                 bytes_read: AtomicU64::new(0),
@@ -72,7 +73,7 @@ impl ImageReader {
         };
         Ok(ImageReader {
             reference: reference.clone(),
-            source,
+            backend,
             scratch_dir: config.scratch_dir.clone(),
         })
     }
@@ -85,19 +86,19 @@ impl ImageReader {
     /// Bytes read so far by [`ImageReader::read_range`], the manifest,
     /// index and config readers (not by readers of whole local blobs).
     pub fn bytes_read(&self) -> u64 {
-        match &self.source {
-            Source::Local(l) => l.bytes_read(),
+        match &self.backend {
+            Backend::Local(l) => l.bytes_read(),
             #[cfg(feature = "registry")]
-            Source::Registry { bytes_read, .. } => bytes_read.load(Ordering::Relaxed),
+            Backend::Registry { bytes_read, .. } => bytes_read.load(Ordering::Relaxed),
         }
     }
 
     /// What the registry client did, for a registry source.
     #[cfg(feature = "registry")]
     pub fn registry_stats(&self) -> Option<Stats> {
-        match &self.source {
-            Source::Registry { client, .. } => Some(client.stats()),
-            Source::Local(_) => None,
+        match &self.backend {
+            Backend::Registry { client, .. } => Some(client.stats()),
+            Backend::Local(_) => None,
         }
     }
 
@@ -109,10 +110,10 @@ impl ImageReader {
         offset: u64,
         length: u64,
     ) -> Result<Vec<u8>> {
-        match &self.source {
-            Source::Local(l) => l.read_range(digest, size, offset, length),
+        match &self.backend {
+            Backend::Local(l) => l.read_range(digest, size, offset, length),
             #[cfg(feature = "registry")]
-            Source::Registry {
+            Backend::Registry {
                 client, bytes_read, ..
             } => {
                 let range = offset..offset + length;
@@ -132,13 +133,13 @@ impl ImageReader {
         size: u64,
         ranges: &[Range<u64>],
     ) -> Result<Vec<Vec<u8>>> {
-        match &self.source {
-            Source::Local(l) => ranges
+        match &self.backend {
+            Backend::Local(l) => ranges
                 .iter()
                 .map(|r| l.read_range(digest, size, r.start, r.end.saturating_sub(r.start)))
                 .collect(),
             #[cfg(feature = "registry")]
-            Source::Registry {
+            Backend::Registry {
                 client, bytes_read, ..
             } => {
                 let parts = client.get_ranges(digest, size, ranges)?;
@@ -156,10 +157,10 @@ impl ImageReader {
     /// breaks, its sha256 checked) into a nameless file in the scratch
     /// directory, gone when the [`Blob`] is dropped.
     pub fn blob(&self, digest: &Digest, size: u64) -> Result<Blob> {
-        match &self.source {
-            Source::Local(l) => l.blob(digest, size),
+        match &self.backend {
+            Backend::Local(l) => l.blob(digest, size),
             #[cfg(feature = "registry")]
-            Source::Registry {
+            Backend::Registry {
                 client, bytes_read, ..
             } => {
                 let scratch = self.scratch_dir.as_deref().ok_or_else(|| {
@@ -193,10 +194,10 @@ impl ImageReader {
 
     /// [`ImageReader::json_blob`], and the blob's bytes.
     pub fn json_blob_bytes<T: DeserializeOwned>(&self, desc: &Descriptor) -> Result<(T, Vec<u8>)> {
-        match &self.source {
-            Source::Local(l) => l.json_blob_bytes(desc),
+        match &self.backend {
+            Backend::Local(l) => l.json_blob_bytes(desc),
             #[cfg(feature = "registry")]
-            Source::Registry {
+            Backend::Registry {
                 client, bytes_read, ..
             } => {
                 let what = format!("{} blob {}", self.reference, desc.digest);
@@ -229,10 +230,10 @@ impl ImageReader {
 
     /// The manifest [`ImageReader::image`] reads, its descriptor and bytes.
     pub fn manifest(&self, architecture: &str) -> Result<(Descriptor, Manifest, Vec<u8>)> {
-        match &self.source {
-            Source::Local(l) => l.manifest(self.reference.tag(), architecture),
+        match &self.backend {
+            Backend::Local(l) => l.manifest(self.reference.tag(), architecture),
             #[cfg(feature = "registry")]
-            Source::Registry {
+            Backend::Registry {
                 client,
                 target,
                 bytes_read,

@@ -7,7 +7,7 @@
 #[cfg(feature = "registry")]
 use std::sync::atomic::Ordering;
 
-use super::reader::{ImageReader, Source};
+use super::reader::{Backend, ImageReader};
 use crate::digest::Digest;
 #[cfg(feature = "registry")]
 use crate::error::Error;
@@ -52,13 +52,13 @@ impl ImageReader {
     /// the tag schema; `None` where there is none.
     pub fn referrers(&self, subject: &Digest) -> Result<Option<Index>> {
         let tag = referrers_tag(subject);
-        match &self.source {
-            Source::Local(l) => match l.tagged(&tag)? {
+        match &self.backend {
+            Backend::Local(l) => match l.tagged(&tag)? {
                 Some(desc) => l.json_blob(&desc).map(Some),
                 None => Ok(None),
             },
             #[cfg(feature = "registry")]
-            Source::Registry {
+            Backend::Registry {
                 client, bytes_read, ..
             } => {
                 let found = registry_index(client, &crate::registry::Target::Tag(tag))?;
@@ -74,10 +74,10 @@ impl ImageReader {
     /// [`ImageReader::referrers`]), checked against its digest, and its
     /// bytes.
     pub fn manifest_at(&self, desc: &Descriptor) -> Result<(Manifest, Vec<u8>)> {
-        match &self.source {
-            Source::Local(l) => l.json_blob_bytes(desc),
+        match &self.backend {
+            Backend::Local(l) => l.json_blob_bytes(desc),
             #[cfg(feature = "registry")]
-            Source::Registry {
+            Backend::Registry {
                 client, bytes_read, ..
             } => {
                 let m = client.get_manifest(&crate::registry::Target::Digest(desc.digest))?;
