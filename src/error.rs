@@ -131,15 +131,16 @@ pub enum Error {
         message: String,
     },
 
-    /// An image was published, but a binary delta to publish beside it
-    /// could not be made (the image stands; the delta is missing).
-    #[error("{image} was published, but not the delta from {base}")]
-    DeltaAfterPublish {
+    /// An image was published, but an artifact to publish beside it (a
+    /// binary delta, an SBOM) could not be made (the image stands; the
+    /// artifact is missing).
+    #[error("{image} was published, but not {artifact}")]
+    AfterPublish {
         /// The image published.
         image: String,
-        /// The older version the delta was to start from.
-        base: String,
-        /// Why the delta could not be made.
+        /// What is missing: "the delta from BASE", "its spdx-json SBOM".
+        artifact: String,
+        /// Why it could not be made.
         #[source]
         source: Box<Error>,
     },

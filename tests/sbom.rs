@@ -102,6 +102,7 @@ fn inventory() -> Inventory {
                 &["/n/package.json"],
             ),
         ],
+        warnings: Vec::new(),
     }
 }
 
@@ -390,4 +391,281 @@ fn an_image_and_a_tarball_of_a_tree_list_what_the_tree_lists() {
         manifest
     );
     assert!(from_tree["packages"][0].get("checksums").is_none());
+}
+
+/// The referrers an OCI layout lists for `subject` (a manifest digest):
+/// each listed manifest's artifact type and its one blob's bytes.
+fn layout_referrers(layout: &std::path::Path, subject: &str) -> Vec<(String, Vec<u8>)> {
+    let blob = |digest: &str| {
+        layout
+            .join("blobs/sha256")
+            .join(digest.strip_prefix("sha256:").unwrap())
+    };
+    let index = common::read_json(&layout.join("index.json"));
+    let tag = format!("sha256-{}", subject.strip_prefix("sha256:").unwrap());
+    let Some(listed) = common::tagged(&index, &tag) else {
+        return Vec::new();
+    };
+    let referrers = common::read_json(&blob(listed["digest"].as_str().unwrap()));
+    referrers["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            let manifest = common::read_json(&blob(m["digest"].as_str().unwrap()));
+            assert_eq!(manifest["subject"]["digest"], subject, "{manifest}");
+            assert_eq!(manifest["artifactType"], m["artifactType"], "{manifest}");
+            let layer = &manifest["layers"][0];
+            let bytes = std::fs::read(blob(layer["digest"].as_str().unwrap())).unwrap();
+            assert_eq!(layer["size"], bytes.len() as u64);
+            (m["artifactType"].as_str().unwrap().to_string(), bytes)
+        })
+        .collect()
+}
+
+fn types(referrers: &[(String, Vec<u8>)]) -> Vec<&str> {
+    let mut t: Vec<&str> = referrers.iter().map(|(t, _)| t.as_str()).collect();
+    t.sort();
+    t
+}
+
+/// `pack --sbom` publishes the documents beside the image, in the index of
+/// its referrers where `--delta-from` lists the delta; they are the bytes
+/// `chunkah sbom IMAGE` writes, and SPDX tools accept them. `sbom IMAGE -o
+/// DEST` adds one more format and replaces a document of its format.
+#[test]
+fn packed_sboms_are_listed_beside_the_deltas() {
+    let series = series();
+    let venv = venv();
+    let dir = TempDir::new("sbom-referrers");
+    let layout = dir.path().join("images");
+    let image = |v: &str| format!("oci:{}:{v}", layout.display());
+    let v1 = common::pack_json(&series.join("v1"), &image("v1"), &[]);
+    let report = common::pack_json(
+        &series.join("v2"),
+        &image("v2"),
+        &["--delta-from", &image("v1"), "--sbom", "spdx-json"],
+    );
+    let v2 = report["manifest"].as_str().unwrap();
+    assert_eq!(report["sboms"][0]["subject"], v2, "{report}");
+    assert_eq!(report["sboms"][0]["format"], "spdx-json", "{report}");
+    let listed = layout_referrers(&layout, v2);
+    assert_eq!(
+        types(&listed),
+        ["application/spdx+json", "application/vnd.chunkah.delta.v1"],
+        "the delta and the SBOM, side by side"
+    );
+    let direct = dir.path().join("v2.spdx.json");
+    common::run(
+        common::chunkah()
+            .args(["sbom", "--source-date-epoch", common::EPOCH, "-o"])
+            .arg(&direct)
+            .arg(image("v2")),
+    );
+    let spdx = &listed.iter().find(|(t, _)| t.contains("spdx")).unwrap().1;
+    assert_eq!(
+        spdx,
+        &std::fs::read(&direct).unwrap(),
+        "the packed tree's document"
+    );
+    let (ok, said) = run_check(&venv, SPDX_CHECK, &direct);
+    assert!(ok, "{said}");
+    let doc: serde_json::Value = serde_json::from_slice(spdx).unwrap();
+    assert_eq!(spdx_packages(&doc), dpkg_query(&series.join("v2")));
+    // A CycloneDX document added, twice: listed once.
+    for _ in 0..2 {
+        let out = common::run(
+            common::chunkah()
+                .args(["sbom", "--format", "cyclonedx-json", "--json", "-o"])
+                .arg(format!("oci:{}", layout.display()))
+                .arg(image("v2")),
+        );
+        let said = common::stdout_json(&out);
+        assert_eq!(said["referrer"]["subject"], v2, "{said}");
+    }
+    let listed = layout_referrers(&layout, v2);
+    assert_eq!(
+        types(&listed),
+        [
+            "application/spdx+json",
+            "application/vnd.chunkah.delta.v1",
+            "application/vnd.cyclonedx+json"
+        ]
+    );
+    // v1 has no referrers; a tree is not an image to publish beside.
+    assert!(layout_referrers(&layout, v1["manifest"].as_str().unwrap()).is_empty());
+    let out = common::chunkah()
+        .args(["sbom", "-o"])
+        .arg(format!("oci:{}", layout.display()))
+        .arg(series.join("v1"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "a usage error: {err}");
+    assert!(err.contains("beside an image"), "{err}");
+}
+
+/// `build --sbom` into an archive: the document travels in the archive,
+/// listed for the image it holds.
+#[test]
+fn an_archive_built_with_an_sbom_holds_it_beside_the_image() {
+    let series = series();
+    let dir = TempDir::new("sbom-archive");
+    let archive = dir.path().join("v1.ociarchive");
+    let out = common::run(
+        common::chunkah()
+            .args(["build", "--rootfs"])
+            .arg(series.join("v1"))
+            .args(["--sbom", "cyclonedx-json", "-o"])
+            .arg(format!("oci-archive:{}", archive.display())),
+    );
+    assert!(out.status.success());
+    let unpacked = dir.path().join("unpacked");
+    std::fs::create_dir(&unpacked).unwrap();
+    let tar = common::require_tool("tar", "tar");
+    common::run(
+        Command::new(tar)
+            .arg("-C")
+            .arg(&unpacked)
+            .arg("-xf")
+            .arg(&archive),
+    );
+    let index = common::read_json(&unpacked.join("index.json"));
+    let image = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["mediaType"] == "application/vnd.oci.image.manifest.v1+json")
+        .expect("the image")["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let listed = layout_referrers(&unpacked, &image);
+    assert_eq!(types(&listed), ["application/vnd.cyclonedx+json"]);
+    let doc: serde_json::Value = serde_json::from_slice(&listed[0].1).unwrap();
+    assert_eq!(
+        doc["components"].as_array().unwrap().len(),
+        dpkg_query(&series.join("v1")).len()
+    );
+}
+
+/// A package without a version and a database that does not parse: each a
+/// warning naming the file, on stderr and in `--json`; the document lists
+/// what the other databases list and both validators accept it.
+#[test]
+fn a_corrupt_database_and_a_package_without_version_are_warnings() {
+    let venv = venv();
+    let dir = TempDir::new("sbom-warnings");
+    let root = dir.path().join("root");
+    for d in ["var/lib/dpkg/info", "lib/apk/db", "usr/bin"] {
+        std::fs::create_dir_all(root.join(d)).unwrap();
+    }
+    std::fs::write(
+        root.join("var/lib/dpkg/status"),
+        "Package: hello\nStatus: install ok installed\nArchitecture: amd64\nVersion: 1.0\n\n\
+         Package: noversion\nStatus: install ok installed\nArchitecture: amd64\n",
+    )
+    .unwrap();
+    std::fs::write(
+        root.join("var/lib/dpkg/info/hello.list"),
+        "/usr/bin/hello\n",
+    )
+    .unwrap();
+    std::fs::write(root.join("usr/bin/hello"), "#!/bin/sh\n").unwrap();
+    // An apk record line without its "K:" form.
+    std::fs::write(root.join("lib/apk/db/installed"), "P:musl\nnot a field\n").unwrap();
+    for (format, check) in [
+        ("spdx-json", SPDX_CHECK),
+        ("cyclonedx-json", CYCLONEDX_CHECK),
+    ] {
+        let file = dir
+            .path()
+            .join(format!("doc.{}.json", &format[..format.len() - 5]));
+        let out = common::run(
+            common::chunkah()
+                .args(["sbom", "--json", "--format", format, "-o"])
+                .arg(&file)
+                .arg(&root),
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let report = common::stdout_json(&out);
+        let warnings: Vec<&str> = report["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|w| w.as_str().unwrap())
+            .collect();
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
+        assert!(
+            warnings[0].contains("var/lib/dpkg/status")
+                && warnings[0].contains("noversion records no version"),
+            "{warnings:?}"
+        );
+        assert!(
+            warnings[1].contains("lib/apk/db/installed")
+                && warnings[1].contains("the apk database is left out"),
+            "{warnings:?}"
+        );
+        for w in &warnings {
+            assert!(stderr.contains(&format!("warning: {w}")), "{stderr}");
+        }
+        assert_eq!(report["packages"], 2, "hello and noversion");
+        let (ok, said) = run_check(&venv, check, &file);
+        assert!(ok, "{format}: {said}");
+    }
+}
+
+/// Through a registry: `pack -o docker://… --sbom` pushes the document
+/// beside the image, `sbom IMAGE -o IMAGE` adds the other format,
+/// and both are listed under the referrers tag with the image as subject.
+#[test]
+fn sboms_are_pushed_beside_the_image_in_a_registry() {
+    use chunkah::registry::Target;
+    let series = series();
+    let registry = common::registry::Registry::start("sbom-registry");
+    let remote = format!("docker://{}/sbom:v1", registry.host());
+    let report = common::pack_json(
+        &series.join("v1"),
+        &remote,
+        &["--tls-verify=false", "--sbom", "spdx-json"],
+    );
+    let subject = report["manifest"].as_str().unwrap();
+    common::run(common::chunkah().args([
+        "sbom",
+        "--tls-verify=false",
+        "--format",
+        "cyclonedx-json",
+        "-o",
+        &remote,
+        &remote,
+    ]));
+    let client = registry.client("sbom");
+    let tag = format!("sha256-{}", subject.strip_prefix("sha256:").unwrap());
+    let index = client.get_manifest(&Target::Tag(tag)).unwrap();
+    let index: serde_json::Value = serde_json::from_slice(&index.bytes).unwrap();
+    let mut listed = Vec::new();
+    for m in index["manifests"].as_array().unwrap() {
+        let digest = Digest::parse(m["digest"].as_str().unwrap()).unwrap();
+        let manifest = client.get_manifest(&Target::Digest(digest)).unwrap();
+        let manifest: serde_json::Value = serde_json::from_slice(&manifest.bytes).unwrap();
+        assert_eq!(manifest["subject"]["digest"], subject, "{manifest}");
+        let layer = &manifest["layers"][0];
+        let blob = Digest::parse(layer["digest"].as_str().unwrap()).unwrap();
+        let doc = client
+            .get_blob(&blob, layer["size"].as_u64().unwrap())
+            .unwrap();
+        let doc: serde_json::Value = serde_json::from_slice(&doc).unwrap();
+        let packages = doc
+            .get("packages")
+            .or_else(|| doc.get("components"))
+            .and_then(|p| p.as_array())
+            .map_or(0, Vec::len);
+        assert!(packages > 80, "{}", m["artifactType"]);
+        listed.push(m["artifactType"].as_str().unwrap().to_string());
+    }
+    listed.sort();
+    assert_eq!(
+        listed,
+        ["application/spdx+json", "application/vnd.cyclonedx+json"]
+    );
 }

@@ -110,6 +110,10 @@ pub struct BuildArgs {
     /// The previous version: keep its grouping of components into layers.
     #[arg(long, value_name = "IMAGE", value_parser = ImageRef::parse)]
     prior: Option<ImageRef>,
+    /// Publish an SBOM of the tree beside the image (repeatable: both
+    /// formats): in the layout or archive, as an OCI referrer of the image.
+    #[arg(long, value_name = "FORMAT", value_enum)]
+    sbom: Vec<super::sbom::Format>,
     /// Write the peak memory use (bytes) to this file at the end.
     #[arg(long, value_name = "PATH", hide = true)]
     write_peak_mem_to: Option<PathBuf>,
@@ -220,6 +224,7 @@ fn pack_options(args: &BuildArgs) -> Result<(PackOptions, Option<String>)> {
         prune: args.prune.clone(),
         skip_special_files: args.skip_special_files,
         prior: args.prior.clone(),
+        sbom: args.sbom.iter().map(|&f| f.into()).collect(),
         ..PackOptions::default()
     };
     Ok((options, architecture))

@@ -64,6 +64,11 @@ pub struct PackArgs {
     /// (repeatable: the last few releases), as `chunkah delta` does.
     #[arg(long = "delta-from", value_name = "IMAGE", value_parser = ImageRef::parse)]
     delta_from: Vec<ImageRef>,
+    /// Publish an SBOM of the packed tree beside the image, as an OCI
+    /// referrer listed with its deltas (repeatable: both formats), as
+    /// `chunkah sbom IMAGE -o DEST` does.
+    #[arg(long, value_name = "FORMAT", value_enum)]
+    sbom: Vec<super::sbom::Format>,
     /// Clamp mtimes to this time (seconds since the epoch) and use it as the
     /// creation time [env: SOURCE_DATE_EPOCH].
     #[arg(long)]
@@ -153,6 +158,7 @@ pub fn run(args: PackArgs) -> Result<()> {
             runtime: args.config.as_deref().map(read_runtime).transpose()?,
             prior: args.prior.clone(),
             delta_from: args.delta_from.clone(),
+            sbom: args.sbom.iter().map(|&f| f.into()).collect(),
             max_layers: args.max_layers.into(),
             compression,
             source_date_epoch: super::source_date_epoch(args.source_date_epoch)?,
@@ -180,6 +186,7 @@ pub fn run(args: PackArgs) -> Result<()> {
             "publishing"
         }),
         Event::MakingDelta { base } => bar.phase(&format!("making the delta from {base}")),
+        Event::PublishingSbom { format } => bar.phase(&format!("publishing the {format} SBOM")),
         _ => {}
     };
     let report = pack(&job, &ctx.with_events(&progress))?;
@@ -214,6 +221,16 @@ pub fn run(args: PackArgs) -> Result<()> {
                 out,
                 "{} delta {} from {} ({} bytes)",
                 d.reference, d.manifest, d.base, d.size
+            )?;
+        }
+        for b in &report.sboms {
+            writeln!(
+                out,
+                "{} sbom {} {} ({} bytes)",
+                b.reference,
+                b.manifest,
+                b.format.name(),
+                b.size
             )?;
         }
     }

@@ -22,7 +22,7 @@ pub(super) fn read(tree: &mut RootFs, out: &mut OwnershipBuilder) -> Result<()> 
     for rel in INSTALLED {
         if let Some((path, data)) = tree.read_file(rel)? {
             for (package, paths) in parse(&path, &data)? {
-                let by = out.package(package);
+                let by = out.package(package, &path);
                 for p in paths {
                     let resolved = tree.resolve_parent(&p)?;
                     out.claim_listed(resolved, by);

@@ -74,7 +74,7 @@ pub(super) fn read(tree: &mut RootFs, out: &mut OwnershipBuilder) -> Result<()> 
     let info_files: Vec<Vec<u8>> = tree.list(&info_dir)?.unwrap_or_default();
     let mut seen = HashSet::new();
     for package in &installed {
-        let by = out.package(package.record());
+        let by = out.package(package.record(), &status_path);
         let id = by.component;
         for name in [
             package

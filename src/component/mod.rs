@@ -69,6 +69,8 @@ pub struct Ownership {
     owners: BTreeMap<PathBuf, usize>,
     /// The installed packages the databases list, sorted.
     packages: Vec<InstalledPackage>,
+    /// What was wrong but did not stop the reading, each naming the file.
+    warnings: Vec<String>,
 }
 
 /// The package databases chunkah reads.
@@ -82,6 +84,17 @@ pub enum Database {
     Apk,
     /// pacman (Arch).
     Pacman,
+}
+
+impl std::fmt::Display for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Database::Dpkg => "dpkg",
+            Database::Rpm => "rpm",
+            Database::Apk => "apk",
+            Database::Pacman => "pacman",
+        })
+    }
 }
 
 /// One installed package, as its database records it.
@@ -136,6 +149,14 @@ impl Ownership {
     /// architecture.
     pub fn packages(&self) -> &[InstalledPackage] {
         &self.packages
+    }
+
+    /// What was wrong in the databases but did not stop the reading (a
+    /// package that records no version; with [`read_packages_in`], a
+    /// database that does not parse and was left out), each naming the
+    /// file and the cause.
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
     }
 
     /// Every owned path with its owner, sorted by path (component by
@@ -201,27 +222,53 @@ pub fn read_package_databases_in(view: &dyn RootView) -> Result<Ownership> {
 
 /// [`read_package_databases_in`], each package also with the paths it
 /// lists ([`InstalledPackage::paths`]), for an inventory of the tree.
+///
+/// A database that cannot be read or does not parse is left out, with a
+/// warning naming the file and the cause ([`Ownership::warnings`]): an
+/// inventory of what the other databases list is still one.
 pub fn read_packages_in(view: &dyn RootView) -> Result<Ownership> {
     read_all(
         view,
         OwnershipBuilder {
             keep_paths: true,
+            lenient: true,
             ..OwnershipBuilder::default()
         },
     )
 }
 
+/// A database reader: claims what its database lists.
+type Reader = fn(&mut RootFs, &mut OwnershipBuilder) -> Result<()>;
+
+/// The readers, in the order they are read.
+const READERS: [(Database, Reader); 4] = [
+    (Database::Dpkg, dpkg::read),
+    (Database::Apk, apk::read),
+    (Database::Pacman, pacman::read),
+    (Database::Rpm, rpm::read),
+];
+
 fn read_all(view: &dyn RootView, mut builder: OwnershipBuilder) -> Result<Ownership> {
     let mut tree = RootFs::new(view);
-    dpkg::read(&mut tree, &mut builder)?;
-    apk::read(&mut tree, &mut builder)?;
-    pacman::read(&mut tree, &mut builder)?;
-    rpm::read(&mut tree, &mut builder)?;
+    for (database, read) in READERS {
+        if !builder.lenient {
+            read(&mut tree, &mut builder)?;
+            continue;
+        }
+        // What a database that fails half-way claimed is taken back.
+        let before = builder.clone();
+        if let Err(e) = read(&mut tree, &mut builder) {
+            builder = before;
+            builder
+                .warnings
+                .push(format!("{e}; the {database} database is left out"));
+        }
+    }
     Ok(builder.finish())
 }
 
 /// Collects claims; the smallest component name wins a contested path.
-#[derive(Default)]
+#[derive(Clone, Default)]
 struct OwnershipBuilder {
     names: Vec<String>,
     ids: HashMap<String, usize>,
@@ -229,6 +276,10 @@ struct OwnershipBuilder {
     packages: Vec<InstalledPackage>,
     /// Whether each package keeps the paths it lists.
     keep_paths: bool,
+    /// Whether a database that fails is left out with a warning (else the
+    /// reading fails).
+    lenient: bool,
+    warnings: Vec<String>,
 }
 
 /// Who lists a path: a package and its component.
@@ -252,9 +303,17 @@ impl OwnershipBuilder {
         }
     }
 
-    /// Records an installed package; what it lists is claimed through the
-    /// returned [`Lister`].
-    fn package(&mut self, package: InstalledPackage) -> Lister {
+    /// Records an installed package, read from `file`; what it lists is
+    /// claimed through the returned [`Lister`]. A package without a version
+    /// is kept, with a warning.
+    fn package(&mut self, package: InstalledPackage, file: &Path) -> Lister {
+        if package.version.is_none() {
+            self.warnings.push(format!(
+                "{}: package {} records no version",
+                file.display(),
+                package.name
+            ));
+        }
         let component = self.component(package.component.clone());
         self.packages.push(package);
         Lister {
@@ -330,6 +389,7 @@ impl OwnershipBuilder {
             names,
             owners,
             packages,
+            warnings: self.warnings,
         }
     }
 }
@@ -698,6 +758,53 @@ mod test_support {
 mod tests {
     use super::test_support::TempRoot;
     use super::*;
+
+    /// An inventory read leaves out a database that fails half-way (its
+    /// claims taken back) with a warning, and warns of a package with no
+    /// version; the strict read fails on the same tree.
+    #[test]
+    fn an_inventory_read_leaves_a_broken_database_out_with_a_warning() {
+        let root = TempRoot::new("lenient");
+        root.write(
+            "var/lib/dpkg/status",
+            "Package: a\nStatus: install ok installed\nVersion: 1\n\n\
+             Package: b\nStatus: install ok installed\n",
+        );
+        root.write("var/lib/dpkg/info/a.list", "/usr/bin/a\n");
+        root.write("usr/bin/a", "a");
+        // The first record is good, the second is not.
+        root.write(
+            "lib/apk/db/installed",
+            "P:musl\nV:1.2.5-r0\nF:lib\nR:libc.so\n\nP:bad\nno colon\n",
+        );
+        assert!(matches!(
+            read_package_databases(root.path()),
+            Err(Error::PackageDb { .. })
+        ));
+        let read = read_packages_in(&DirRoot::open(root.path()).unwrap()).unwrap();
+        let names: Vec<&str> = read.packages().iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["a", "b"], "apk's musl is taken back");
+        assert_eq!(read.owner(Path::new("lib/libc.so")), None);
+        assert_eq!(read.owner(Path::new("usr/bin/a")), Some("deb:a"));
+        // Without the bad record, musl claims it.
+        root.write(
+            "lib/apk/db/installed",
+            "P:musl\nV:1.2.5-r0\nF:lib\nR:libc.so\n",
+        );
+        let good = read_package_databases(root.path()).unwrap();
+        assert!(good.owner(Path::new("lib/libc.so")).is_some());
+        let warnings = read.warnings();
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
+        assert!(
+            warnings[0].ends_with("var/lib/dpkg/status: package b records no version"),
+            "{warnings:?}"
+        );
+        assert!(
+            warnings[1].contains("lib/apk/db/installed")
+                && warnings[1].ends_with("; the apk database is left out"),
+            "{warnings:?}"
+        );
+    }
 
     #[test]
     fn a_root_without_databases_owns_nothing() {

@@ -29,7 +29,7 @@ pub(super) fn read(tree: &mut RootFs, out: &mut OwnershipBuilder) -> Result<()> 
         }
         let desc = read_required(tree, &dir, b"desc")?;
         let files = read_required(tree, &dir, b"files")?;
-        let by = out.package(package(&desc.0, &desc.1)?);
+        let by = out.package(package(&desc.0, &desc.1)?, &desc.0);
         let (path, data) = &files;
         for (header, values) in parse(path, data)? {
             if header != b"%FILES%" {

@@ -120,7 +120,7 @@ fn read_sqlite(
             return Err(bad("the blob column is not a blob".into()));
         };
         let header = Header::parse(blob).map_err(bad)?;
-        let by = out.package(header.package().map_err(bad)?);
+        let by = out.package(header.package().map_err(bad)?, file);
         for raw in header.paths().map_err(bad)? {
             let path = database_path(&raw, file, line)?;
             let resolved = tree.resolve_parent(&path)?;

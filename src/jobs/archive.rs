@@ -17,7 +17,7 @@ use super::pack::{pack_with, PackJob, PackOptions, PackReport};
 use crate::error::{Error, Result};
 use crate::oci::archive::write_archive_to;
 use crate::oci::layout::LayoutWriter;
-use crate::store::{ImageRef, ImageWriter, Transport};
+use crate::store::{referrers_tag, ImageRef, ImageWriter, Transport};
 
 /// Where the archive goes.
 pub enum ArchiveTarget<'a> {
@@ -117,6 +117,10 @@ pub fn pack_archive(
             out.flush().map_err(|e| Error::io(&name, e))?;
         }
         ArchiveTarget::File(file) => write_file(&dir, &file, job.gzip)?,
+    }
+    // The referrers went into the scratch layout, tagged there by subject.
+    for referrer in &mut report.sboms {
+        referrer.reference = format!("{shown} ({})", referrers_tag(&referrer.subject));
     }
     report.reference = match &job.name {
         Some(name) => format!("{shown} ({name})"),

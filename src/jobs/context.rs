@@ -49,6 +49,11 @@ pub enum Event {
         /// The older version.
         base: String,
     },
+    /// The image is published; an SBOM is being published beside it.
+    PublishingSbom {
+        /// Its format (`spdx-json`, `cyclonedx-json`).
+        format: &'static str,
+    },
     /// Parts of a binary delta compressed so far, of all it will have.
     DeltaParts {
         /// Parts compressed so far.

@@ -9,15 +9,12 @@ use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::layer::index::IndexLocation;
 use crate::oci::layout::LayoutWriter;
-use crate::oci::read::LayoutReader;
-use crate::oci::types::{Descriptor, Manifest, MANIFEST_MEDIA_TYPE};
+use crate::oci::types::Descriptor;
 use crate::store::view::OpenImage;
-use crate::store::{merge_referrer, ImageRef, ImageWriter};
+use crate::store::{ImageRef, ImageWriter};
 
 use super::context::{Event, JobContext};
-
-/// The OCI empty descriptor's media type: an artifact with no config.
-pub const EMPTY_MEDIA_TYPE: &str = "application/vnd.oci.empty.v1+json";
+use super::referrer::{list_artifact, Artifact};
 
 /// A delta job.
 #[derive(Clone, Debug)]
@@ -83,9 +80,17 @@ pub fn delta(job: &DeltaJob, ctx: &JobContext<'_>) -> Result<DeltaReport> {
     let writer = ImageWriter::open_referrers(&job.dest, &subject, &[BASE_ANNOTATION], &ctx.store)?;
     let layout = writer.layout();
     let blob = write_delta_blob(layout, &old, &new, job.config, ctx)?;
-    let config = layout.put_blob(EMPTY_MEDIA_TYPE, b"{}")?;
-    let manifest = artifact_manifest(&old, &new, config, blob.descriptor.clone());
-    let manifest_desc = list_artifact(layout, writer.tag(), &manifest)?;
+    let manifest_desc = list_artifact(
+        layout,
+        writer.tag(),
+        Artifact {
+            artifact_type: DELTA_MEDIA_TYPE,
+            layers: vec![blob.descriptor.clone()],
+            subject: &new.image.descriptor,
+            annotations: base_annotations(&old),
+            same_annotations: &[BASE_ANNOTATION],
+        },
+    )?;
     let outcome = writer.finish()?;
     Ok(DeltaReport {
         schema_version: DeltaReport::SCHEMA_VERSION,
@@ -162,50 +167,4 @@ fn base_annotations(old: &OpenImage) -> std::collections::BTreeMap<String, Strin
         old.image.descriptor.digest.to_string(),
     )]
     .into()
-}
-
-/// The delta artifact's manifest: the empty `config`, the delta `blob`,
-/// NEW as its subject and OLD as its base.
-fn artifact_manifest(
-    old: &OpenImage,
-    new: &OpenImage,
-    config: Descriptor,
-    blob: Descriptor,
-) -> Manifest {
-    Manifest {
-        schema_version: 2,
-        media_type: MANIFEST_MEDIA_TYPE.into(),
-        config,
-        layers: vec![blob],
-        artifact_type: Some(DELTA_MEDIA_TYPE.into()),
-        subject: Some(Descriptor {
-            media_type: new.image.descriptor.media_type.clone(),
-            digest: new.image.descriptor.digest,
-            size: new.image.descriptor.size,
-            artifact_type: None,
-            annotations: Default::default(),
-            platform: None,
-        }),
-        annotations: base_annotations(old),
-    }
-}
-
-/// Writes the artifact `manifest` to `layout` and merges it into the index
-/// of referrers tagged `tag` (replacing an entry from the same base); its
-/// descriptor as listed.
-fn list_artifact(layout: &LayoutWriter, tag: &str, manifest: &Manifest) -> Result<Descriptor> {
-    let manifest_json = serde_json::to_vec(manifest).expect("a manifest serialises");
-    let mut manifest_desc = layout.put_blob(MANIFEST_MEDIA_TYPE, &manifest_json)?;
-    manifest_desc.artifact_type = Some(DELTA_MEDIA_TYPE.into());
-    manifest_desc.annotations = manifest.annotations.clone();
-    layout.update_tag(tag, |current| {
-        let existing = match current {
-            Some(desc) => Some(LayoutReader::open_layout(layout.root())?.json_blob(desc)?),
-            None => None,
-        };
-        let index = merge_referrer(existing, manifest_desc.clone(), &[BASE_ANNOTATION]);
-        let index_json = serde_json::to_vec(&index).expect("an index serialises");
-        layout.put_blob(crate::oci::types::INDEX_MEDIA_TYPE, &index_json)
-    })?;
-    Ok(manifest_desc)
 }

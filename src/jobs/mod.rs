@@ -9,7 +9,8 @@
 //! - [`report()`]: update bandwidth over a series of versions;
 //! - [`delta()`]: a binary delta from one image to another, published
 //!   beside the new one;
-//! - [`sbom()`]: the packages of a tree as an SPDX or CycloneDX document;
+//! - [`sbom()`]: the packages of a tree as an SPDX or CycloneDX document,
+//!   [`attach_sbom()`] published beside its image;
 //! - [`pack_archive()`]: [`pack()`] into one OCI archive stream (a file or
 //!   any writer), as `chunkah build` writes it.
 //!
@@ -25,21 +26,23 @@ mod delta;
 mod diff;
 mod input;
 mod pack;
+mod referrer;
 mod report;
 mod sbom;
 
 pub use apply::{apply, ApplyJob, ApplyOutcome};
 pub use archive::{pack_archive, ArchiveJob, ArchiveTarget};
 pub use context::{Event, JobContext};
-pub use delta::{delta, DeltaJob, DeltaReport, EMPTY_MEDIA_TYPE};
+pub use delta::{delta, DeltaJob, DeltaReport};
 pub use diff::{diff, ByteUnit, DiffJob, DiffReport, PlanDelta, PlanFile};
 pub use input::Input;
 pub use pack::{
     pack, prior_components, LayerReport, PackJob, PackOptions, PackReport, COMPONENTS_ANNOTATION,
     MAX_LAYERS,
 };
+pub use referrer::EMPTY_MEDIA_TYPE;
 pub use report::{report, ReportJob, SeriesReport, Step};
-pub use sbom::{sbom, SbomDocument, SbomFormat, SbomJob};
+pub use sbom::{attach_sbom, sbom, SbomDocument, SbomFormat, SbomJob, SbomReferrer};
 
 // What the jobs take and return from the stages below them: the options they
 // pass down and the records their reports carry.

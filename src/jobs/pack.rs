@@ -11,6 +11,7 @@ use serde::Serialize;
 
 use super::context::{Event, JobContext};
 use super::input::Input;
+use super::sbom::{attach_sbom, SbomDocument, SbomFormat, SbomReferrer};
 use crate::chunker::{Chunker, ChunkerConfig};
 use crate::component::Ownership;
 use crate::component::{read_package_databases, read_package_databases_in_tar};
@@ -29,6 +30,7 @@ use crate::oci::types::{
     rfc3339, Descriptor, History, ImageConfig, Manifest, RootFs, RuntimeConfig, CONFIG_MEDIA_TYPE,
     MANIFEST_MEDIA_TYPE,
 };
+use crate::sbom::{inventory_of, Inventory, Subject, TreeFiles};
 use crate::store::{ImageReader, ImageRef, ImageWriter, PushReport};
 use crate::walk::{filter, walk_dir, walk_tar, Entry, EntryKind, Prune, TarContent, Tree};
 
@@ -74,6 +76,9 @@ pub struct PackOptions {
     pub prune: Vec<Prune>,
     /// Leave out devices and named pipes (kept by default).
     pub skip_special_files: bool,
+    /// SBOMs of the packed tree to publish beside the image, one per
+    /// format (see [`PackReport::sboms`]).
+    pub sbom: Vec<SbomFormat>,
 }
 
 impl Default for PackOptions {
@@ -90,6 +95,7 @@ impl Default for PackOptions {
             delta_from: Vec::new(),
             prune: Vec::new(),
             skip_special_files: false,
+            sbom: Vec::new(),
         }
     }
 }
@@ -168,6 +174,9 @@ pub struct PackReport {
     /// [`PackOptions::delta_from`].
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub deltas: Vec<super::DeltaReport>,
+    /// The SBOMs published beside the image, one per [`PackOptions::sbom`].
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub sboms: Vec<SbomReferrer>,
 }
 
 impl PackReport {
@@ -240,6 +249,11 @@ pub(super) fn pack_with(
         layout: writer.layout(),
         base: read.base.as_ref(),
     };
+    let inventory = if options.sbom.is_empty() {
+        None
+    } else {
+        Some(pool.install(|| packed_inventory(&read, &job.source, options))?)
+    };
     let owners = &read.owners;
     let report = pool.install(|| {
         packer.write_image(
@@ -250,7 +264,28 @@ pub(super) fn pack_with(
             prior.as_deref(),
         )
     })?;
-    publish(job, ctx, writer, report)
+    publish(job, ctx, writer, report, inventory.as_ref())
+}
+
+/// The inventory of the tree as packed (what pruning left), for its SBOMs.
+fn packed_inventory(read: &ReadSource, source: &Input, options: &PackOptions) -> Result<Inventory> {
+    let files = match (&read.content, source) {
+        (Some(content), _) => TreeFiles::Tar {
+            tree: &read.tree,
+            content,
+        },
+        (None, Input::Dir(root)) => TreeFiles::Walked {
+            root,
+            tree: &read.tree,
+        },
+        (None, _) => unreachable!("only a directory has no tar content"),
+    };
+    let subject = Subject {
+        name: source.to_string(),
+        digest: None,
+        created: options.source_date_epoch,
+    };
+    inventory_of(files, subject)
 }
 
 /// The grouping of [`PackOptions::prior`], if any: the components of each
@@ -311,8 +346,7 @@ fn read_source(source: &Input, ctx: &JobContext<'_>) -> Result<ReadSource> {
         }
         Input::Tar(file) => {
             ctx.emit(Event::Reading);
-            let (tree, content) =
-                walk_tar(file, ctx.scratch_dir("reading a compressed tarball")?)?;
+            let (tree, content) = walk_tar(file, ctx.scratch_dir("reading a compressed tarball")?)?;
             let owners = read_package_databases_in_tar(&tree, &content)?;
             Ok(ReadSource {
                 tree,
@@ -353,6 +387,7 @@ fn publish(
     ctx: &JobContext<'_>,
     writer: ImageWriter,
     mut report: PackReport,
+    inventory: Option<&Inventory>,
 ) -> Result<PackReport> {
     ctx.emit(Event::Publishing);
     let tag = writer.tag().to_string();
@@ -377,14 +412,52 @@ fn publish(
             },
             ctx,
         )
-        .map_err(|e| Error::DeltaAfterPublish {
+        .map_err(|e| Error::AfterPublish {
             image: report.reference.clone(),
-            base: base.to_string(),
+            artifact: format!("the delta from {base}"),
             source: Box::new(e),
         })?;
         report.deltas.push(delta);
     }
+    if let Some(inventory) = inventory {
+        report.sboms =
+            publish_sboms(&job.options.sbom, inventory, &new, ctx).map_err(|(format, e)| {
+                Error::AfterPublish {
+                    image: report.reference.clone(),
+                    artifact: format!("its {} SBOM", format.name()),
+                    source: Box::new(e),
+                }
+            })?;
+    }
     Ok(report)
+}
+
+/// Publishes an SBOM of `inventory` in each of `formats` beside the image
+/// `image` (published); on failure, the format that failed.
+fn publish_sboms(
+    formats: &[SbomFormat],
+    inventory: &Inventory,
+    image: &ImageRef,
+    ctx: &JobContext<'_>,
+) -> std::result::Result<Vec<SbomReferrer>, (SbomFormat, Error)> {
+    let first = formats.first().copied().unwrap_or(SbomFormat::SpdxJson);
+    let subject = ImageReader::open_with(image, &ctx.store)
+        .and_then(|r| r.image(&ctx.architecture))
+        .map_err(|e| (first, e))?
+        .descriptor;
+    let mut inventory = inventory.clone();
+    inventory.subject = image.to_string();
+    inventory.subject_digest = Some(subject.digest);
+    formats
+        .iter()
+        .map(|&format| {
+            ctx.emit(Event::PublishingSbom {
+                format: format.name(),
+            });
+            let doc = SbomDocument::of(&inventory, format, Some(subject.clone()));
+            attach_sbom(&doc, image, ctx).map_err(|e| (format, e))
+        })
+        .collect()
 }
 
 /// What writing an image into a layout takes, whatever the tree: the
@@ -449,6 +522,7 @@ impl Packer<'_, '_> {
             reference: String::new(),
             pushed: None,
             deltas: Vec::new(),
+            sboms: Vec::new(),
         })
     }
 

@@ -23,6 +23,14 @@ use crate::walk::{Entry, EntryKind, TarContent, Tree};
 pub enum TreeFiles<'a> {
     /// A directory on this machine.
     Dir(&'a Path),
+    /// A directory on this machine as walked (and pruned): files the tree
+    /// left out are not listed.
+    Walked {
+        /// The directory.
+        root: &'a Path,
+        /// Its entries.
+        tree: &'a Tree,
+    },
     /// Tar streams, walked (a tarball, an image's layers applied).
     Tar {
         /// The tree's entries.
@@ -52,8 +60,10 @@ pub struct Subject {
 /// the file and line); [`Error::Io`] naming a listed file that cannot be
 /// read.
 pub fn inventory_of(files: TreeFiles<'_>, subject: Subject) -> Result<Inventory> {
-    let (packages, distro) = match files {
-        TreeFiles::Dir(root) => packages_in(&DirRoot::open(root)?)?,
+    let (packages, distro, warnings) = match files {
+        TreeFiles::Dir(root) | TreeFiles::Walked { root, .. } => {
+            packages_in(&DirRoot::open(root)?)?
+        }
         TreeFiles::Tar { tree, content } => packages_in(&TarRoot::new(tree, content))?,
     };
     let hasher = Hasher::new(files);
@@ -68,17 +78,31 @@ pub fn inventory_of(files: TreeFiles<'_>, subject: Subject) -> Result<Inventory>
         distro,
         created: subject.created.unwrap_or(newest),
         packages: hashed.into_iter().map(|(p, _)| p).collect(),
+        warnings,
     })
 }
 
-fn packages_in(view: &dyn RootView) -> Result<(Vec<InstalledPackage>, Option<OsRelease>)> {
+/// The packages a tree's databases list, its distribution, and the
+/// warnings reading them gave.
+type ReadPackages = (Vec<InstalledPackage>, Option<OsRelease>, Vec<String>);
+
+fn packages_in(view: &dyn RootView) -> Result<ReadPackages> {
     let ownership = read_packages_in(view)?;
-    Ok((ownership.packages().to_vec(), read_os_release(view)?))
+    Ok((
+        ownership.packages().to_vec(),
+        read_os_release(view)?,
+        ownership.warnings().to_vec(),
+    ))
 }
 
 /// Hashes regular files of a tree by their relative path.
 enum Hasher<'a> {
     Dir(&'a Path),
+    /// A directory, only the paths of `present`.
+    Walked {
+        root: &'a Path,
+        present: std::collections::HashSet<&'a Path>,
+    },
     Tar {
         entries: HashMap<&'a Path, &'a Entry>,
         content: &'a TarContent,
@@ -89,6 +113,10 @@ impl<'a> Hasher<'a> {
     fn new(files: TreeFiles<'a>) -> Self {
         match files {
             TreeFiles::Dir(root) => Hasher::Dir(root),
+            TreeFiles::Walked { root, tree } => Hasher::Walked {
+                root,
+                present: tree.entries.iter().map(|e| &*e.path).collect(),
+            },
             TreeFiles::Tar { tree, content } => Hasher::Tar {
                 entries: tree.entries.iter().map(|e| (&*e.path, e)).collect(),
                 content,
@@ -100,6 +128,13 @@ impl<'a> Hasher<'a> {
     /// there is none (a directory, a link, a path listed but absent).
     fn hash(&self, rel: &Path) -> Result<Option<([u8; 20], Digest, i64)>> {
         match self {
+            Hasher::Walked { root, present } => {
+                if present.contains(rel) {
+                    Hasher::Dir(root).hash(rel)
+                } else {
+                    Ok(None)
+                }
+            }
             Hasher::Dir(root) => {
                 let path = root.join(rel);
                 let meta = match std::fs::symlink_metadata(&path) {

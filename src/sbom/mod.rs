@@ -121,6 +121,9 @@ pub struct Inventory {
     pub created: i64,
     /// The packages, in any order: the writers sort them.
     pub packages: Vec<Package>,
+    /// What was wrong in the tree's databases but did not stop the
+    /// inventory, each naming the file (not written into documents).
+    pub warnings: Vec<String>,
 }
 
 impl Inventory {
@@ -234,6 +237,7 @@ pub(crate) mod tests {
                     files: vec![],
                 },
             ],
+            warnings: Vec::new(),
         }
     }
 
