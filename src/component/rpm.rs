@@ -917,5 +917,34 @@ for i in $(seq 300); do echo $i > %{buildroot}/usr/share/hello/data-$i; done
         assert_eq!(owner("usr/share/hello/data-300"), Some("rpm:hello"));
         assert_eq!(o.len(), 4 + 1 + 300);
         assert_eq!(o.components().collect::<Vec<_>>(), ["rpm:hello"]);
+
+        // The packages, as `rpm -qa` lists them.
+        let output = Command::new("rpm")
+            .args(["--root", &root, "--dbpath", "/usr/lib/sysimage/rpm", "-qa"])
+            .args([
+                "--queryformat",
+                "%{NAME} %{VERSION}-%{RELEASE} %{ARCH} %{LICENSE}\\n",
+            ])
+            .output()
+            .unwrap();
+        assert!(output.status.success());
+        let mut listed: Vec<String> = String::from_utf8(output.stdout)
+            .unwrap()
+            .lines()
+            .map(str::to_string)
+            .collect();
+        listed.sort();
+        let read: Vec<String> = o
+            .packages()
+            .iter()
+            .map(|p| {
+                let field = |f: &Option<String>| f.clone().unwrap_or_default();
+                let (v, a, l) = (field(&p.version), field(&p.architecture), field(&p.license));
+                format!("{} {v} {a} {l}", p.name)
+            })
+            .collect();
+        assert_eq!(read, listed);
+        assert_eq!(listed.len(), 2, "{listed:?}");
+        assert!(o.warnings().is_empty(), "{:?}", o.warnings());
     }
 }
