@@ -621,6 +621,22 @@ fn config_file_and_labels_reach_the_image_config() {
         .arg(format!("oci:{}", layout.display())));
     let manifest: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(manifest["annotations"]["org.example"], "yes");
+    // Every layer says its packages as rpm-ostree's chunked images do (what
+    // Universal Blue's "is it chunked" check and rechunk's plan reader read;
+    // bookworm's skopeo 1.9 has no LayersData, so from the raw manifest).
+    let packages: Vec<&str> = manifest["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            l["annotations"]["ostree.components"]
+                .as_str()
+                .expect("on every layer")
+        })
+        .flat_map(|c| c.split(','))
+        .filter(|p| !p.is_empty())
+        .collect();
+    assert_eq!(packages, ["greetings", "hello"], "{manifest}");
     // A config file that is not JSON is an error naming it.
     fs::write(&config, b"not json").unwrap();
     let out = chunkah()

@@ -38,7 +38,7 @@ pub use diff::{diff, ByteUnit, DiffJob, DiffReport, PlanDelta, PlanFile};
 pub use input::Input;
 pub use pack::{
     pack, prior_components, LayerReport, PackJob, PackOptions, PackReport, COMPONENTS_ANNOTATION,
-    MAX_LAYERS,
+    MAX_LAYERS, OSTREE_COMPONENTS_ANNOTATION,
 };
 pub use referrer::EMPTY_MEDIA_TYPE;
 pub use report::{report, ReportJob, SeriesReport, Step};

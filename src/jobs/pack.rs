@@ -19,6 +19,7 @@ use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::grouping::{
     assign_components, plan_layers, update_intervals, Component, LayerPlan, PlannedLayer,
+    UNOWNED_PREFIX,
 };
 use crate::layer::{
     default_layer_chunker, seekable_order, write_layer, Compression, ContentSource, LayerInfo,
@@ -36,6 +37,12 @@ use crate::walk::{filter, walk_dir, walk_tar, Entry, EntryKind, Prune, TarConten
 
 /// Layer annotation listing a layer's components, one per line.
 pub const COMPONENTS_ANNOTATION: &str = "dev.chunkah.components";
+
+/// Layer annotation rpm-ostree's and ostree-ext's chunked images carry: the
+/// packages of a layer, comma-separated. Tools downstream of them read it
+/// (a chunked image has it on its layers; a previous build's plan is read
+/// from it).
+pub const OSTREE_COMPONENTS_ANNOTATION: &str = "ostree.components";
 
 /// The most layers an image may have.
 pub const MAX_LAYERS: usize = 500;
@@ -699,10 +706,16 @@ fn history(base: Option<&ImageConfig>, plan: &LayerPlan, created: &str) -> Vec<H
 /// The descriptor of a written layer, annotated with its components and
 /// where its chunk index is.
 fn layer_descriptor(info: &LayerInfo, layer: &PlannedLayer) -> Descriptor {
-    let mut annotations: BTreeMap<String, String> = [(
-        COMPONENTS_ANNOTATION.to_string(),
-        layer.components.join("\n"),
-    )]
+    let mut annotations: BTreeMap<String, String> = [
+        (
+            COMPONENTS_ANNOTATION.to_string(),
+            layer.components.join("\n"),
+        ),
+        (
+            OSTREE_COMPONENTS_ANNOTATION.to_string(),
+            ostree_components(&layer.components),
+        ),
+    ]
     .into();
     if let Some(index) = &info.index {
         index.annotate(&mut annotations);
@@ -715,6 +728,23 @@ fn layer_descriptor(info: &LayerInfo, layer: &PlannedLayer) -> Descriptor {
         artifact_type: None,
         platform: None,
     }
+}
+
+/// The [`OSTREE_COMPONENTS_ANNOTATION`] of a layer holding `components`:
+/// the package names as rpm-ostree writes them (`deb:glibc` is `glibc`),
+/// comma-separated, in order; groups of unowned files are no package and
+/// are left out, and so is a name that holds a comma or a newline.
+fn ostree_components(components: &[String]) -> String {
+    components
+        .iter()
+        .filter(|c| !c.starts_with(UNOWNED_PREFIX))
+        .map(|c| match c.split_once(':') {
+            Some(("deb" | "rpm" | "apk" | "pacman", name)) => name,
+            _ => c.as_str(),
+        })
+        .filter(|name| !name.is_empty() && !name.contains([',', '\n']))
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// How many distinct component names there are.
@@ -754,4 +784,29 @@ fn summarise(components: &[String]) -> String {
         s.push_str(c);
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ostree_components_are_package_names_without_unowned_groups() {
+        let components: Vec<String> = [
+            "apk:musl",
+            "deb:glibc",
+            "pacman:bash",
+            "rpm:kernel",
+            "myapp",
+            "unowned:usr/share/foo",
+            "odd,name",
+        ]
+        .map(String::from)
+        .into();
+        assert_eq!(
+            ostree_components(&components),
+            "musl,glibc,bash,kernel,myapp"
+        );
+        assert_eq!(ostree_components(&["unowned:etc".into()]), "");
+    }
 }
