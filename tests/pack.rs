@@ -653,3 +653,35 @@ fn config_file_and_labels_reach_the_image_config() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("config.json is not JSON"));
 }
+
+/// An image of more layers than Docker's overlay2 takes is packed with a
+/// warning saying so (stderr and `--json`); one of 128 is not.
+#[test]
+fn more_layers_than_docker_takes_is_a_warning() {
+    let dir = TempDir::new("docker-layers");
+    let root = dir.path().join("root");
+    fs::create_dir(&root).unwrap();
+    for i in 0..140 {
+        let file = root.join(format!("f{i:03}"));
+        fs::write(&file, format!("file {i}\n").repeat(100)).unwrap();
+        set_xattr(&file, "user.component", format!("c{i:03}").as_bytes());
+    }
+    for (max, warns) in [(200, true), (128, false)] {
+        let out = run(chunkah()
+            .arg("pack")
+            .arg(&root)
+            .args(["--json", "--max-layers", &max.to_string(), "-o"])
+            .arg(format!("oci:{}:m{max}", dir.path().join("out").display())));
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let layers = report["layers"].as_array().unwrap().len();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let warned = report["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| w.as_str().unwrap().contains("Docker's overlay2"));
+        assert_eq!(warned, warns, "{max}: {layers} layers: {report}");
+        assert_eq!(stderr.contains("Docker's overlay2"), warns, "{stderr}");
+        assert_eq!(layers > 128, warns, "{layers} layers");
+    }
+}

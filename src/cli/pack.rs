@@ -147,9 +147,6 @@ pub(super) fn compression(kind: CompressionArg, level: Option<i32>) -> Result<Co
 
 pub fn run(args: PackArgs) -> Result<()> {
     let source = Input::parse(&args.source)?;
-    if args.max_layers > 127 && !args.quiet {
-        eprintln!("chunkah: warning: more than 127 layers break some older clients");
-    }
     let compression = compression(args.compression, args.compression_level)?;
     let job = PackJob {
         source,

@@ -47,6 +47,10 @@ pub const OSTREE_COMPONENTS_ANNOTATION: &str = "ostree.components";
 /// The most layers an image may have.
 pub const MAX_LAYERS: usize = 500;
 
+/// The most layers Docker's overlay2 storage takes ("max depth exceeded"
+/// above); a pack of more warns.
+pub const DOCKER_MAX_LAYERS: usize = 128;
+
 /// What to make of a tree. [`PackOptions::validate`] checks it; [`pack`]
 /// does so before any work.
 #[derive(Clone, Debug)]
@@ -525,7 +529,10 @@ impl Packer<'_, '_> {
             total_size: infos.iter().map(|i| i.size).sum(),
             components: distinct(&components),
             layers: layer_reports(&plan, &infos),
-            warnings: tree.warnings,
+            warnings: layer_count_warning(plan.layers.len())
+                .into_iter()
+                .chain(tree.warnings)
+                .collect(),
             reference: String::new(),
             pushed: None,
             deltas: Vec::new(),
@@ -747,6 +754,17 @@ fn ostree_components(components: &[String]) -> String {
         .join(",")
 }
 
+/// A warning for an image of `layers` layers that some clients refuse.
+fn layer_count_warning(layers: usize) -> Option<String> {
+    (layers > DOCKER_MAX_LAYERS).then(|| {
+        format!(
+            "{layers} layers: Docker's overlay2 storage refuses images of more than \
+             {DOCKER_MAX_LAYERS} (\"max depth exceeded\"); use --max-layers {DOCKER_MAX_LAYERS} \
+             or fewer for Docker clients (podman and CRI-O take up to 500)"
+        )
+    })
+}
+
 /// How many distinct component names there are.
 fn distinct(components: &[Component]) -> usize {
     let mut names: Vec<&str> = components.iter().map(Component::name).collect();
@@ -808,5 +826,12 @@ mod tests {
             "musl,glibc,bash,kernel,myapp"
         );
         assert_eq!(ostree_components(&["unowned:etc".into()]), "");
+    }
+
+    #[test]
+    fn more_layers_than_docker_takes_is_a_warning() {
+        assert_eq!(layer_count_warning(DOCKER_MAX_LAYERS), None);
+        let w = layer_count_warning(DOCKER_MAX_LAYERS + 1).unwrap();
+        assert!(w.starts_with("129 layers: Docker's overlay2"), "{w}");
     }
 }
