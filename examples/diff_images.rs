@@ -22,6 +22,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             ..RequestOptions::default()
         },
         source_date_epoch: None,
+        packages: false,
     };
     let report = diff(&job, &JobContext::default())?;
     let l = &report.levels;

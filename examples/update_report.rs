@@ -14,6 +14,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         &ReportJob {
             images,
             options: Default::default(),
+            packages: false,
         },
         &JobContext::default(),
     )?;

@@ -60,6 +60,7 @@
 //!     new: Input::Image(image("v2")),
 //!     options: Default::default(),
 //!     source_date_epoch: None,
+//!     packages: false,
 //! }, &ctx)?;
 //! assert!(!report.same);
 //! // Regrouped layers share every chunk: the chunk level is far below the layer level.

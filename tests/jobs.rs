@@ -230,6 +230,7 @@ fn the_library_takes_the_architecture_from_the_context() {
             new: Input::Image(image("v2")),
             options: Default::default(),
             source_date_epoch: None,
+            packages: false,
         },
         &ctx,
     )
@@ -242,6 +243,7 @@ fn the_library_takes_the_architecture_from_the_context() {
             new: Input::Image(image("v2")),
             options: Default::default(),
             source_date_epoch: None,
+            packages: false,
         },
         &ctx,
     )
@@ -329,6 +331,7 @@ fn a_set_cancel_flag_stops_apply_and_publishes_nothing() {
     let series = ReportJob {
         images: vec![image("v1"), image("v2"), image("v1")],
         options: Default::default(),
+        packages: false,
     };
     let r = report(&series, &ctx.with_events(&listen)).unwrap();
     assert_eq!(r.steps.len(), 2);

@@ -4,7 +4,7 @@ use std::io::{self, Write};
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use chunkah::jobs::{diff, ByteUnit, DiffJob, Input};
+use chunkah::jobs::{diff, ByteUnit, DiffJob, Input, LevelBytes, PackageReport, PackageStatus};
 use chunkah::update::Levels;
 use clap::Args;
 
@@ -22,6 +22,11 @@ pub struct DiffArgs {
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
+    /// Also list each package added, removed or changed (old -> new
+    /// version) and its bytes at the layer, chunk and delta levels (read
+    /// from both sides' package databases: for images, every layer is read).
+    #[arg(long)]
+    packages: bool,
     /// Write every blob and byte range to fetch (JSON) to FILE.
     #[arg(long, value_name = "FILE")]
     plan: Option<PathBuf>,
@@ -56,6 +61,7 @@ pub fn run(args: DiffArgs) -> Result<u8> {
         new: Input::parse(&args.new)?,
         options: args.plan_args.options(),
         source_date_epoch: super::source_date_epoch(args.source_date_epoch)?,
+        packages: args.packages,
     };
     let ctx = super::job_context(args.registry.store()?, None, args.arch.as_deref());
     if args.plan.is_some() && matches!(job.old, Input::Dir(_)) {
@@ -76,6 +82,10 @@ pub fn run(args: DiffArgs) -> Result<u8> {
         writeln!(out, "{json}")?;
     } else {
         write_table(&mut out, &report.levels)?;
+        if let Some(p) = &report.packages {
+            writeln!(out)?;
+            write_packages(&mut out, p)?;
+        }
         if let Some(why) = &report.delta_unusable {
             writeln!(
                 out,
@@ -135,6 +145,90 @@ fn write_table(out: &mut impl Write, l: &Levels) -> io::Result<()> {
             write!(out, "  (indexes {})", human(i))?;
         }
         writeln!(out)?;
+    }
+    Ok(())
+}
+
+/// The package table: a row per package, then the files no package owns
+/// and the metadata; the rows add up to the levels above. Warnings go to
+/// standard error.
+pub fn write_packages(out: &mut impl Write, p: &PackageReport) -> io::Result<()> {
+    let rows: Vec<[String; 3]> = p
+        .packages
+        .iter()
+        .map(|c| {
+            let status = match c.status {
+                PackageStatus::Added => "added",
+                PackageStatus::Removed => "removed",
+                PackageStatus::Changed => "changed",
+                PackageStatus::Same => "same",
+            };
+            let version = match (&c.old_version, &c.new_version) {
+                (Some(o), Some(n)) if o != n => format!("{o} -> {n}"),
+                (_, Some(v)) | (Some(v), None) => v.clone(),
+                (None, None) => "-".into(),
+            };
+            [
+                super::escape_controls(&c.name),
+                status.to_string(),
+                super::escape_controls(&version),
+            ]
+        })
+        .collect();
+    let mut others = vec![("(unowned files)", &p.unowned), ("(metadata)", &p.metadata)];
+    if !p.not_indexed.is_zero() {
+        others.push(("(layers without index)", &p.not_indexed));
+    }
+    let name_w = rows
+        .iter()
+        .map(|r| r[0].chars().count())
+        .chain(others.iter().map(|o| o.0.len()))
+        .max()
+        .unwrap_or(0);
+    let version_w = rows
+        .iter()
+        .map(|r| r[2].chars().count())
+        .max()
+        .unwrap_or(0)
+        .max(7);
+    let delta = p.metadata.delta.is_some();
+    let line = |out: &mut dyn Write, cells: [&str; 3], bytes: [String; 3]| {
+        let [name, status, version] = cells;
+        write!(
+            out,
+            "{name:<name_w$}  {status:<7}  {version:<version_w$} {:>9} {:>9}",
+            bytes[0], bytes[1]
+        )?;
+        if delta {
+            write!(out, " {:>9}", bytes[2])?;
+        }
+        writeln!(out)
+    };
+    let amounts = |b: &LevelBytes| {
+        [
+            human(b.layer),
+            human(b.chunk),
+            b.delta.map_or(String::new(), human),
+        ]
+    };
+    line(
+        out,
+        ["package", "status", "version"],
+        ["layer".into(), "chunk".into(), "delta".into()],
+    )?;
+    for (r, c) in rows.iter().zip(&p.packages) {
+        line(out, [&r[0], &r[1], &r[2]], amounts(&c.bytes))?;
+    }
+    for (name, b) in others {
+        line(out, [name, "", ""], amounts(b))?;
+    }
+    writeln!(
+        out,
+        "({} more packages unchanged, costing nothing)",
+        p.unchanged
+    )?;
+    for w in &p.warnings {
+        eprintln!("chunkah: warning: {}", super::escape_controls(w));
     }
     Ok(())
 }

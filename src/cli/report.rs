@@ -5,7 +5,7 @@ use std::io::{self, Write};
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use chunkah::jobs::{report, ReportJob, Step};
+use chunkah::jobs::{report, LevelBytes, ReportJob, SeriesPackages, Step};
 use chunkah::store::ImageRef;
 use clap::Args;
 
@@ -21,6 +21,11 @@ pub struct ReportArgs {
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
+    /// Also sum each package's bytes over the steps (its versions, the
+    /// steps that changed it, its bytes at the layer, chunk and delta
+    /// levels); reads every layer of every version.
+    #[arg(long)]
+    packages: bool,
     /// Write a bar chart of the steps to FILE (SVG).
     #[arg(long, value_name = "FILE")]
     svg: Option<PathBuf>,
@@ -55,6 +60,7 @@ pub fn run(args: ReportArgs) -> Result<()> {
     let job = ReportJob {
         images: args.images.clone(),
         options: args.plan_args.options(),
+        packages: args.packages,
     };
     let ctx = super::job_context(args.registry.store()?, None, args.arch.as_deref());
     let series = report(&job, &ctx)?;
@@ -95,6 +101,76 @@ pub fn run(args: ReportArgs) -> Result<()> {
             100.0 * l.chunk.bytes as f64 / l.layer.bytes.max(1) as f64,
             l.delta.map_or_else(|| "-".to_string(), |d| human(d.bytes)),
         )?;
+    }
+    if let Some(p) = &series.packages {
+        writeln!(out)?;
+        write_packages(&mut out, p)?;
+    }
+    Ok(())
+}
+
+/// The packages summed over the series; the rows add up to the steps'
+/// levels summed.
+fn write_packages(out: &mut impl Write, p: &SeriesPackages) -> io::Result<()> {
+    let rows: Vec<(String, String, &LevelBytes, usize)> = p
+        .packages
+        .iter()
+        .map(|c| {
+            let name = super::escape_controls(&c.name);
+            (
+                name,
+                super::escape_controls(&c.versions.join(" -> ")),
+                &c.bytes,
+                c.changed_in,
+            )
+        })
+        .collect();
+    let others = [
+        ("(unowned files)", &p.unowned),
+        ("(metadata)", &p.metadata),
+        ("(layers without index)", &p.not_indexed),
+    ];
+    let others = others
+        .iter()
+        .filter(|(n, b)| !b.is_zero() || !n.starts_with("(layers"));
+    let name_w = rows
+        .iter()
+        .map(|r| r.0.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max(22);
+    let version_w = rows
+        .iter()
+        .map(|r| r.1.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max(8);
+    let line = |out: &mut dyn Write, name: &str, versions: &str, changed: &str, b: [String; 3]| {
+        writeln!(
+            out,
+            "{name:<name_w$}  {versions:<version_w$}  {changed:>7} {:>9} {:>9} {:>9}",
+            b[0], b[1], b[2]
+        )
+    };
+    let amounts = |b: &LevelBytes| {
+        [
+            human(b.layer),
+            human(b.chunk),
+            b.delta.map_or("-".into(), human),
+        ]
+    };
+    line(
+        out,
+        "package",
+        "versions",
+        "changed",
+        ["layer".into(), "chunk".into(), "delta".into()],
+    )?;
+    for (name, versions, bytes, changed) in &rows {
+        line(out, name, versions, &changed.to_string(), amounts(bytes))?;
+    }
+    for (name, bytes) in others {
+        line(out, name, "", "", amounts(bytes))?;
     }
     Ok(())
 }

@@ -14,8 +14,14 @@ use crate::store::{ImageReader, ImageView};
 
 use super::context::{Event, JobContext};
 use super::input::Input;
+use super::packages::{
+    image_package_report, package_report, LevelBytes, PackageReport, SidePackages,
+};
+use crate::delta::find::FoundDelta;
+use crate::store::OpenImage;
+use crate::update::by_owner::LevelShares;
 use crate::update::delta_level::{part_ranges, plan_with_delta};
-use crate::update::tree::{plan_trees, tree_view, TreeView};
+use crate::update::tree::{plan_trees_by, tree_view, TreeLevel, TreeView};
 use crate::update::{self, BlobPlan, Levels, RequestOptions, UpdatePlan};
 
 /// A diff job.
@@ -29,6 +35,10 @@ pub struct DiffJob {
     pub options: RequestOptions,
     /// For trees: mtimes clamped to this time, as `pack` would.
     pub source_date_epoch: Option<i64>,
+    /// Also compare the packages of OLD and NEW and split the levels'
+    /// bytes among them ([`DiffReport::packages`]); for images this reads
+    /// every layer of both.
+    pub packages: bool,
 }
 
 /// What a [`DiffReport`]'s levels count.
@@ -73,6 +83,10 @@ pub struct DiffReport {
     /// Why the delta NEW lists for OLD cannot be used, if it cannot.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub delta_unusable: Option<String>,
+    /// Each package added, removed or changed and its bytes at the layer,
+    /// chunk and delta levels (with [`DiffJob::packages`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub packages: Option<PackageReport>,
     /// The plan (images only): every blob and byte range to fetch.
     #[serde(skip)]
     pub plan: Option<PlanFile>,
@@ -132,6 +146,8 @@ pub struct PlannedImages {
     pub delta: Option<PlanDelta>,
     /// Why a listed delta cannot be used, if it cannot.
     pub delta_unusable: Option<String>,
+    /// The delta NEW lists for OLD, if one is found and usable.
+    pub found: Option<Box<FoundDelta>>,
 }
 
 /// Plans from `old` to `new` (read through `new_reader`), looking for a
@@ -160,17 +176,20 @@ pub fn plan_images(
                 plan,
                 delta,
                 delta_unusable: None,
+                found: Some(found),
             }
         }
         Lookup::Unusable { reason, .. } => PlannedImages {
             plan: update::plan(old, new, options),
             delta: None,
             delta_unusable: Some(reason),
+            found: None,
         },
         Lookup::None { .. } => PlannedImages {
             plan: update::plan(old, new, options),
             delta: None,
             delta_unusable: None,
+            found: None,
         },
     }
 }
@@ -201,8 +220,13 @@ pub fn diff(job: &DiffJob, ctx: &JobContext<'_>) -> Result<DiffReport> {
     let old = ctx.open_image(old)?;
     let new = ctx.open_image(new)?;
     let planned = plan_images(&old.view, &new.reader, &new.view, job.options);
+    let packages = match job.packages {
+        true => Some(image_packages(ctx, &old, &new, &planned, job.options)?),
+        false => None,
+    };
     let plan = planned.plan;
     Ok(DiffReport {
+        packages,
         schema_version: DiffReport::SCHEMA_VERSION,
         delta_unusable: planned.delta_unusable,
         old: job.old.to_string(),
@@ -222,27 +246,76 @@ pub fn diff(job: &DiffJob, ctx: &JobContext<'_>) -> Result<DiffReport> {
     })
 }
 
+/// The packages of OLD and NEW, and the levels of `planned` split among
+/// them.
+fn image_packages(
+    ctx: &JobContext<'_>,
+    old: &OpenImage,
+    new: &OpenImage,
+    planned: &PlannedImages,
+    options: RequestOptions,
+) -> Result<PackageReport> {
+    let sides = [
+        SidePackages::of_image(old, ctx)?,
+        SidePackages::of_image(new, ctx)?,
+    ];
+    image_package_report([old, new], [&sides[0], &sides[1]], planned, options)
+}
+
 fn diff_trees(job: &DiffJob, ctx: &JobContext<'_>, old: &Path, new: &Path) -> Result<DiffReport> {
     let read = |root: &Path, prior: Option<&[Vec<String>]>| {
         ctx.check_cancel()?;
         ctx.emit(Event::Reading);
-        let owners = read_package_databases(root)?;
-        tree_view(
+        // With --packages, the databases are read leniently, their paths
+        // kept: the same owners, and the packages to compare.
+        let (owners, packages) = match job.packages {
+            true => {
+                let side = SidePackages::of_dir(root)?;
+                (side.ownership().clone(), Some(side))
+            }
+            false => (read_package_databases(root)?, None),
+        };
+        let view = tree_view(
             root,
             ChunkerConfig::default(),
             |p| owners.owner(p).map(str::to_string),
             prior,
-        )
+        )?;
+        Ok::<_, Error>((view, packages))
     };
-    let old_view = read(old, None)?;
+    let (old_view, old_packages) = read(old, None)?;
     let prior: Vec<Vec<String>> = old_view
         .layers
         .layers
         .iter()
         .map(|l| l.components.clone())
         .collect();
-    let new_view = read(new, Some(&prior))?;
-    let levels = plan_trees(&old_view, &new_view, job.source_date_epoch);
+    let (new_view, new_packages) = read(new, Some(&prior))?;
+    let mut shares = LevelShares::default();
+    let levels = plan_trees_by(
+        &old_view,
+        &new_view,
+        job.source_date_epoch,
+        &mut |level, i, bytes| {
+            let Some(side) = &new_packages else { return };
+            let owner = side.owner(&new_view.tree.entries[i].path);
+            match level {
+                TreeLevel::Layer => shares.layer.add(owner, bytes),
+                TreeLevel::Chunk => shares.chunk.add(owner, bytes),
+            }
+        },
+    );
+    let packages = match (&old_packages, &new_packages) {
+        (Some(o), Some(n)) => {
+            let totals = LevelBytes {
+                layer: levels.layer.bytes,
+                chunk: levels.chunk.bytes,
+                delta: None,
+            };
+            Some(package_report(o, n, &shares, totals)?)
+        }
+        _ => None,
+    };
     let content = |v: &TreeView| -> u64 { v.chunks.iter().flatten().map(|c| c.chunk.length).sum() };
     Ok(DiffReport {
         schema_version: DiffReport::SCHEMA_VERSION,
@@ -253,6 +326,7 @@ fn diff_trees(job: &DiffJob, ctx: &JobContext<'_>, old: &Path, new: &Path) -> Re
         levels,
         bytes_read: content(&old_view) + content(&new_view),
         delta_unusable: None,
+        packages,
         plan: None,
     })
 }

@@ -26,6 +26,7 @@ mod delta;
 mod diff;
 mod input;
 mod pack;
+mod packages;
 mod referrer;
 mod report;
 mod sbom;
@@ -39,6 +40,9 @@ pub use input::Input;
 pub use pack::{
     pack, prior_components, LayerReport, PackJob, PackOptions, PackReport, COMPONENTS_ANNOTATION,
     MAX_LAYERS, OSTREE_COMPONENTS_ANNOTATION,
+};
+pub use packages::{
+    LevelBytes, PackageCost, PackageReport, PackageStatus, SeriesPackage, SeriesPackages,
 };
 pub use referrer::EMPTY_MEDIA_TYPE;
 pub use report::{report, ReportJob, SeriesReport, Step};

@@ -3,6 +3,9 @@
 use serde::Serialize;
 
 use super::diff::plan_images;
+use super::packages::{
+    image_package_report, sum_series, PackageReport, SeriesPackages, SidePackages,
+};
 use crate::error::{Error, Result};
 use crate::store::ImageRef;
 
@@ -16,6 +19,10 @@ pub struct ReportJob {
     pub images: Vec<ImageRef>,
     /// How byte ranges become requests.
     pub options: RequestOptions,
+    /// Also split every step's bytes among the packages of its versions
+    /// ([`Step::packages`], [`SeriesReport::packages`]); reads every layer
+    /// of every version.
+    pub packages: bool,
 }
 
 /// One update step.
@@ -29,6 +36,10 @@ pub struct Step {
     /// What the step costs at each level (`delta` where NEW lists a delta
     /// from OLD).
     pub levels: Levels,
+    /// Its packages added, removed or changed and their bytes (with
+    /// [`ReportJob::packages`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub packages: Option<PackageReport>,
 }
 
 /// Every step of a series: what `chunkah report --json` prints.
@@ -39,6 +50,10 @@ pub struct SeriesReport {
     pub schema_version: u32,
     /// The steps, oldest first.
     pub steps: Vec<Step>,
+    /// Every package's bytes summed over the steps (with
+    /// [`ReportJob::packages`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub packages: Option<SeriesPackages>,
 }
 
 impl SeriesReport {
@@ -60,24 +75,46 @@ pub fn report(job: &ReportJob, ctx: &JobContext<'_>) -> Result<SeriesReport> {
         .iter()
         .map(|r| ctx.open_image(r))
         .collect::<Result<Vec<_>>>()?;
+    let sides = match job.packages {
+        true => views
+            .iter()
+            .map(|v| SidePackages::of_image(v, ctx))
+            .collect::<Result<Vec<_>>>()?,
+        false => Vec::new(),
+    };
     let total = views.len() - 1;
     let mut steps = Vec::with_capacity(total);
-    for (v, refs) in views.windows(2).zip(job.images.windows(2)) {
+    for (at, (v, refs)) in views.windows(2).zip(job.images.windows(2)).enumerate() {
         ctx.check_cancel()?;
+        let planned = plan_images(&v[0].view, &v[1].reader, &v[1].view, job.options);
+        let packages = match sides.get(at..at + 2) {
+            Some([old, new]) => Some(image_package_report(
+                [&v[0], &v[1]],
+                [old, new],
+                &planned,
+                job.options,
+            )?),
+            _ => None,
+        };
         steps.push(Step {
             old: refs[0].to_string(),
             new: refs[1].to_string(),
-            levels: plan_images(&v[0].view, &v[1].reader, &v[1].view, job.options)
-                .plan
-                .levels,
+            levels: planned.plan.levels,
+            packages,
         });
         ctx.emit(Event::StepPlanned {
             done: steps.len(),
             total,
         });
     }
+    let packages = job.packages.then(|| {
+        let reports: Vec<&PackageReport> =
+            steps.iter().filter_map(|s| s.packages.as_ref()).collect();
+        sum_series(&reports, &sides)
+    });
     Ok(SeriesReport {
         schema_version: SeriesReport::SCHEMA_VERSION,
         steps,
+        packages,
     })
 }

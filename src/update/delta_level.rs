@@ -106,7 +106,7 @@ pub fn usable_index_part<'a>(
 /// What the index parts save at the chunk level of `plan`: for each layer
 /// it rebuilds, its index frame less the index part taken instead; and the
 /// bytes of the index frames so replaced.
-fn index_saving(found: &FoundDelta, old: &ImageView, plan: &UpdatePlan) -> (u64, u64) {
+pub(crate) fn index_saving(found: &FoundDelta, old: &ImageView, plan: &UpdatePlan) -> (u64, u64) {
     plan.blobs[1..]
         .iter()
         .enumerate()

@@ -30,6 +30,7 @@
 //! directory trees, chunked on the fly.
 
 pub mod apply;
+pub mod by_owner;
 pub mod delta_level;
 pub mod rebuild;
 pub mod requests;

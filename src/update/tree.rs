@@ -139,20 +139,41 @@ fn layer_id(view: &TreeView, entries: &[usize], clamp: Option<i64>) -> ChunkId {
     ChunkId(*h.finalize().as_bytes())
 }
 
+fn entry_bytes(view: &TreeView, i: usize) -> u64 {
+    match view.tree.entries[i].kind {
+        EntryKind::Regular { size } => size,
+        _ => 0,
+    }
+}
+
 fn content_bytes(view: &TreeView, entries: &[usize]) -> u64 {
-    entries
-        .iter()
-        .map(|&i| match view.tree.entries[i].kind {
-            EntryKind::Regular { size } => size,
-            _ => 0,
-        })
-        .sum()
+    entries.iter().map(|&i| entry_bytes(view, i)).sum()
+}
+
+/// A level of [`plan_trees_by`] whose bytes are counted entry by entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TreeLevel {
+    /// The content of the new layers.
+    Layer,
+    /// The new chunks.
+    Chunk,
 }
 
 /// The four levels from `old` to `new`, in uncompressed bytes; mtimes are
 /// clamped to `clamp` as `pack --source-date-epoch` does (without it, a
 /// directory whose mtime changed changes every layer that holds it).
 pub fn plan_trees(old: &TreeView, new: &TreeView, clamp: Option<i64>) -> Levels {
+    plan_trees_by(old, new, clamp, &mut |_, _, _| {})
+}
+
+/// [`plan_trees`], telling `cost` the bytes of each entry of NEW (its
+/// position in `new.tree.entries`) the layer and chunk levels count.
+pub fn plan_trees_by(
+    old: &TreeView,
+    new: &TreeView,
+    clamp: Option<i64>,
+    cost: &mut dyn FnMut(TreeLevel, usize, u64),
+) -> Levels {
     let all: Vec<usize> = (0..new.tree.entries.len()).collect();
     let image = content_bytes(new, &all);
     let old_layers: HashSet<ChunkId> = old
@@ -164,7 +185,11 @@ pub fn plan_trees(old: &TreeView, new: &TreeView, clamp: Option<i64>) -> Levels 
     let (mut layer, mut layer_requests) = (0, 0);
     for l in &new.layers.layers {
         if !old_layers.contains(&layer_id(new, &l.entries, clamp)) {
-            layer += content_bytes(new, &l.entries);
+            for &i in &l.entries {
+                let bytes = entry_bytes(new, i);
+                layer += bytes;
+                cost(TreeLevel::Layer, i, bytes);
+            }
             layer_requests += 1;
         }
     }
@@ -177,7 +202,7 @@ pub fn plan_trees(old: &TreeView, new: &TreeView, clamp: Option<i64>) -> Levels 
     let old_chunks: HashSet<ChunkId> = old.chunks.iter().flatten().map(|c| c.id).collect();
     let (mut file, mut chunk, mut chunk_requests) = (0, 0, 0);
     let mut fetched: HashSet<ChunkId> = HashSet::new();
-    for c in new.chunks.iter().filter(|c| !c.is_empty()) {
+    for (i, c) in new.chunks.iter().enumerate().filter(|(_, c)| !c.is_empty()) {
         if !old_files.contains(&content_id(c)) {
             file += c.iter().map(|d| d.chunk.length).sum::<u64>();
         }
@@ -186,6 +211,7 @@ pub fn plan_trees(old: &TreeView, new: &TreeView, clamp: Option<i64>) -> Levels 
             let missing = !old_chunks.contains(&d.id) && fetched.insert(d.id);
             if missing {
                 chunk += d.chunk.length;
+                cost(TreeLevel::Chunk, i, d.chunk.length);
                 if !in_run {
                     chunk_requests += 1;
                 }
