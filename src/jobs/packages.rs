@@ -290,12 +290,11 @@ pub(crate) fn sum_series(steps: &[&PackageReport], sides: &[SidePackages]) -> Se
     // of the steps without), as the steps' totals do.
     let any_delta = steps.iter().any(|s| s.metadata.delta.is_some());
     sum.packages = rows.into_values().collect();
-    for b in sum
-        .packages
-        .iter_mut()
-        .map(|p| &mut p.bytes)
-        .chain([&mut sum.unowned, &mut sum.metadata, &mut sum.not_indexed])
-    {
+    for b in sum.packages.iter_mut().map(|p| &mut p.bytes).chain([
+        &mut sum.unowned,
+        &mut sum.metadata,
+        &mut sum.not_indexed,
+    ]) {
         if any_delta && b.delta.is_none() {
             b.delta = Some(b.chunk);
         }
