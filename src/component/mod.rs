@@ -11,6 +11,8 @@
 //! | apk | `lib/apk/db/installed` (or `usr/lib/apk/db/installed`) | `apk:<origin>` |
 //! | pacman | `var/lib/pacman/local/*/{desc,files}` | `pacman:<base>` |
 //! | rpm | `usr/lib/sysimage/rpm/rpmdb.sqlite` (or `var/lib/rpm/rpmdb.sqlite`) | `rpm:<source rpm name>` |
+//! | Python | `**/{site,dist}-packages/*.dist-info/{METADATA,RECORD}` | `pypi:<normalised name>` |
+//! | npm | `**/node_modules/{NAME,@SCOPE/NAME}/package.json` | `npm:<name>` |
 //!
 //! Databases name paths as the package manager sees them. On a "usrmerged"
 //! system `/bin` is a symbolic link to `usr/bin`, and dpkg still says
@@ -38,8 +40,10 @@
 
 mod apk;
 mod dpkg;
+mod npm;
 mod os_release;
 mod pacman;
+mod python;
 mod rpm;
 mod sqlite;
 mod view;
@@ -84,6 +88,10 @@ pub enum Database {
     Apk,
     /// pacman (Arch).
     Pacman,
+    /// Python distributions (`.dist-info`, as pip installs them).
+    Python,
+    /// npm packages (`node_modules`).
+    Npm,
 }
 
 impl std::fmt::Display for Database {
@@ -93,6 +101,8 @@ impl std::fmt::Display for Database {
             Database::Rpm => "rpm",
             Database::Apk => "apk",
             Database::Pacman => "pacman",
+            Database::Python => "python",
+            Database::Npm => "npm",
         })
     }
 }
@@ -128,6 +138,15 @@ impl Ownership {
     pub fn owner(&self, path: &Path) -> Option<&str> {
         let path = path.strip_prefix("/").unwrap_or(path);
         self.owners.get(path).map(|&i| self.names[i].as_str())
+    }
+
+    /// The component `path` is grouped with: its owner, or for a file
+    /// generated from an owned source, the source's owner (Python's
+    /// `DIR/__pycache__/NAME.TAG.pyc`, which installers compile after the
+    /// package manager wrote `DIR/NAME.py`).
+    pub fn component_of(&self, path: &Path) -> Option<&str> {
+        self.owner(path)
+            .or_else(|| generated_from(path).and_then(|source| self.owner(&source)))
     }
 
     /// The number of owned paths.
@@ -166,6 +185,23 @@ impl Ownership {
             .iter()
             .map(|(p, &i)| (p.as_path(), self.names[i].as_str()))
     }
+}
+
+/// The source a generated file was made from: `DIR/NAME.py` for
+/// `DIR/__pycache__/NAME.TAG.pyc` (`TAG` such as `cpython-311` or
+/// `cpython-311.opt-1`); `None` for other paths.
+pub fn generated_from(path: &Path) -> Option<PathBuf> {
+    let name = path.file_name()?.to_str()?;
+    let cache = path.parent()?;
+    if cache.file_name()? != "__pycache__" {
+        return None;
+    }
+    let stem = name.strip_suffix(".pyc")?;
+    let (module, tag) = stem.split_once('.')?;
+    if module.is_empty() || tag.is_empty() {
+        return None;
+    }
+    Some(cache.parent()?.join(format!("{module}.py")))
 }
 
 /// Builds an [`Ownership`] from `(path, component)` pairs, with the same rules
@@ -241,11 +277,13 @@ pub fn read_packages_in(view: &dyn RootView) -> Result<Ownership> {
 type Reader = fn(&mut RootFs, &mut OwnershipBuilder) -> Result<()>;
 
 /// The readers, in the order they are read.
-const READERS: [(Database, Reader); 4] = [
+const READERS: [(Database, Reader); 6] = [
     (Database::Dpkg, dpkg::read),
     (Database::Apk, apk::read),
     (Database::Pacman, pacman::read),
     (Database::Rpm, rpm::read),
+    (Database::Python, python::read),
+    (Database::Npm, npm::read),
 ];
 
 fn read_all(view: &dyn RootView, mut builder: OwnershipBuilder) -> Result<Ownership> {
@@ -413,6 +451,51 @@ struct RootFs<'v> {
     view: &'v dyn RootView,
     /// Literal directory -> (resolved directory, resolution complete).
     dirs: HashMap<Vec<u8>, (Vec<u8>, bool)>,
+    /// Where language package managers keep their packages, found once.
+    language: Option<LanguageDirs>,
+}
+
+/// The directories language package managers install into, anywhere in a
+/// tree: found by one walk of its directories (symbolic links not
+/// followed; `proc`, `sys` and `dev` at the root skipped).
+#[derive(Clone, Debug, Default)]
+struct LanguageDirs {
+    /// `site-packages` and `dist-packages` directories.
+    python: Vec<Vec<u8>>,
+    /// `node_modules` directories not inside another (those are read with
+    /// the package that holds them).
+    npm: Vec<Vec<u8>>,
+}
+
+/// How deep the walk for [`LanguageDirs`] goes.
+const MAX_LANGUAGE_DEPTH: usize = 32;
+
+impl LanguageDirs {
+    fn find(view: &dyn RootView) -> Result<Self> {
+        let mut found = LanguageDirs::default();
+        let mut pending: Vec<(Vec<u8>, usize)> = vec![(Vec::new(), 0)];
+        while let Some((dir, depth)) = pending.pop() {
+            for name in view.list(&dir)?.unwrap_or_default() {
+                if dir.is_empty() && matches!(name.as_slice(), b"proc" | b"sys" | b"dev") {
+                    continue;
+                }
+                let mut p = dir.clone();
+                push_component(&mut p, &name);
+                if view.node(&p)? != Some(Node::Dir) {
+                    continue;
+                }
+                match name.as_slice() {
+                    b"site-packages" | b"dist-packages" => found.python.push(p),
+                    b"node_modules" => found.npm.push(p),
+                    _ if depth < MAX_LANGUAGE_DEPTH => pending.push((p, depth + 1)),
+                    _ => {}
+                }
+            }
+        }
+        found.python.sort();
+        found.npm.sort();
+        Ok(found)
+    }
 }
 
 impl<'v> RootFs<'v> {
@@ -420,7 +503,16 @@ impl<'v> RootFs<'v> {
         RootFs {
             view,
             dirs: HashMap::new(),
+            language: None,
         }
+    }
+
+    /// Where language package managers keep their packages.
+    fn language_dirs(&mut self) -> Result<&LanguageDirs> {
+        if self.language.is_none() {
+            self.language = Some(LanguageDirs::find(self.view)?);
+        }
+        Ok(self.language.as_ref().expect("just found"))
     }
 
     /// The relative path `rel` as named in messages.
@@ -826,6 +918,40 @@ mod tests {
         assert!(ownership.is_empty());
         assert_eq!(ownership.len(), 0);
         assert_eq!(ownership.components().count(), 0);
+    }
+
+    #[test]
+    fn compiled_python_files_join_their_source() {
+        assert_eq!(
+            generated_from(Path::new(
+                "usr/lib/python3.11/__pycache__/os.cpython-311.pyc"
+            )),
+            Some(PathBuf::from("usr/lib/python3.11/os.py"))
+        );
+        assert_eq!(
+            generated_from(Path::new("a/__pycache__/m.cpython-312.opt-1.pyc")),
+            Some(PathBuf::from("a/m.py"))
+        );
+        for other in [
+            "a/__pycache__/m.pyc",
+            "a/m.cpython-311.pyc",
+            "a/__pycache__/.x.pyc",
+            "__pycache__/m.cpython-311.pyo",
+        ] {
+            assert_eq!(generated_from(Path::new(other)), None, "{other}");
+        }
+        let ownership: Ownership = [("usr/lib/python3.11/os.py", "deb:python3.11")]
+            .into_iter()
+            .collect();
+        let pyc = Path::new("usr/lib/python3.11/__pycache__/os.cpython-311.pyc");
+        assert_eq!(ownership.owner(pyc), None);
+        assert_eq!(ownership.component_of(pyc), Some("deb:python3.11"));
+        assert_eq!(
+            ownership.component_of(Path::new(
+                "usr/lib/python3.11/__pycache__/re.cpython-311.pyc"
+            )),
+            None
+        );
     }
 
     #[test]

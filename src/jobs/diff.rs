@@ -278,7 +278,7 @@ fn diff_trees(job: &DiffJob, ctx: &JobContext<'_>, old: &Path, new: &Path) -> Re
         let view = tree_view(
             root,
             ChunkerConfig::default(),
-            |p| owners.owner(p).map(str::to_string),
+            |p| owners.component_of(p).map(str::to_string),
             prior,
         )?;
         Ok::<_, Error>((view, packages))

@@ -270,7 +270,7 @@ pub(super) fn pack_with(
         packer.write_image(
             read.tree,
             content,
-            |p| owners.owner(p).map(str::to_string),
+            |p| owners.component_of(p).map(str::to_string),
             writer.tag(),
             prior.as_deref(),
         )

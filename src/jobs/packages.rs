@@ -169,15 +169,17 @@ impl SidePackages {
         Ok(Self::of(read_packages_in(&TarRoot::new(&tree, &content))?))
     }
 
-    /// The owner of `path` (relative; `./` and `/` before it are ignored).
+    /// The package of `path` (relative; `./` and `/` before it are
+    /// ignored), or of its source if it is generated (a `.pyc` file).
     pub(crate) fn owner(&self, path: &Path) -> Owner {
         let path = path
             .strip_prefix("./")
             .or_else(|_| path.strip_prefix("/"))
             .unwrap_or(path);
-        self.by_path
-            .get(path)
-            .map_or(Owner::Unowned, |&i| Owner::Package(i))
+        let package = self.by_path.get(path).or_else(|| {
+            crate::component::generated_from(path).and_then(|source| self.by_path.get(&source))
+        });
+        package.map_or(Owner::Unowned, |&i| Owner::Package(i))
     }
 }
 

@@ -203,6 +203,8 @@ fn ecosystem(database: Database) -> Ecosystem {
         Database::Rpm => Ecosystem::Rpm,
         Database::Apk => Ecosystem::Apk,
         Database::Pacman => Ecosystem::Alpm,
+        Database::Python => Ecosystem::Pypi,
+        Database::Npm => Ecosystem::Npm,
     }
 }
 
