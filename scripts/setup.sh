@@ -35,6 +35,31 @@ if ! "$sbom_venv/bin/python" -c 'import spdx_tools.spdx.validation, cyclonedx.va
     "$sbom_venv/bin/pip" install -q --disable-pip-version-check \
         "spdx-tools==0.8.5" "cyclonedx-python-lib[json-validation]==11.12.0"
 fi
+# Real Python wheels and npm packages, pinned, for the language-package tests
+# (tests/languages.rs): installed into trees there by pip and npm offline.
+fixtures="${CHUNKAH_LANG_FIXTURES:-$HOME/.cache/chunkah/lang-fixtures}"
+wheels=(six==1.16.0 idna==3.7 packaging==24.1 wheel==0.43.0)
+old_wheels=(six==1.15.0)
+npm_packages=(ms@2.1.3 is-number@7.0.0 @isaacs/string-locale-compare@1.1.0)
+old_npm_packages=(ms@2.1.2)
+if [ ! -f "$fixtures/ready-2" ]; then
+    echo "setup: Python wheels and npm packages into $fixtures" >&2
+    command -v npm >/dev/null || {
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm >/dev/null
+    }
+    rm -rf "$fixtures"
+    mkdir -p "$fixtures/wheels" "$fixtures/npm" "$fixtures/wheels-old" "$fixtures/npm-old"
+    for dir in wheels wheels-old; do
+        list=("${wheels[@]}")
+        [ $dir = wheels-old ] && list=("${old_wheels[@]}")
+        python3 -m pip download -q --disable-pip-version-check --no-deps --only-binary=:all: \
+            -d "$fixtures/$dir" "${list[@]}"
+    done
+    (cd "$fixtures/npm" && npm pack --silent "${npm_packages[@]}" >/dev/null)
+    (cd "$fixtures/npm-old" && npm pack --silent "${old_npm_packages[@]}" >/dev/null)
+    touch "$fixtures/ready-2"
+fi
 if ! rustup target list --installed | grep -qx aarch64-unknown-linux-gnu; then
     echo "setup: rustup target add aarch64-unknown-linux-gnu" >&2
     rustup target add aarch64-unknown-linux-gnu
