@@ -377,3 +377,78 @@ fn the_series_updates_are_named_with_their_versions_and_bytes() {
     assert_eq!(perl_versions, [v1_perl.as_str(), v2_perl.as_str()]);
     assert!(summed_rows.contains_key("python3"));
 }
+
+/// The total size of the layers of the image a pack report describes.
+fn layer_bytes(report: &serde_json::Value) -> u64 {
+    report["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["size"].as_u64().unwrap())
+        .sum()
+}
+
+#[test]
+fn packages_are_read_from_the_sbom_beside_a_registry_image() {
+    let tmp = TempDir::new("packages-registry");
+    let (v1, v2) = small_series(tmp.path());
+    let registry = common::registry::Registry::start("packages-registry");
+    let remote = |repo: &str, v: &str| format!("docker://{}/{repo}:{v}", registry.host());
+    let tls = "--tls-verify=false";
+    let mut sizes = 0;
+    for repo in ["with-sbom", "without"] {
+        let sbom: &[&str] = if repo == "with-sbom" {
+            &["--sbom", "spdx-json"]
+        } else {
+            &[]
+        };
+        let old = pack_json(&v1, &remote(repo, "v1"), &[&[tls][..], sbom].concat());
+        let prior = remote(repo, "v1");
+        let new = pack_json(
+            &v2,
+            &remote(repo, "v2"),
+            &[&[tls, "--prior", &prior][..], sbom].concat(),
+        );
+        // Both repositories hold the same images (but for the SBOMs).
+        sizes = layer_bytes(&old) + layer_bytes(&new);
+    }
+    let diff = |repo: &str| {
+        stdout_json(&run(chunkah().args([
+            "diff",
+            "--packages",
+            "--json",
+            tls,
+            &remote(repo, "v1"),
+            &remote(repo, "v2"),
+        ])))
+    };
+    let (with, without) = (diff("with-sbom"), diff("without"));
+    assert_rows_add_up(&with, "with SBOMs");
+    assert_rows_add_up(&without, "without");
+    let from = |r: &serde_json::Value| -> Vec<String> {
+        r["packages"]["readFrom"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s.as_str().unwrap().to_string())
+            .collect()
+    };
+    assert!(
+        from(&with).iter().all(|s| s.starts_with("sbom sha256:")),
+        "{:?}",
+        from(&with)
+    );
+    assert_eq!(from(&without), ["layers", "layers"]);
+    // The same packages, versions and bytes either way (the images are the
+    // same but for their referrers).
+    assert_eq!(
+        with["packages"]["packages"],
+        without["packages"]["packages"]
+    );
+    assert_eq!(with["levels"]["chunk"], without["levels"]["chunk"]);
+    // Without an SBOM both images are downloaded whole; with one, only the
+    // documents, manifests and indexes.
+    let read = |r: &serde_json::Value| r["bytesRead"].as_u64().unwrap();
+    assert!(read(&without) >= sizes, "{} < {sizes}", read(&without));
+    assert!(read(&with) * 10 < sizes, "{} of {sizes}", read(&with));
+}

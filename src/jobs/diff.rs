@@ -270,8 +270,8 @@ fn diff_trees(job: &DiffJob, ctx: &JobContext<'_>, old: &Path, new: &Path) -> Re
         // kept: the same owners, and the packages to compare.
         let (owners, packages) = match job.packages {
             true => {
-                let side = SidePackages::of_dir(root)?;
-                (side.ownership().clone(), Some(side))
+                let (side, owners) = SidePackages::of_dir(root)?;
+                (owners, Some(side))
             }
             false => (read_package_databases(root)?, None),
         };

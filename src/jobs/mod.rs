@@ -26,6 +26,7 @@ mod delta;
 mod diff;
 mod input;
 mod pack;
+mod package_list;
 mod packages;
 mod referrer;
 mod report;

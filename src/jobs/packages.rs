@@ -3,16 +3,14 @@
 //! a diff's layer, chunk and delta levels split among NEW's packages, as
 //! `chunkah diff --packages` reports them.
 
-use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
+use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::context::{Event, JobContext};
 use super::diff::PlannedImages;
-use crate::component::{read_packages_in, DirRoot, InstalledPackage, Ownership, TarRoot};
+pub(crate) use super::package_list::SidePackages;
+use crate::component::InstalledPackage;
 use crate::error::{Error, Result};
-use crate::oci::flatten::flatten;
 use crate::store::OpenImage;
 use crate::update::by_owner::{split_levels, LevelShares, Owner, Shares, UsedDelta};
 use crate::update::RequestOptions;
@@ -123,64 +121,10 @@ pub struct PackageReport {
     /// What was wrong in either side's package databases, naming the
     /// file.
     pub warnings: Vec<String>,
-}
-
-/// The packages of one side, and (for NEW) the owner of each path.
-pub(crate) struct SidePackages {
-    ownership: Ownership,
-    by_path: HashMap<PathBuf, usize>,
-}
-
-impl SidePackages {
-    fn of(ownership: Ownership) -> Self {
-        let mut by_path = HashMap::new();
-        for (i, p) in ownership.packages().iter().enumerate() {
-            for path in &p.paths {
-                by_path.entry(path.clone()).or_insert(i);
-            }
-        }
-        SidePackages { ownership, by_path }
-    }
-
-    /// The databases as read: owners, packages, warnings.
-    pub(crate) fn ownership(&self) -> &Ownership {
-        &self.ownership
-    }
-
-    /// The packages of a directory tree.
-    pub(crate) fn of_dir(root: &Path) -> Result<Self> {
-        Ok(Self::of(read_packages_in(&DirRoot::open(root)?)?))
-    }
-
-    /// The packages of an image: its layers applied in scratch files, the
-    /// databases read from them.
-    pub(crate) fn of_image(image: &OpenImage, ctx: &JobContext<'_>) -> Result<Self> {
-        ctx.check_cancel()?;
-        ctx.emit(Event::Reading);
-        let name = image.view.manifest.digest.to_string();
-        let scratch = ctx.scratch_dir("reading an image's package databases")?;
-        let (tree, content) = flatten(
-            &name,
-            &image.image,
-            |d| image.reader.blob(&d.digest, d.size),
-            scratch,
-            &ctx.cancel,
-        )?;
-        Ok(Self::of(read_packages_in(&TarRoot::new(&tree, &content))?))
-    }
-
-    /// The package of `path` (relative; `./` and `/` before it are
-    /// ignored), or of its source if it is generated (a `.pyc` file).
-    pub(crate) fn owner(&self, path: &Path) -> Owner {
-        let path = path
-            .strip_prefix("./")
-            .or_else(|_| path.strip_prefix("/"))
-            .unwrap_or(path);
-        let package = self.by_path.get(path).or_else(|| {
-            crate::component::generated_from(path).and_then(|source| self.by_path.get(&source))
-        });
-        package.map_or(Owner::Unowned, |&i| Owner::Package(i))
-    }
+    /// Where OLD's and NEW's packages were read: `tree` (a directory's
+    /// databases), `layers` (an image's layers applied) or `sbom DIGEST`
+    /// (the SPDX document published beside the image).
+    pub read_from: [String; 2],
 }
 
 /// The packages of OLD and NEW (`images`, their packages `sides`) and the
@@ -275,7 +219,7 @@ pub(crate) fn sum_series(steps: &[&PackageReport], sides: &[SidePackages]) -> Se
         }
     }
     for side in sides {
-        for p in side.ownership.packages() {
+        for p in side.packages() {
             let k = (
                 p.database.to_string(),
                 p.name.clone(),
@@ -331,15 +275,11 @@ pub(crate) fn package_report(
     totals: LevelBytes,
 ) -> Result<PackageReport> {
     check_totals(shares, totals)?;
-    let old_by_key: BTreeMap<Key<'_>, &InstalledPackage> = old
-        .ownership
-        .packages()
-        .iter()
-        .map(|p| (key(p), p))
-        .collect();
+    let old_by_key: BTreeMap<Key<'_>, &InstalledPackage> =
+        old.packages().iter().map(|p| (key(p), p)).collect();
     let mut report = PackageReport::default();
     let mut in_new = std::collections::HashSet::new();
-    for (i, p) in new.ownership.packages().iter().enumerate() {
+    for (i, p) in new.packages().iter().enumerate() {
         in_new.insert(key(p));
         let bytes = LevelBytes::of(shares, Owner::Package(i));
         let before = old_by_key.get(&key(p));
@@ -387,12 +327,12 @@ pub(crate) fn package_report(
     report.metadata = LevelBytes::of(shares, Owner::Metadata);
     report.not_indexed = LevelBytes::of(shares, Owner::NotIndexed);
     report.warnings = old
-        .ownership
         .warnings()
         .iter()
         .map(|w| format!("OLD: {w}"))
-        .chain(new.ownership.warnings().iter().map(|w| format!("NEW: {w}")))
+        .chain(new.warnings().iter().map(|w| format!("NEW: {w}")))
         .collect();
+    report.read_from = [old.read_from().to_string(), new.read_from().to_string()];
     Ok(report)
 }
 
