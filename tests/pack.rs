@@ -281,6 +281,7 @@ fn prior_keeps_unchanged_components_in_identical_layers() {
 }
 
 fn random_file(path: &Path, len: usize) {
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
     let data = chunkah::chunker::golden_input(0x9e37_79b9_7f4a_7c15 ^ len as u64, len);
     fs::write(path, data).unwrap();
 }
@@ -684,4 +685,105 @@ fn more_layers_than_docker_takes_is_a_warning() {
         assert_eq!(stderr.contains("Docker's overlay2"), warns, "{stderr}");
         assert_eq!(layers > 128, warns, "{layers} layers");
     }
+}
+
+#[test]
+fn components_files_name_unowned_files_and_isolated_components_get_their_own_layer() {
+    let tmp = TempDir::new("pack-assign");
+    let src = tmp.path().join("src");
+    for i in 0..40 {
+        random_file(&src.join(format!("opt/app/lib/f{i:02}.so")), 1000 + i * 10);
+        random_file(&src.join(format!("srv/data/d{i:02}")), 2000 + i * 10);
+    }
+    random_file(&src.join("usr/local/bin/tool1"), 500);
+    let rules = tmp.path().join("components.txt");
+    fs::write(
+        &rules,
+        "# our application\n/opt/app/**/*.so app-libs\nusr/local/bin/tool? tools\n",
+    )
+    .unwrap();
+    let layout = tmp.path().join("layout");
+    let dest = |tag: &str| format!("oci:{}:{tag}", layout.display());
+    let components = |report: &serde_json::Value| -> Vec<Vec<String>> {
+        report["layers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| {
+                l["components"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|c| c.as_str().unwrap().to_string())
+                    .collect()
+            })
+            .collect()
+    };
+    let rules_arg = rules.to_str().unwrap();
+    let plain = components(&pack_json(
+        &src,
+        &dest("a"),
+        &["--components", rules_arg, "--max-layers", "3"],
+    ));
+    let all: Vec<&String> = plain.iter().flatten().collect();
+    assert!(
+        all.iter().any(|c| *c == "app-libs") && all.iter().any(|c| *c == "tools"),
+        "{plain:?}"
+    );
+    assert!(
+        !plain.contains(&vec!["tools".to_string()]),
+        "tools shares a layer: {plain:?}"
+    );
+    let isolated = components(&pack_json(
+        &src,
+        &dest("b"),
+        &[
+            "--components",
+            rules_arg,
+            "--max-layers",
+            "3",
+            "--isolate",
+            "tools",
+        ],
+    ));
+    assert!(isolated.len() <= 3);
+    assert!(
+        isolated.contains(&vec!["tools".to_string()]),
+        "{isolated:?}"
+    );
+    // A bad rule and too many isolated components are errors that say so.
+    fs::write(&rules, "lonely-pattern\n").unwrap();
+    let out = chunkah()
+        .arg("pack")
+        .arg(&src)
+        .args(["-o", &dest("c"), "--components", rules_arg])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("components.txt:1: a rule is PATTERN COMPONENT"),
+        "{err}"
+    );
+    let out = chunkah()
+        .arg("pack")
+        .arg(&src)
+        .args([
+            "-o",
+            &dest("d"),
+            "--max-layers",
+            "2",
+            "--isolate",
+            "a",
+            "--isolate",
+            "b",
+        ])
+        .output()
+        .unwrap();
+    assert_ne!(out.status.code(), Some(0));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("isolate"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -114,6 +114,8 @@ pub struct BuildArgs {
     /// formats): in the layout or archive, as an OCI referrer of the image.
     #[arg(long, value_name = "FORMAT", value_enum)]
     sbom: Vec<super::sbom::Format>,
+    #[command(flatten)]
+    grouping: super::grouping_args::GroupingArgs,
     /// Write the peak memory use (bytes) to this file at the end.
     #[arg(long, value_name = "PATH", hide = true)]
     write_peak_mem_to: Option<PathBuf>,
@@ -215,7 +217,7 @@ fn pack_options(args: &BuildArgs) -> Result<(PackOptions, Option<String>)> {
         Some(e) => Some(i64::try_from(e).context("--source-date-epoch is too large")?),
         None => base.created,
     };
-    let options = PackOptions {
+    let mut options = PackOptions {
         runtime: Some(runtime),
         annotations,
         max_layers: args.max_layers.into(),
@@ -227,6 +229,7 @@ fn pack_options(args: &BuildArgs) -> Result<(PackOptions, Option<String>)> {
         sbom: args.sbom.iter().map(|&f| f.into()).collect(),
         ..PackOptions::default()
     };
+    args.grouping.apply(&mut options)?;
     Ok((options, architecture))
 }
 

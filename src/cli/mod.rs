@@ -12,6 +12,7 @@ mod chart;
 mod chunk;
 mod delta;
 mod diff;
+mod grouping_args;
 mod pack;
 mod plan_args;
 mod progress;

@@ -98,6 +98,8 @@ pub struct PackArgs {
     #[arg(long, value_name = "ARCH", value_parser = super::base_config::parse_arch)]
     arch: Option<String>,
     #[command(flatten)]
+    grouping: super::grouping_args::GroupingArgs,
+    #[command(flatten)]
     registry: super::registry_args::RegistryArgs,
 }
 
@@ -148,7 +150,7 @@ pub(super) fn compression(kind: CompressionArg, level: Option<i32>) -> Result<Co
 pub fn run(args: PackArgs) -> Result<()> {
     let source = Input::parse(&args.source)?;
     let compression = compression(args.compression, args.compression_level)?;
-    let job = PackJob {
+    let mut job = PackJob {
         source,
         dest: args.dest.clone(),
         options: PackOptions {
@@ -166,6 +168,7 @@ pub fn run(args: PackArgs) -> Result<()> {
             ..PackOptions::default()
         },
     };
+    args.grouping.apply(&mut job.options)?;
     let ctx = super::job_context(
         args.registry.store()?,
         args.threads.map(usize::from),

@@ -21,6 +21,10 @@
 //! * A layer holds its components' entries and every directory above them,
 //!   with the directories' own metadata, in walk order.
 
+mod rules;
+
+pub use rules::Assignments;
+
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
@@ -333,10 +337,32 @@ pub fn plan_layers(
     prior: Option<&[Vec<String>]>,
     intervals: &BTreeMap<String, u32>,
 ) -> LayerPlan {
+    plan_layers_isolating(tree, components, max_layers, prior, intervals, &[])
+}
+
+/// [`plan_layers`], each component named in `isolate` in a layer of its
+/// own: first, before the largest get theirs. With `prior`, an isolated
+/// component that shared a layer moves to a new one of its own while the
+/// limit allows.
+pub fn plan_layers_isolating(
+    tree: &Tree,
+    components: &[Component],
+    max_layers: usize,
+    prior: Option<&[Vec<String>]>,
+    intervals: &BTreeMap<String, u32>,
+    isolate: &[String],
+) -> LayerPlan {
     assert_eq!(tree.entries.len(), components.len());
     let max_layers = max_layers.max(1);
     let sizes = component_sizes(tree, components);
-    let mut slots = Slots::default();
+    let isolated: HashSet<&str> = isolate
+        .iter()
+        .filter_map(|c| sizes.get_key_value(c.as_str()).map(|(&k, _)| k))
+        .collect();
+    let mut slots = Slots {
+        isolated,
+        ..Slots::default()
+    };
     if let Some(prior) = prior {
         slots.keep_prior(prior, &sizes, max_layers);
         slots.add_new(&sizes, max_layers);
@@ -375,6 +401,8 @@ struct Slots<'c> {
     slot_of: HashMap<&'c str, usize>,
     /// The components of each slot.
     slots: Vec<Vec<&'c str>>,
+    /// Components that get a slot of their own.
+    isolated: HashSet<&'c str>,
 }
 
 impl<'c> Slots<'c> {
@@ -399,11 +427,16 @@ impl<'c> Slots<'c> {
         max_layers: usize,
     ) {
         for layer in prior {
-            let present: Vec<&str> = layer
+            let mut present: Vec<&str> = layer
                 .iter()
                 .filter_map(|c| sizes.get_key_value(c.as_str()).map(|(&k, _)| k))
                 .filter(|c| !self.slot_of.contains_key(c))
                 .collect();
+            // An isolated component sharing the layer leaves it (for a
+            // slot of its own, among the new ones).
+            if present.len() > 1 {
+                present.retain(|c| !self.isolated.contains(c));
+            }
             if present.is_empty() {
                 continue;
             }
@@ -420,12 +453,14 @@ impl<'c> Slots<'c> {
     /// The components no slot holds yet, largest first: a slot each while
     /// the limit allows, then one shared slot (the last one, at the limit).
     fn add_new(&mut self, sizes: &BTreeMap<&'c str, u64>, max_layers: usize) {
-        let new = largest_first(
+        let mut new = largest_first(
             sizes
                 .iter()
                 .filter(|(c, _)| !self.slot_of.contains_key(*c))
                 .map(|(&c, &n)| (c, n)),
         );
+        // Isolated components first, so they get the free slots.
+        new.sort_by_key(|(c, _)| !self.isolated.contains(c));
         let mut shared: Option<usize> = None;
         for (k, &(c, _)) in new.iter().enumerate() {
             let free = max_layers - self.slots.len().min(max_layers);
@@ -459,15 +494,30 @@ impl<'c> Slots<'c> {
         max_layers: usize,
         intervals: &BTreeMap<String, u32>,
     ) {
-        let shared = shared_layers(max_layers).min(max_layers);
-        let own = max_layers - shared;
-        let by_size = largest_first(sizes.iter().map(|(&c, &s)| (c, s)));
-        for &(c, _) in &by_size[..own] {
+        let mut isolated: Vec<&str> = self.isolated.iter().copied().collect();
+        isolated.sort_unstable();
+        isolated.truncate(max_layers - 1);
+        for &c in &isolated {
+            self.put_alone(c);
+        }
+        let left = max_layers - isolated.len();
+        let shared = shared_layers(max_layers).min(left);
+        let own = left - shared;
+        let by_size = largest_first(
+            sizes
+                .iter()
+                .filter(|(c, _)| !self.slot_of.contains_key(*c))
+                .map(|(&c, &s)| (c, s)),
+        );
+        for &(c, _) in &by_size[..own.min(by_size.len())] {
             self.put_alone(c);
         }
         let first_shared = self.slots.len();
         self.slots.extend((0..shared).map(|_| Vec::new()));
-        let rest: Vec<&str> = by_size[own..].iter().map(|&(c, _)| c).collect();
+        let rest: Vec<&str> = by_size[own.min(by_size.len())..]
+            .iter()
+            .map(|&(c, _)| c)
+            .collect();
         for (c, k) in shared_slots(&rest, shared, intervals) {
             self.put(c, first_shared + k);
         }
@@ -862,6 +912,44 @@ mod tests {
                 .len(),
             41
         );
+    }
+
+    #[test]
+    fn isolated_components_get_layers_of_their_own() {
+        let mut entries = vec![file("usr", u64::MAX)];
+        let mut comps = vec![Component::named("deb:base")];
+        for i in 0..40 {
+            entries.push(file(&format!("usr/f{i:03}"), 1000 * (i + 1)));
+            comps.push(Component::named(format!("deb:p{i:02}")));
+        }
+        let t = tree(entries);
+        let alone =
+            |plan: &LayerPlan, c: &str| plan.layers.iter().any(|l| l.components == [c.to_string()]);
+        // The smallest components share a layer, unless isolated.
+        let plain = plan_layers(&t, &comps, 8, None, &BTreeMap::new());
+        assert!(!alone(&plain, "deb:p00") && !alone(&plain, "deb:p01"));
+        let isolate = ["deb:p00".to_string(), "deb:p01".into(), "deb:absent".into()];
+        let plan = plan_layers_isolating(&t, &comps, 8, None, &BTreeMap::new(), &isolate);
+        assert!(plan.layers.len() <= 8);
+        assert!(
+            alone(&plan, "deb:p00") && alone(&plan, "deb:p01"),
+            "{:?}",
+            plan.layers
+        );
+        // With a prior grouping, an isolated component leaves its shared layer.
+        let prior: Vec<Vec<String>> = plain.layers.iter().map(|l| l.components.clone()).collect();
+        let kept = plan_layers_isolating(
+            &t,
+            &comps,
+            10,
+            Some(&prior),
+            &BTreeMap::new(),
+            &isolate[..1],
+        );
+        assert!(alone(&kept, "deb:p00"), "{:?}", kept.layers);
+        assert!(kept.layers.len() <= 10);
+        let unchanged = plan_layers(&t, &comps, 10, Some(&prior), &BTreeMap::new());
+        assert!(!alone(&unchanged, "deb:p00"));
     }
 
     #[test]

@@ -52,6 +52,7 @@ pub use sbom::{attach_sbom, sbom, SbomDocument, SbomFormat, SbomJob, SbomReferre
 // What the jobs take and return from the stages below them: the options they
 // pass down and the records their reports carry.
 pub use crate::delta::make::{DeltaConfig, MakeStats};
+pub use crate::grouping::Assignments;
 pub use crate::layer::Compression;
 pub use crate::store::PushReport;
 pub use crate::update::apply::DeltaUse;

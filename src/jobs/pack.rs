@@ -18,8 +18,8 @@ use crate::component::{read_package_databases, read_package_databases_in_tar};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::grouping::{
-    assign_components, plan_layers, update_intervals, Component, LayerPlan, PlannedLayer,
-    UNOWNED_PREFIX,
+    assign_components, plan_layers_isolating, update_intervals, Assignments, Component, LayerPlan,
+    PlannedLayer, UNOWNED_PREFIX,
 };
 use crate::layer::{
     default_layer_chunker, seekable_order, write_layer, Compression, ContentSource, LayerInfo,
@@ -90,6 +90,12 @@ pub struct PackOptions {
     /// SBOMs of the packed tree to publish beside the image, one per
     /// format (see [`PackReport::sboms`]).
     pub sbom: Vec<SbomFormat>,
+    /// Components each given a layer of their own (fewer than
+    /// `max_layers`; names not in the tree are ignored).
+    pub isolate: Vec<String>,
+    /// Components for files no package database owns (and no
+    /// `user.component` names), by path pattern.
+    pub assignments: Assignments,
 }
 
 impl Default for PackOptions {
@@ -107,6 +113,8 @@ impl Default for PackOptions {
             prune: Vec::new(),
             skip_special_files: false,
             sbom: Vec::new(),
+            isolate: Vec::new(),
+            assignments: Assignments::default(),
         }
     }
 }
@@ -122,6 +130,16 @@ impl PackOptions {
             )));
         }
         self.compression.validate()?;
+        if self.isolate.len() >= self.max_layers {
+            return Err(Error::Config(format!(
+                "{} components to isolate need more than {} layers (max_layers)",
+                self.isolate.len(),
+                self.max_layers
+            )));
+        }
+        if self.isolate.iter().any(String::is_empty) {
+            return Err(Error::Config("a component to isolate has no name".into()));
+        }
         for (what, map) in [("label", &self.labels), ("annotation", &self.annotations)] {
             if map.keys().any(String::is_empty) {
                 return Err(Error::Config(format!("a {what} key is empty")));
@@ -270,7 +288,12 @@ pub(super) fn pack_with(
         packer.write_image(
             read.tree,
             content,
-            |p| owners.component_of(p).map(str::to_string),
+            |p| {
+                owners
+                    .component_of(p)
+                    .or_else(|| options.assignments.component_of(p))
+                    .map(str::to_string)
+            },
             writer.tag(),
             prior.as_deref(),
         )
@@ -501,12 +524,13 @@ impl Packer<'_, '_> {
         });
         let components = assign_components(&tree, owner);
         let intervals = update_intervals(&tree, &components)?;
-        let plan = plan_layers(
+        let plan = plan_layers_isolating(
             &tree,
             &components,
             self.options.max_layers,
             prior,
             &intervals,
+            &self.options.isolate,
         );
         self.ctx.emit(Event::Planned {
             layers: plan.layers.len(),
