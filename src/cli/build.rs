@@ -6,8 +6,8 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use chunkah::jobs::{
-    pack, pack_archive, ArchiveJob, ArchiveTarget, Event, Input, PackJob, PackOptions, PackReport,
-    MAX_LAYERS,
+    pack, pack_archive, ArchiveJob, ArchiveTarget, Dialect, Event, Input, PackJob, PackOptions,
+    PackReport, MAX_LAYERS,
 };
 use chunkah::layer::Compression;
 use chunkah::store::{unknown_transport, ImageRef, Transport};
@@ -116,6 +116,10 @@ pub struct BuildArgs {
     sbom: Vec<super::sbom::Format>,
     #[command(flatten)]
     grouping: super::grouping_args::GroupingArgs,
+    /// Write the components (names, entry counts, sizes, stability, paths)
+    /// to this file as JSON, as coreos/chunkah does.
+    #[arg(long, value_name = "PATH", hide = true)]
+    write_manifest_to: Option<PathBuf>,
     /// Write the peak memory use (bytes) to this file at the end.
     #[arg(long, value_name = "PATH", hide = true)]
     write_peak_mem_to: Option<PathBuf>,
@@ -227,6 +231,7 @@ fn pack_options(args: &BuildArgs) -> Result<(PackOptions, Option<String>)> {
         skip_special_files: args.skip_special_files,
         prior: args.prior.clone(),
         sbom: args.sbom.iter().map(|&f| f.into()).collect(),
+        dialect: Dialect::Coreos,
         ..PackOptions::default()
     };
     args.grouping.apply(&mut options)?;
@@ -288,6 +293,10 @@ pub fn run(args: BuildArgs, verbose: u8) -> Result<()> {
         )?,
     };
     log.done(&report);
+    if let (Some(file), Some(doc)) = (&args.write_manifest_to, &report.component_manifest) {
+        chunkah::io::write_atomic(file, doc.as_bytes())
+            .with_context(|| format!("writing {}", file.display()))?;
+    }
     if let Some(file) = &args.write_peak_mem_to {
         std::fs::write(file, format!("{}\n", peak_memory()?))
             .with_context(|| format!("writing {}", file.display()))?;

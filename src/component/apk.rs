@@ -49,6 +49,7 @@ fn parse(file: &Path, data: &[u8]) -> Result<Vec<Record>> {
         version: Option<&'a str>,
         architecture: Option<&'a str>,
         license: Option<&'a str>,
+        build_time: Option<&'a str>,
         dir: Vec<u8>,
         paths: Vec<Vec<u8>>,
     }
@@ -71,6 +72,8 @@ fn parse(file: &Path, data: &[u8]) -> Result<Vec<Record>> {
             license: some(r.license),
             component: format!("apk:{origin}"),
             paths: Vec::new(),
+            build_time: r.build_time.and_then(|t| t.parse().ok()),
+            changelog_times: Vec::new(),
         };
         out.push((package, r.paths));
         Ok(())
@@ -95,6 +98,7 @@ fn parse(file: &Path, data: &[u8]) -> Result<Vec<Record>> {
             b'V' => r.version = Some(utf8(value, file, number)?),
             b'A' => r.architecture = Some(utf8(value, file, number)?),
             b'L' => r.license = Some(utf8(value, file, number)?),
+            b't' => r.build_time = Some(utf8(value, file, number)?),
             b'F' => {
                 r.dir = database_path(value, file, number)?;
                 r.paths.push(r.dir.clone());

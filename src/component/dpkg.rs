@@ -47,6 +47,8 @@ impl Installed {
             license: None,
             component: self.component.clone(),
             paths: Vec::new(),
+            build_time: None,
+            changelog_times: Vec::new(),
         }
     }
 }

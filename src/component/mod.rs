@@ -128,6 +128,12 @@ pub struct InstalledPackage {
     /// The paths it lists, resolved in the tree, relative, sorted: read by
     /// [`read_packages_in`] only (empty from [`read_package_databases_in`]).
     pub paths: Vec<PathBuf>,
+    /// When it was built, seconds since the epoch, if the database records
+    /// it (rpm's BUILDTIME, pacman's %BUILDDATE%, apk's `t:`).
+    pub build_time: Option<i64>,
+    /// When its changelog entries were written, as the database lists them
+    /// (rpm's CHANGELOGTIME, newest first); empty where it records none.
+    pub changelog_times: Vec<i64>,
 }
 
 impl Ownership {

@@ -103,6 +103,8 @@ fn read_package(
             license,
             name,
             paths: Vec::new(),
+            build_time: None,
+            changelog_times: Vec::new(),
         },
         &host,
     );

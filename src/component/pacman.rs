@@ -73,6 +73,8 @@ fn package(path: &Path, data: &[u8]) -> Result<InstalledPackage> {
         source: Some(base),
         name,
         paths: Vec::new(),
+        build_time: text(b"%BUILDDATE%")?.and_then(|t| t.trim().parse().ok()),
+        changelog_times: Vec::new(),
     })
 }
 

@@ -107,6 +107,8 @@ fn package(path: &Path, data: &[u8]) -> Result<InstalledPackage> {
         license,
         name,
         paths: Vec::new(),
+        build_time: None,
+        changelog_times: Vec::new(),
     })
 }
 

@@ -142,6 +142,8 @@ const LICENSE: Tag = Tag(1014, "LICENSE");
 const ARCH: Tag = Tag(1022, "ARCH");
 const OLDFILENAMES: Tag = Tag(1027, "OLDFILENAMES");
 const SOURCERPM: Tag = Tag(1044, "SOURCERPM");
+const BUILDTIME: Tag = Tag(1006, "BUILDTIME");
+const CHANGELOGTIME: Tag = Tag(1080, "CHANGELOGTIME");
 const DIRINDEXES: Tag = Tag(1116, "DIRINDEXES");
 const BASENAMES: Tag = Tag(1117, "BASENAMES");
 const DIRNAMES: Tag = Tag(1118, "DIRNAMES");
@@ -264,6 +266,16 @@ impl<'a> Header<'a> {
             license: optional(LICENSE)?,
             component: format!("rpm:{source}"),
             paths: Vec::new(),
+            build_time: match self.int32_array(BUILDTIME)?.as_deref() {
+                Some(&[t, ..]) => Some(i64::from(t)),
+                _ => None,
+            },
+            changelog_times: self
+                .int32_array(CHANGELOGTIME)?
+                .unwrap_or_default()
+                .into_iter()
+                .map(i64::from)
+                .collect(),
         })
     }
 

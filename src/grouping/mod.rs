@@ -44,9 +44,11 @@ pub struct Component {
 /// How the entries of a component came together.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ComponentKind {
-    /// Named by a package database, a [`COMPONENT_XATTR`], or (for a hard
-    /// link) the component of its target.
+    /// Named by a package database, a component-assignment rule, or (for a
+    /// hard link) the component of its target.
     Named,
+    /// Named by a [`COMPONENT_XATTR`] (of the entry or a directory above).
+    Xattr,
     /// A content-defined group of entries no package owns, cut by their
     /// paths; its name is [`UNOWNED_PREFIX`] and the group's first path.
     UnownedGroup,
@@ -58,6 +60,22 @@ impl Component {
         Component {
             name: name.into(),
             kind: ComponentKind::Named,
+        }
+    }
+
+    /// A component named by a [`COMPONENT_XATTR`] ([`ComponentKind::Xattr`]).
+    pub fn from_xattr(name: impl Into<Arc<str>>) -> Self {
+        Component {
+            name: name.into(),
+            kind: ComponentKind::Xattr,
+        }
+    }
+
+    /// A component of the same kind, renamed.
+    pub fn renamed(&self, name: impl Into<Arc<str>>) -> Self {
+        Component {
+            name: name.into(),
+            kind: self.kind,
         }
     }
 
@@ -129,7 +147,9 @@ pub fn assign_components(tree: &Tree, owner: impl Fn(&Path) -> Option<String>) -
             .xattrs
             .iter()
             .find(|(k, _)| k == COMPONENT_XATTR)
-            .map(|(_, v)| Component::named(names.intern(String::from_utf8_lossy(v).into_owned())));
+            .map(|(_, v)| {
+                Component::from_xattr(names.intern(String::from_utf8_lossy(v).into_owned()))
+            });
         if let (Some(c), true) = (&own, e.is_dir()) {
             scopes.push((&e.path, c.clone()));
         }
@@ -732,7 +752,7 @@ mod tests {
             c[..6].iter().map(Component::name).collect::<Vec<_>>(),
             ["outer", "outer", "inner", "inner", "outer", "outer"]
         );
-        assert!(c[..6].iter().all(|c| c.kind() == ComponentKind::Named));
+        assert!(c[..6].iter().all(|c| c.kind() == ComponentKind::Xattr));
         assert!(c[6].is_unowned_group(), "{c:?}");
         assert_eq!(c[6].name(), "unowned:da");
     }
@@ -1005,7 +1025,7 @@ mod tests {
             c.iter().map(|c| (c.name(), c.kind())).collect::<Vec<_>>(),
             [
                 ("deb:a", ComponentKind::Named),
-                ("unowned:zzz", ComponentKind::Named),
+                ("unowned:zzz", ComponentKind::Xattr),
                 ("unowned:x", ComponentKind::UnownedGroup)
             ]
         );

@@ -22,6 +22,7 @@
 mod apply;
 mod archive;
 mod context;
+pub mod coreos;
 mod delta;
 mod diff;
 mod input;
@@ -35,6 +36,7 @@ mod sbom;
 pub use apply::{apply, ApplyJob, ApplyOutcome};
 pub use archive::{pack_archive, ArchiveJob, ArchiveTarget};
 pub use context::{Event, JobContext};
+pub use coreos::Dialect;
 pub use delta::{delta, DeltaJob, DeltaReport};
 pub use diff::{diff, ByteUnit, DiffJob, DiffReport, PlanDelta, PlanFile};
 pub use input::Input;

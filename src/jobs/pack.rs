@@ -10,9 +10,11 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use super::context::{Event, JobContext};
+use super::coreos::{self, Dialect, LayerLabel, COMPONENT_ANNOTATION, STABILITY_ANNOTATION};
 use super::input::Input;
 use super::sbom::{attach_sbom, SbomDocument, SbomFormat, SbomReferrer};
 use crate::chunker::{Chunker, ChunkerConfig};
+use crate::component::InstalledPackage;
 use crate::component::Ownership;
 use crate::component::{read_package_databases, read_package_databases_in_tar};
 use crate::digest::Digest;
@@ -96,6 +98,9 @@ pub struct PackOptions {
     /// Components for files no package database owns (and no
     /// `user.component` names), by path pattern.
     pub assignments: Assignments,
+    /// Whose component names, layer annotations and history to write
+    /// (`chunkah build` writes coreos/chunkah's too).
+    pub dialect: Dialect,
 }
 
 impl Default for PackOptions {
@@ -115,6 +120,7 @@ impl Default for PackOptions {
             sbom: Vec::new(),
             isolate: Vec::new(),
             assignments: Assignments::default(),
+            dialect: Dialect::default(),
         }
     }
 }
@@ -206,6 +212,10 @@ pub struct PackReport {
     /// The SBOMs published beside the image, one per [`PackOptions::sbom`].
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub sboms: Vec<SbomReferrer>,
+    /// With [`Dialect::Coreos`]: coreos/chunkah's `--write-manifest-to`
+    /// document of the components (pretty JSON, no final newline).
+    #[serde(skip)]
+    pub component_manifest: Option<String>,
 }
 
 impl PackReport {
@@ -277,6 +287,7 @@ pub(super) fn pack_with(
         ctx,
         layout: writer.layout(),
         base: read.base.as_ref(),
+        packages: read.owners.packages(),
     };
     let inventory = if options.sbom.is_empty() {
         None
@@ -504,6 +515,15 @@ struct Packer<'a, 'c> {
     ctx: &'a JobContext<'c>,
     layout: &'a LayoutWriter,
     base: Option<&'a BaseImage>,
+    /// The packages the databases list (their build and changelog times
+    /// give coreos/chunkah's stability).
+    packages: &'a [InstalledPackage],
+}
+
+/// What coreos/chunkah writes of an image, with [`Dialect::Coreos`].
+struct CoreosOutput {
+    labels: Vec<LayerLabel>,
+    manifest: String,
 }
 
 impl Packer<'_, '_> {
@@ -522,9 +542,12 @@ impl Packer<'_, '_> {
             entries: tree.entries.len(),
             bytes: content_bytes(&tree),
         });
-        let components = assign_components(&tree, owner);
+        let mut components = assign_components(&tree, owner);
+        if self.options.dialect == Dialect::Coreos {
+            components = coreos::rename(&tree, &components);
+        }
         let intervals = update_intervals(&tree, &components)?;
-        let plan = plan_layers_isolating(
+        let mut plan = plan_layers_isolating(
             &tree,
             &components,
             self.options.max_layers,
@@ -535,14 +558,18 @@ impl Packer<'_, '_> {
         self.ctx.emit(Event::Planned {
             layers: plan.layers.len(),
         });
+        let coreos = (self.options.dialect == Dialect::Coreos).then(|| {
+            self.coreos_output(&tree, &components, &mut plan, &intervals, prior.is_some())
+        });
         let infos = self.write_layers(&tree, &components, &plan, content)?;
-        let config = self.config(&tree, &plan, &infos);
+        let labels = coreos.as_ref().map(|c| c.labels.as_slice());
+        let config = self.config(&tree, &plan, &infos, labels);
         if self.ctx.cancel.load(Ordering::Relaxed) {
             return Err(Error::Cancelled);
         }
         let config_json = serde_json::to_vec(&config).expect("a config serialises");
         let config_desc = self.layout.put_blob(CONFIG_MEDIA_TYPE, &config_json)?;
-        let manifest = self.manifest(config_desc.clone(), &plan, &infos);
+        let manifest = self.manifest(config_desc.clone(), &plan, &infos, labels);
         let manifest_json = serde_json::to_vec(&manifest).expect("a manifest serialises");
         let manifest_desc = self.layout.put_blob(MANIFEST_MEDIA_TYPE, &manifest_json)?;
         self.layout.set_tag(tag, manifest_desc.clone())?;
@@ -561,7 +588,33 @@ impl Packer<'_, '_> {
             pushed: None,
             deltas: Vec::new(),
             sboms: Vec::new(),
+            component_manifest: coreos.map(|c| c.manifest),
         })
+    }
+
+    /// coreos/chunkah's layer labels and component document of `plan`,
+    /// whose layers it orders the most stable first unless they keep a
+    /// prior version's order.
+    fn coreos_output(
+        &self,
+        tree: &Tree,
+        components: &[Component],
+        plan: &mut LayerPlan,
+        intervals: &BTreeMap<String, u32>,
+        keeps_prior: bool,
+    ) -> CoreosOutput {
+        let now = self
+            .options
+            .source_date_epoch
+            .unwrap_or_else(|| tree.entries.iter().map(|e| e.mtime).max().unwrap_or(0));
+        let figures = coreos::figures(components, self.packages, intervals, now);
+        if !keeps_prior {
+            coreos::most_stable_first(plan, &figures);
+        }
+        CoreosOutput {
+            labels: coreos::layer_labels(plan, components, &figures),
+            manifest: coreos::manifest_document(tree, components, &figures),
+        }
     }
 
     /// Writes every layer of `plan` on the current pool, and returns what
@@ -617,7 +670,13 @@ impl Packer<'_, '_> {
 
     /// The image config: the base image's, with the layers written and
     /// the options' creation time, runtime configuration and labels.
-    fn config(&self, tree: &Tree, plan: &LayerPlan, infos: &[LayerInfo]) -> ImageConfig {
+    fn config(
+        &self,
+        tree: &Tree,
+        plan: &LayerPlan,
+        infos: &[LayerInfo],
+        labels: Option<&[LayerLabel]>,
+    ) -> ImageConfig {
         let base = self.base.map(|b| &b.config);
         let created = created_time(self.options.source_date_epoch, base, tree);
         let mut runtime = match (&self.options.runtime, base) {
@@ -627,7 +686,7 @@ impl Packer<'_, '_> {
         };
         runtime.labels.extend(self.options.labels.clone());
         ImageConfig {
-            history: history(base, plan, &created),
+            history: history(base, plan, &created, labels),
             created: Some(created),
             author: base.and_then(|b| b.author.clone()),
             architecture: base
@@ -645,7 +704,13 @@ impl Packer<'_, '_> {
 
     /// The manifest of the written layers: the base image's annotations
     /// under the options' own.
-    fn manifest(&self, config: Descriptor, plan: &LayerPlan, infos: &[LayerInfo]) -> Manifest {
+    fn manifest(
+        &self,
+        config: Descriptor,
+        plan: &LayerPlan,
+        infos: &[LayerInfo],
+        labels: Option<&[LayerLabel]>,
+    ) -> Manifest {
         let mut annotations: BTreeMap<String, String> = self
             .base
             .map_or_else(BTreeMap::new, |b| b.annotations.clone());
@@ -657,7 +722,8 @@ impl Packer<'_, '_> {
             layers: infos
                 .iter()
                 .zip(&plan.layers)
-                .map(|(info, l)| layer_descriptor(info, l))
+                .enumerate()
+                .map(|(i, (info, l))| layer_descriptor(info, l, labels.map(|l| &l[i])))
                 .collect(),
             artifact_type: None,
             subject: None,
@@ -714,7 +780,14 @@ fn created_time(source_date_epoch: Option<i64>, base: Option<&ImageConfig>, tree
 
 /// The image's history: the base image's entries, without their layers,
 /// then one entry per layer of `plan`.
-fn history(base: Option<&ImageConfig>, plan: &LayerPlan, created: &str) -> Vec<History> {
+/// With coreos/chunkah's `labels`, its entries: author and `created_by`
+/// "chunkah", the layer's components as comment.
+fn history(
+    base: Option<&ImageConfig>,
+    plan: &LayerPlan,
+    created: &str,
+    labels: Option<&[LayerLabel]>,
+) -> Vec<History> {
     let mut history: Vec<History> = base
         .map(|b| b.history.clone())
         .unwrap_or_default()
@@ -724,19 +797,32 @@ fn history(base: Option<&ImageConfig>, plan: &LayerPlan, created: &str) -> Vec<H
             ..h
         })
         .collect();
-    history.extend(plan.layers.iter().map(|l| History {
-        created: Some(created.to_string()),
-        created_by: Some("chunkah pack".to_string()),
-        comment: Some(summarise(&l.components)),
-        author: None,
-        empty_layer: false,
+    history.extend(plan.layers.iter().enumerate().map(|(i, l)| match labels {
+        Some(labels) => History {
+            created: Some(rfc3339(labels[i].time)),
+            created_by: Some("chunkah".to_string()),
+            comment: Some(labels[i].component.clone()),
+            author: Some("chunkah".to_string()),
+            empty_layer: false,
+        },
+        None => History {
+            created: Some(created.to_string()),
+            created_by: Some("chunkah pack".to_string()),
+            comment: Some(summarise(&l.components)),
+            author: None,
+            empty_layer: false,
+        },
     }));
     history
 }
 
 /// The descriptor of a written layer, annotated with its components and
 /// where its chunk index is.
-fn layer_descriptor(info: &LayerInfo, layer: &PlannedLayer) -> Descriptor {
+fn layer_descriptor(
+    info: &LayerInfo,
+    layer: &PlannedLayer,
+    label: Option<&LayerLabel>,
+) -> Descriptor {
     let mut annotations: BTreeMap<String, String> = [
         (
             COMPONENTS_ANNOTATION.to_string(),
@@ -751,6 +837,10 @@ fn layer_descriptor(info: &LayerInfo, layer: &PlannedLayer) -> Descriptor {
     if let Some(index) = &info.index {
         index.annotate(&mut annotations);
     }
+    if let Some(label) = label {
+        annotations.insert(COMPONENT_ANNOTATION.to_string(), label.component.clone());
+        annotations.insert(STABILITY_ANNOTATION.to_string(), label.stability.clone());
+    }
     Descriptor {
         media_type: info.media_type.to_string(),
         digest: info.digest,
@@ -763,14 +853,15 @@ fn layer_descriptor(info: &LayerInfo, layer: &PlannedLayer) -> Descriptor {
 
 /// The [`OSTREE_COMPONENTS_ANNOTATION`] of a layer holding `components`:
 /// the package names as rpm-ostree writes them (`deb:glibc` is `glibc`),
-/// comma-separated, in order; groups of unowned files are no package and
-/// are left out, and so is a name that holds a comma or a newline.
+/// comma-separated, in order (coreos/chunkah's `rpm/glibc` is `glibc` too);
+/// groups of unowned files and big unowned files are no package and are
+/// left out, and so is a name that holds a comma or a newline.
 fn ostree_components(components: &[String]) -> String {
     components
         .iter()
-        .filter(|c| !c.starts_with(UNOWNED_PREFIX))
-        .map(|c| match c.split_once(':') {
-            Some(("deb" | "rpm" | "apk" | "pacman", name)) => name,
+        .filter(|c| !c.starts_with(UNOWNED_PREFIX) && !c.starts_with("bigfiles/"))
+        .map(|c| match c.split_once(':').or_else(|| c.split_once('/')) {
+            Some(("deb" | "rpm" | "apk" | "pacman" | "alpm", name)) => name,
             _ => c.as_str(),
         })
         .filter(|name| !name.is_empty() && !name.contains([',', '\n']))

@@ -192,6 +192,8 @@ fn spdx_packages(bytes: &[u8]) -> Option<Vec<InstalledPackage>> {
             license: None,
             name,
             paths,
+            build_time: None,
+            changelog_times: Vec::new(),
         });
     }
     packages.sort_by(|a, b| {
