@@ -113,7 +113,8 @@ impl<'de> serde::Deserialize<'de> for Digest {
 /// A `Write` that passes bytes on while computing their sha256 and count.
 pub struct HashingWriter<W> {
     inner: W,
-    hasher: sha2::Sha256,
+    /// `None` for a writer that only counts ([`HashingWriter::counting`]).
+    hasher: Option<sha2::Sha256>,
     count: u64,
 }
 
@@ -123,9 +124,26 @@ impl<W: std::io::Write> HashingWriter<W> {
         use sha2::Digest as _;
         HashingWriter {
             inner,
-            hasher: sha2::Sha256::new(),
+            hasher: Some(sha2::Sha256::new()),
             count: 0,
         }
+    }
+
+    /// Wraps `inner`, counting bytes but not hashing them: for bytes whose
+    /// digest is computed elsewhere (an uncompressed layer is its tar).
+    /// [`HashingWriter::peek`] and [`HashingWriter::finish`] must not be
+    /// called; [`HashingWriter::finish_counted`] is.
+    pub fn counting(inner: W) -> Self {
+        HashingWriter {
+            inner,
+            hasher: None,
+            count: 0,
+        }
+    }
+
+    /// The inner writer and the byte count of what was written.
+    pub fn finish_counted(self) -> (W, u64) {
+        (self.inner, self.count)
     }
 
     /// The inner writer, for calls that do not write to it: bytes written
@@ -137,17 +155,15 @@ impl<W: std::io::Write> HashingWriter<W> {
     /// The digest and byte count of what was written so far.
     pub fn peek(&self) -> (Digest, u64) {
         use sha2::Digest as _;
-        (Digest(self.hasher.clone().finalize().into()), self.count)
+        let hasher = self.hasher.clone().expect("a hashing writer");
+        (Digest(hasher.finalize().into()), self.count)
     }
 
     /// The inner writer, the digest and the byte count of what was written.
     pub fn finish(self) -> (W, Digest, u64) {
         use sha2::Digest as _;
-        (
-            self.inner,
-            Digest(self.hasher.finalize().into()),
-            self.count,
-        )
+        let hasher = self.hasher.expect("a hashing writer");
+        (self.inner, Digest(hasher.finalize().into()), self.count)
     }
 }
 
@@ -155,7 +171,9 @@ impl<W: std::io::Write> std::io::Write for HashingWriter<W> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         use sha2::Digest as _;
         let n = self.inner.write(buf)?;
-        self.hasher.update(&buf[..n]);
+        if let Some(h) = &mut self.hasher {
+            h.update(&buf[..n]);
+        }
         self.count += n as u64;
         Ok(n)
     }

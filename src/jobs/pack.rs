@@ -660,11 +660,12 @@ impl Packer<'_, '_> {
 
     /// Writes one layer of `entries` into a blob of the layout.
     fn write_layer(&self, entries: &[&Entry], settings: &LayerSettings<'_>) -> Result<LayerInfo> {
-        let mut blob = self.layout.temp_blob()?;
+        // The layer writer hashes the blob (an uncompressed one is its tar,
+        // hashed once): the layout only counts its bytes.
+        let mut blob = self.layout.temp_blob_unhashed()?;
         let dest = blob.path().to_path_buf();
         let (_, info) = write_layer(blob.writer(), &dest, entries, settings)?;
-        let (digest, size) = self.layout.commit(blob)?;
-        debug_assert_eq!((digest, size), (info.digest, info.size));
+        self.layout.commit_known(blob, &info.digest, info.size)?;
         Ok(info)
     }
 

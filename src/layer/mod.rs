@@ -278,8 +278,13 @@ struct LayerTar<'s, W: Write> {
 
 impl<'s, W: Write> LayerTar<'s, W> {
     fn new(out: W, dest: &'s Path, settings: &'s LayerSettings<'s>) -> Result<Self> {
-        let encoder = Encoder::new(HashingWriter::new(out), settings.compression)
-            .map_err(|e| Error::io(dest, e))?;
+        // An uncompressed blob is its tar: its digest is the diff_id, the
+        // bytes are hashed once.
+        let blob = match settings.compression {
+            Compression::None => HashingWriter::counting(out),
+            _ => HashingWriter::new(out),
+        };
+        let encoder = Encoder::new(blob, settings.compression).map_err(|e| Error::io(dest, e))?;
         Ok(LayerTar {
             tar: TarWriter::new(HashingWriter::new(encoder)),
             settings,
@@ -400,7 +405,13 @@ impl<'s, W: Write> LayerTar<'s, W> {
         let (blob, index) = encoder
             .finish(self.files, *self.settings.chunker.config())
             .map_err(write_err)?;
-        let (out, digest, size) = blob.finish();
+        let (out, digest, size) = match self.settings.compression {
+            Compression::None => {
+                let (out, size) = blob.finish_counted();
+                (out, diff_id, size)
+            }
+            _ => blob.finish(),
+        };
         Ok((
             out,
             LayerInfo {

@@ -164,20 +164,58 @@ impl LayoutWriter {
         })
     }
 
+    /// A new temporary blob whose bytes are counted but not hashed: its
+    /// writer computes the digest (see [`LayoutWriter::commit_known`]).
+    pub fn temp_blob_unhashed(&self) -> Result<TempBlob> {
+        let path = temp_name(&self.blobs);
+        let file = File::options()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .map_err(|e| Error::io(&path, e))?;
+        Ok(TempBlob {
+            path,
+            writer: Some(HashingWriter::counting(BufWriter::with_capacity(
+                1 << 20,
+                file,
+            ))),
+        })
+    }
+
     /// Completes a blob: flushes it to disk and renames it to its digest.
     pub fn commit(&self, mut blob: TempBlob) -> Result<(Digest, u64)> {
         let writer = blob.writer.take().expect("committed once");
         let (buf, digest, size) = writer.finish();
+        self.rename_into_place(&blob.path, buf, &digest)?;
+        Ok((digest, size))
+    }
+
+    /// Completes a blob of [`LayoutWriter::temp_blob_unhashed`] whose
+    /// writer computed its `digest` over the `size` bytes written.
+    pub fn commit_known(&self, mut blob: TempBlob, digest: &Digest, size: u64) -> Result<()> {
+        let writer = blob.writer.take().expect("committed once");
+        let (buf, written) = writer.finish_counted();
+        if written != size {
+            return Err(Error::malformed(
+                blob.path.display(),
+                format!("{written} bytes written, {size} expected"),
+            ));
+        }
+        self.rename_into_place(&blob.path, buf, digest)
+    }
+
+    /// Flushes `buf` (writing `path`) to disk and renames it to `digest`.
+    fn rename_into_place(&self, path: &Path, buf: BufWriter<File>, digest: &Digest) -> Result<()> {
         let file = buf
             .into_inner()
-            .map_err(|e| Error::io(&blob.path, e.into_error()))?;
+            .map_err(|e| Error::io(path, e.into_error()))?;
         if self.durable {
-            file.sync_all().map_err(|e| Error::io(&blob.path, e))?;
+            file.sync_all().map_err(|e| Error::io(path, e))?;
         }
         drop(file);
         let dest = self.blobs.join(digest.hex());
-        fs::rename(&blob.path, &dest).map_err(|e| Error::io(&dest, e))?;
-        Ok((digest, size))
+        fs::rename(path, &dest).map_err(|e| Error::io(&dest, e))?;
+        Ok(())
     }
 
     /// Completes a blob that must have digest `expected`: a blob with other
