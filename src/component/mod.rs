@@ -481,15 +481,12 @@ impl LanguageDirs {
         let mut found = LanguageDirs::default();
         let mut pending: Vec<(Vec<u8>, usize)> = vec![(Vec::new(), 0)];
         while let Some((dir, depth)) = pending.pop() {
-            for name in view.list(&dir)?.unwrap_or_default() {
+            for name in view.subdirs(&dir)?.unwrap_or_default() {
                 if dir.is_empty() && matches!(name.as_slice(), b"proc" | b"sys" | b"dev") {
                     continue;
                 }
                 let mut p = dir.clone();
                 push_component(&mut p, &name);
-                if view.node(&p)? != Some(Node::Dir) {
-                    continue;
-                }
                 match name.as_slice() {
                     b"site-packages" | b"dist-packages" => found.python.push(p),
                     b"node_modules" => found.npm.push(p),

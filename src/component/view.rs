@@ -44,6 +44,26 @@ pub trait RootView {
     /// if there is none.
     fn list(&self, rel: &[u8]) -> Result<Option<Vec<Vec<u8>>>>;
 
+    /// The names of the directories (not links to them) in the directory
+    /// at `rel`, sorted; `None` if there is none.
+    fn subdirs(&self, rel: &[u8]) -> Result<Option<Vec<Vec<u8>>>> {
+        let Some(names) = self.list(rel)? else {
+            return Ok(None);
+        };
+        let mut dirs = Vec::new();
+        for name in names {
+            let mut p = rel.to_vec();
+            if !p.is_empty() {
+                p.push(b'/');
+            }
+            p.extend_from_slice(&name);
+            if self.node(&p)? == Some(Node::Dir) {
+                dirs.push(name);
+            }
+        }
+        Ok(Some(dirs))
+    }
+
     /// `rel` as named in messages: a path on this machine, or in the tree.
     fn name(&self, rel: &[u8]) -> PathBuf;
 }
@@ -116,6 +136,27 @@ impl RootView for DirRoot {
         for entry in entries {
             let entry = entry.map_err(|e| Error::io(&host, e))?;
             names.push(entry.file_name().as_bytes().to_vec());
+        }
+        names.sort();
+        Ok(Some(names))
+    }
+
+    /// As the default, but the entries' types come with the listing (no
+    /// `lstat` per entry where the file system gives them).
+    fn subdirs(&self, rel: &[u8]) -> Result<Option<Vec<Vec<u8>>>> {
+        let host = self.name(rel);
+        let entries = match fs::read_dir(&host) {
+            Ok(entries) => entries,
+            Err(e) if is_missing(&e) => return Ok(None),
+            Err(e) => return Err(Error::io(host, e)),
+        };
+        let mut names = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|e| Error::io(&host, e))?;
+            let kind = entry.file_type().map_err(|e| Error::io(entry.path(), e))?;
+            if kind.is_dir() {
+                names.push(entry.file_name().as_bytes().to_vec());
+            }
         }
         names.sort();
         Ok(Some(names))

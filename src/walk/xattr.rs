@@ -6,11 +6,23 @@ use std::path::Path;
 
 use crate::error::{Error, Result};
 
-/// Calls `f(buf, len)` with a growing buffer until the value fits.
+/// Calls `f(buf, len)` with a buffer the value fits: first one of
+/// [`FIRST_TRY`] bytes (most entries have no extended attribute, or short
+/// ones: one call), else one of the size `f` reports.
 fn read_sized(
     path: &Path,
     mut f: impl FnMut(*mut libc::c_void, usize) -> isize,
 ) -> Result<Vec<u8>> {
+    let mut buf = vec![0u8; FIRST_TRY];
+    let got = f(buf.as_mut_ptr().cast(), buf.len());
+    if got >= 0 {
+        buf.truncate(got as usize);
+        return Ok(buf);
+    }
+    let err = std::io::Error::last_os_error();
+    if err.raw_os_error() != Some(libc::ERANGE) {
+        return Err(Error::io(path, err));
+    }
     loop {
         let size = f(std::ptr::null_mut(), 0);
         if size < 0 {
@@ -29,6 +41,9 @@ fn read_sized(
         // The value grew between the two calls: ask again.
     }
 }
+
+/// The buffer the first call of [`read_sized`] gets.
+const FIRST_TRY: usize = 1024;
 
 /// Every extended attribute of `path` (the link itself for a symlink), sorted by name.
 pub fn list(path: &Path) -> Result<Vec<(OsString, Vec<u8>)>> {
