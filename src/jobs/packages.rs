@@ -275,14 +275,10 @@ pub(crate) fn package_report(
     totals: LevelBytes,
 ) -> Result<PackageReport> {
     check_totals(shares, totals)?;
-    let old_by_key: BTreeMap<Key<'_>, &InstalledPackage> =
-        old.packages().iter().map(|p| (key(p), p)).collect();
+    let (before, removed) = match_packages(old.packages(), new.packages());
     let mut report = PackageReport::default();
-    let mut in_new = std::collections::HashSet::new();
-    for (i, p) in new.packages().iter().enumerate() {
-        in_new.insert(key(p));
+    for (i, (p, before)) in new.packages().iter().zip(before).enumerate() {
         let bytes = LevelBytes::of(shares, Owner::Package(i));
-        let before = old_by_key.get(&key(p));
         let status = match before {
             None => PackageStatus::Added,
             Some(o) if o.version != p.version => PackageStatus::Changed,
@@ -302,21 +298,19 @@ pub(crate) fn package_report(
             bytes,
         });
     }
-    for (k, o) in &old_by_key {
-        if !in_new.contains(k) {
-            report.packages.push(PackageCost {
-                name: o.name.clone(),
-                database: o.database.to_string(),
-                architecture: o.architecture.clone(),
-                status: PackageStatus::Removed,
-                old_version: o.version.clone(),
-                new_version: None,
-                bytes: LevelBytes {
-                    delta: totals.delta.map(|_| 0),
-                    ..LevelBytes::default()
-                },
-            });
-        }
+    for o in removed {
+        report.packages.push(PackageCost {
+            name: o.name.clone(),
+            database: o.database.to_string(),
+            architecture: o.architecture.clone(),
+            status: PackageStatus::Removed,
+            old_version: o.version.clone(),
+            new_version: None,
+            bytes: LevelBytes {
+                delta: totals.delta.map(|_| 0),
+                ..LevelBytes::default()
+            },
+        });
     }
     report.packages.sort_by(|a, b| {
         (b.bytes.deepest(), b.bytes.layer)
@@ -334,6 +328,49 @@ pub(crate) fn package_report(
         .collect();
     report.read_from = [old.read_from().to_string(), new.read_from().to_string()];
     Ok(report)
+}
+
+/// Each NEW package's OLD counterpart: one of the same name and
+/// architecture and the same version if there is one, else one of the same
+/// name and architecture not matched yet (a change), else none (added);
+/// and the OLD packages no NEW one matched (removed). A name installed
+/// twice (npm's nested copies, two kernels) is matched version by version.
+fn match_packages<'a>(
+    old: &'a [InstalledPackage],
+    new: &[InstalledPackage],
+) -> (Vec<Option<&'a InstalledPackage>>, Vec<&'a InstalledPackage>) {
+    let mut by_key: BTreeMap<Key<'_>, Vec<usize>> = BTreeMap::new();
+    for (j, o) in old.iter().enumerate() {
+        by_key.entry(key(o)).or_default().push(j);
+    }
+    let mut used = vec![false; old.len()];
+    let mut matched: Vec<Option<usize>> = vec![None; new.len()];
+    for same_version in [true, false] {
+        for (i, p) in new.iter().enumerate() {
+            if matched[i].is_some() {
+                continue;
+            }
+            let candidates = by_key.get(&key(p)).map_or(&[][..], Vec::as_slice);
+            let found = candidates
+                .iter()
+                .copied()
+                .find(|&j| !used[j] && (!same_version || old[j].version == p.version));
+            if let Some(j) = found {
+                used[j] = true;
+                matched[i] = Some(j);
+            }
+        }
+    }
+    let removed = old
+        .iter()
+        .zip(&used)
+        .filter(|(_, &u)| !u)
+        .map(|(o, _)| o)
+        .collect();
+    (
+        matched.into_iter().map(|m| m.map(|j| &old[j])).collect(),
+        removed,
+    )
 }
 
 fn check_totals(shares: &LevelShares, totals: LevelBytes) -> Result<()> {
@@ -356,6 +393,46 @@ fn check_totals(shares: &LevelShares, totals: LevelBytes) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn installed(name: &str, version: &str) -> InstalledPackage {
+        InstalledPackage {
+            database: crate::component::Database::Npm,
+            name: name.into(),
+            version: Some(version.into()),
+            architecture: None,
+            source: None,
+            license: None,
+            component: format!("npm:{name}"),
+            paths: Vec::new(),
+            build_time: None,
+            changelog_times: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_name_installed_twice_is_matched_version_by_version() {
+        let old = [
+            installed("ms", "2.1.2"),
+            installed("ms", "2.1.3"),
+            installed("gone", "1"),
+        ];
+        let new = [
+            installed("debug", "4"),
+            installed("ms", "2.1.3"),
+            installed("ms", "2.1.4"),
+        ];
+        let (before, removed) = match_packages(&old, &new);
+        let versions: Vec<Option<&str>> = before
+            .iter()
+            .map(|b| b.and_then(|o| o.version.as_deref()))
+            .collect();
+        // 2.1.3 stays 2.1.3; 2.1.2 became 2.1.4; debug is new.
+        assert_eq!(versions, [None, Some("2.1.3"), Some("2.1.2")]);
+        assert_eq!(
+            removed.iter().map(|o| o.name.as_str()).collect::<Vec<_>>(),
+            ["gone"]
+        );
+    }
 
     #[test]
     fn level_bytes_add_counts_the_chunk_level_where_a_step_has_no_delta() {
