@@ -213,6 +213,40 @@ fn pip_and_npm_trees_list_grouping_and_sboms_agree_with_pip_and_npm() {
         "{}",
         String::from_utf8_lossy(&check.stdout)
     );
+    // And the CycloneDX document, by its strict schema, names the same URLs.
+    let cdx = tmp.path().join("sbom.cdx.json");
+    run(chunkah()
+        .args([
+            "sbom",
+            "--format",
+            "cyclonedx-json",
+            "--source-date-epoch",
+            EPOCH,
+            "-o",
+        ])
+        .arg(&cdx)
+        .arg(format!("dir:{}", root.display())));
+    let check = Command::new(venv.join("bin/python"))
+        .args(["-c", "import sys\nfrom cyclonedx.schema import SchemaVersion\nfrom cyclonedx.validation.json import JsonStrictValidator\ne = JsonStrictValidator(SchemaVersion.V1_6).validate_str(open(sys.argv[1]).read())\nprint(e); sys.exit(1 if e else 0)"])
+        .arg(&cdx)
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stdout)
+    );
+    let cdx = read_json(&cdx);
+    let mut cdx_purls: Vec<&str> = cdx["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["purl"].as_str())
+        .collect();
+    cdx_purls.sort_unstable();
+    let mut spdx_purls = purls.clone();
+    spdx_purls.sort_unstable();
+    assert_eq!(cdx_purls, spdx_purls);
 
     // pack puts each package's files with its component, named pypi:/npm:.
     let layout = tmp.path().join("images");
