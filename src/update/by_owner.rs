@@ -163,7 +163,13 @@ fn frame_weights(index: &ChunkIndex, owner: &dyn Fn(&Path) -> Owner) -> FrameWei
         }
         // Its header ends the entries frame before its first chunk.
         let before = chunks.start.checked_sub(1);
-        if let Some(b) = before.filter(|&b| index.frames[b].kind == FrameKind::Entries) {
+        let entries_before = before.filter(|&b| {
+            index
+                .frames
+                .get(b)
+                .is_some_and(|f| f.kind == FrameKind::Entries)
+        });
+        if let Some(b) = entries_before {
             weights[b].push((o, HEADER));
         }
     }
