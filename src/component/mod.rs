@@ -136,6 +136,19 @@ pub struct InstalledPackage {
     pub changelog_times: Vec<i64>,
 }
 
+/// Sorts `packages` as [`Ownership::packages`] lists them: by database,
+/// name, version and architecture.
+pub fn sort_packages(packages: &mut [InstalledPackage]) {
+    packages.sort_by(|a, b| {
+        (a.database, &a.name, &a.version, &a.architecture).cmp(&(
+            b.database,
+            &b.name,
+            &b.version,
+            &b.architecture,
+        ))
+    });
+}
+
 impl Ownership {
     /// The component that owns `path`, if any.
     ///
@@ -421,14 +434,7 @@ impl OwnershipBuilder {
             p.paths.sort();
             p.paths.dedup();
         }
-        packages.sort_by(|a, b| {
-            (a.database, &a.name, &a.version, &a.architecture).cmp(&(
-                b.database,
-                &b.name,
-                &b.version,
-                &b.architecture,
-            ))
-        });
+        sort_packages(&mut packages);
         Ownership {
             names,
             owners,

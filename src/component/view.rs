@@ -92,6 +92,32 @@ impl DirRoot {
     }
 }
 
+impl DirRoot {
+    /// The names of the entries of the directory at `rel` that `keep`
+    /// keeps, sorted; `None` if there is no directory.
+    fn names(
+        &self,
+        rel: &[u8],
+        keep: impl Fn(&fs::DirEntry) -> Result<bool>,
+    ) -> Result<Option<Vec<Vec<u8>>>> {
+        let host = self.name(rel);
+        let entries = match fs::read_dir(&host) {
+            Ok(entries) => entries,
+            Err(e) if is_missing(&e) => return Ok(None),
+            Err(e) => return Err(Error::io(host, e)),
+        };
+        let mut names = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|e| Error::io(&host, e))?;
+            if keep(&entry)? {
+                names.push(entry.file_name().as_bytes().to_vec());
+            }
+        }
+        names.sort();
+        Ok(Some(names))
+    }
+}
+
 impl RootView for DirRoot {
     fn node(&self, rel: &[u8]) -> Result<Option<Node>> {
         let host = self.name(rel);
@@ -126,40 +152,16 @@ impl RootView for DirRoot {
     }
 
     fn list(&self, rel: &[u8]) -> Result<Option<Vec<Vec<u8>>>> {
-        let host = self.name(rel);
-        let entries = match fs::read_dir(&host) {
-            Ok(entries) => entries,
-            Err(e) if is_missing(&e) => return Ok(None),
-            Err(e) => return Err(Error::io(host, e)),
-        };
-        let mut names = Vec::new();
-        for entry in entries {
-            let entry = entry.map_err(|e| Error::io(&host, e))?;
-            names.push(entry.file_name().as_bytes().to_vec());
-        }
-        names.sort();
-        Ok(Some(names))
+        self.names(rel, |_| Ok(true))
     }
 
     /// As the default, but the entries' types come with the listing (no
     /// `lstat` per entry where the file system gives them).
     fn subdirs(&self, rel: &[u8]) -> Result<Option<Vec<Vec<u8>>>> {
-        let host = self.name(rel);
-        let entries = match fs::read_dir(&host) {
-            Ok(entries) => entries,
-            Err(e) if is_missing(&e) => return Ok(None),
-            Err(e) => return Err(Error::io(host, e)),
-        };
-        let mut names = Vec::new();
-        for entry in entries {
-            let entry = entry.map_err(|e| Error::io(&host, e))?;
+        self.names(rel, |entry| {
             let kind = entry.file_type().map_err(|e| Error::io(entry.path(), e))?;
-            if kind.is_dir() {
-                names.push(entry.file_name().as_bytes().to_vec());
-            }
-        }
-        names.sort();
-        Ok(Some(names))
+            Ok(kind.is_dir())
+        })
     }
 
     fn name(&self, rel: &[u8]) -> PathBuf {

@@ -196,14 +196,7 @@ fn spdx_packages(bytes: &[u8]) -> Option<Vec<InstalledPackage>> {
             changelog_times: Vec::new(),
         });
     }
-    packages.sort_by(|a, b| {
-        (a.database, &a.name, &a.version, &a.architecture).cmp(&(
-            b.database,
-            &b.name,
-            &b.version,
-            &b.architecture,
-        ))
-    });
+    crate::component::sort_packages(&mut packages);
     Some(packages)
 }
 

@@ -152,21 +152,19 @@ impl LayoutWriter {
 
     /// Starts a blob in a temporary file of the layout.
     pub fn temp_blob(&self) -> Result<TempBlob> {
-        let path = temp_name(&self.blobs);
-        let file = File::options()
-            .write(true)
-            .create_new(true)
-            .open(&path)
-            .map_err(|e| Error::io(&path, e))?;
-        Ok(TempBlob {
-            path,
-            writer: Some(HashingWriter::new(BufWriter::with_capacity(1 << 20, file))),
-        })
+        self.open_temp(HashingWriter::new)
     }
 
     /// A new temporary blob whose bytes are counted but not hashed: its
     /// writer computes the digest (see [`LayoutWriter::commit_known`]).
     pub fn temp_blob_unhashed(&self) -> Result<TempBlob> {
+        self.open_temp(HashingWriter::counting)
+    }
+
+    fn open_temp(
+        &self,
+        sink: fn(BufWriter<File>) -> HashingWriter<BufWriter<File>>,
+    ) -> Result<TempBlob> {
         let path = temp_name(&self.blobs);
         let file = File::options()
             .write(true)
@@ -175,10 +173,7 @@ impl LayoutWriter {
             .map_err(|e| Error::io(&path, e))?;
         Ok(TempBlob {
             path,
-            writer: Some(HashingWriter::counting(BufWriter::with_capacity(
-                1 << 20,
-                file,
-            ))),
+            writer: Some(sink(BufWriter::with_capacity(1 << 20, file))),
         })
     }
 

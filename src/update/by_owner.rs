@@ -76,11 +76,6 @@ impl Shares {
     pub fn total(&self) -> u64 {
         self.0.values().sum()
     }
-
-    /// The owners with bytes, and their bytes.
-    pub fn iter(&self) -> impl Iterator<Item = (Owner, u64)> + '_ {
-        self.0.iter().map(|(&o, &b)| (o, b))
-    }
 }
 
 /// The layer, chunk and delta levels of a plan, by owner.

@@ -8,27 +8,15 @@ use crate::error::{Error, Result};
 
 /// Calls `f(buf, len)` with a buffer the value fits: first one of
 /// [`FIRST_TRY`] bytes (most entries have no extended attribute, or short
-/// ones: one call), else one of the size `f` reports.
+/// ones: one call), else one of the size `f` reports (asked again if the
+/// value grows in between).
 fn read_sized(
     path: &Path,
     mut f: impl FnMut(*mut libc::c_void, usize) -> isize,
 ) -> Result<Vec<u8>> {
-    let mut buf = vec![0u8; FIRST_TRY];
-    let got = f(buf.as_mut_ptr().cast(), buf.len());
-    if got >= 0 {
-        buf.truncate(got as usize);
-        return Ok(buf);
-    }
-    let err = std::io::Error::last_os_error();
-    if err.raw_os_error() != Some(libc::ERANGE) {
-        return Err(Error::io(path, err));
-    }
+    let mut len = FIRST_TRY;
     loop {
-        let size = f(std::ptr::null_mut(), 0);
-        if size < 0 {
-            return Err(Error::io(path, std::io::Error::last_os_error()));
-        }
-        let mut buf = vec![0u8; size as usize];
+        let mut buf = vec![0u8; len];
         let got = f(buf.as_mut_ptr().cast(), buf.len());
         if got >= 0 {
             buf.truncate(got as usize);
@@ -38,7 +26,11 @@ fn read_sized(
         if err.raw_os_error() != Some(libc::ERANGE) {
             return Err(Error::io(path, err));
         }
-        // The value grew between the two calls: ask again.
+        let size = f(std::ptr::null_mut(), 0);
+        if size < 0 {
+            return Err(Error::io(path, std::io::Error::last_os_error()));
+        }
+        len = size as usize;
     }
 }
 
@@ -81,7 +73,13 @@ mod tests {
         let path = std::env::temp_dir().join(format!("chunkah-xattr-{}", std::process::id()));
         std::fs::write(&path, b"x").unwrap();
         let cpath = CString::new(path.as_os_str().as_bytes()).unwrap();
-        for (name, value) in [("user.b", &b"2"[..]), ("user.a", b"\x00\x01binary")] {
+        // user.c is longer than the first buffer read_sized offers.
+        let long = vec![b'v'; 3 * FIRST_TRY];
+        for (name, value) in [
+            ("user.b", &b"2"[..]),
+            ("user.a", b"\x00\x01binary"),
+            ("user.c", &long),
+        ] {
             let cname = CString::new(name).unwrap();
             // SAFETY: valid NUL-terminated strings and a value slice of the given length.
             let rc = unsafe {
@@ -101,7 +99,8 @@ mod tests {
             got,
             vec![
                 (OsString::from("user.a"), b"\x00\x01binary".to_vec()),
-                (OsString::from("user.b"), b"2".to_vec())
+                (OsString::from("user.b"), b"2".to_vec()),
+                (OsString::from("user.c"), long),
             ]
         );
     }
