@@ -260,6 +260,13 @@ pub fn read_package_databases(root: &Path) -> Result<Ownership> {
     read_package_databases_in(&DirRoot::open(root)?)
 }
 
+/// [`read_package_databases`] for a root that has been walked into `tree`
+/// already: the directories language packages are looked for in are the
+/// walk's, not listed again.
+pub fn read_package_databases_walked(root: &Path, tree: &crate::walk::Tree) -> Result<Ownership> {
+    read_package_databases_in(&DirRoot::walked(root, tree)?)
+}
+
 /// [`read_package_databases`] for a root file system held in tar streams
 /// (a tarball, an image's layers): the database files are read where the
 /// tar streams hold them, nothing is copied.

@@ -311,5 +311,9 @@ mod tests {
             strict.owner(Path::new("opt/app/.venv/bin/six-tool")),
             Some("pypi:six")
         );
+        // A walked tree finds the same, without listing directories again.
+        let tree = crate::walk::walk_dir(r).unwrap();
+        let walked = crate::component::read_package_databases_walked(r, &tree).unwrap();
+        assert_eq!(walked, strict);
     }
 }

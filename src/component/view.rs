@@ -80,6 +80,9 @@ pub(super) fn is_missing(e: &std::io::Error) -> bool {
 #[derive(Clone, Debug)]
 pub struct DirRoot {
     root: PathBuf,
+    /// Directory -> its subdirectories' names, sorted, when the tree has
+    /// been walked already ([`DirRoot::walked`]).
+    subdirs: Option<HashMap<Vec<u8>, Vec<Vec<u8>>>>,
 }
 
 impl DirRoot {
@@ -88,6 +91,31 @@ impl DirRoot {
         fs::read_dir(root).map_err(|e| Error::io(root, e))?;
         Ok(DirRoot {
             root: root.to_path_buf(),
+            subdirs: None,
+        })
+    }
+
+    /// The tree under `root`, walked into `tree`: which directories there
+    /// are is read from the walk, not from the file system again.
+    pub fn walked(root: &Path, tree: &Tree) -> Result<Self> {
+        let mut subdirs: HashMap<Vec<u8>, Vec<Vec<u8>>> = HashMap::new();
+        for e in tree.entries.iter().filter(|e| e.is_dir()) {
+            let path = e.path.as_os_str().as_bytes();
+            let (parent, name) = match path.iter().rposition(|&b| b == b'/') {
+                Some(i) => (&path[..i], &path[i + 1..]),
+                None => (&path[..0], path),
+            };
+            subdirs
+                .entry(parent.to_vec())
+                .or_default()
+                .push(name.to_vec());
+        }
+        for names in subdirs.values_mut() {
+            names.sort();
+        }
+        Ok(DirRoot {
+            subdirs: Some(subdirs),
+            ..DirRoot::open(root)?
         })
     }
 }
@@ -155,9 +183,13 @@ impl RootView for DirRoot {
         self.names(rel, |_| Ok(true))
     }
 
-    /// As the default, but the entries' types come with the listing (no
-    /// `lstat` per entry where the file system gives them).
+    /// From the walk when there was one; else as the default, but the
+    /// entries' types come with the listing (no `lstat` per entry where
+    /// the file system gives them).
     fn subdirs(&self, rel: &[u8]) -> Result<Option<Vec<Vec<u8>>>> {
+        if let Some(walked) = &self.subdirs {
+            return Ok(Some(walked.get(rel).cloned().unwrap_or_default()));
+        }
         self.names(rel, |entry| {
             let kind = entry.file_type().map_err(|e| Error::io(entry.path(), e))?;
             Ok(kind.is_dir())

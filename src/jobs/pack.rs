@@ -16,7 +16,7 @@ use super::sbom::{attach_sbom, SbomDocument, SbomFormat, SbomReferrer};
 use crate::chunker::{Chunker, ChunkerConfig};
 use crate::component::InstalledPackage;
 use crate::component::Ownership;
-use crate::component::{read_package_databases, read_package_databases_in_tar};
+use crate::component::{read_package_databases_in_tar, read_package_databases_walked};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::grouping::{
@@ -381,9 +381,10 @@ fn read_source(source: &Input, ctx: &JobContext<'_>) -> Result<ReadSource> {
                 ));
             }
             ctx.emit(Event::Reading);
-            let owners = read_package_databases(root)?;
+            let tree = walk_dir(root)?;
+            let owners = read_package_databases_walked(root, &tree)?;
             Ok(ReadSource {
-                tree: walk_dir(root)?,
+                tree,
                 content: None,
                 owners,
                 base: None,
