@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use common::sbom::{run_check, venv, CYCLONEDX_CHECK, SPDX_CHECK};
 use common::*;
 
 fn fixtures() -> PathBuf {
@@ -56,6 +57,13 @@ fn tree(root: &Path, wheel_dir: &str, wheels: &[&str], tarballs: &[&str]) {
         .arg(f.join(wheel_dir))
         .args(wheels));
     std::fs::create_dir_all(root.join(APP)).unwrap();
+    npm_install(root, tarballs);
+}
+
+/// `npm install` of `tarballs` (paths in the fixtures) into the tree's
+/// application, offline.
+fn npm_install(root: &Path, tarballs: &[&str]) {
+    let f = fixtures();
     run(Command::new(require_tool("npm", "npm"))
         .current_dir(root.join(APP))
         .args([
@@ -202,17 +210,9 @@ fn pip_and_npm_trees_list_grouping_and_sboms_agree_with_pip_and_npm() {
         assert!(six_files.contains(f), "{f} not six's: {six_files:?}");
     }
     // The validators that did not write it accept it.
-    let venv = PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache/chunkah/sbom-venv");
-    let check = Command::new(venv.join("bin/python"))
-        .args(["-c", "import sys\nfrom spdx_tools.spdx.parser.parse_anything import parse_file\nfrom spdx_tools.spdx.validation.document_validator import validate_full_spdx_document\nm = validate_full_spdx_document(parse_file(sys.argv[1]))\nprint([x.validation_message for x in m]); sys.exit(1 if m else 0)"])
-        .arg(tmp.path().join("sbom.json"))
-        .output()
-        .expect("the SBOM validators (scripts/setup.sh installs them)");
-    assert!(
-        check.status.success(),
-        "{}",
-        String::from_utf8_lossy(&check.stdout)
-    );
+    let venv = venv();
+    let (ok, said) = run_check(&venv, SPDX_CHECK, &tmp.path().join("sbom.json"));
+    assert!(ok, "{said}");
     // And the CycloneDX document, by its strict schema, names the same URLs.
     let cdx = tmp.path().join("sbom.cdx.json");
     run(chunkah()
@@ -226,16 +226,8 @@ fn pip_and_npm_trees_list_grouping_and_sboms_agree_with_pip_and_npm() {
         ])
         .arg(&cdx)
         .arg(format!("dir:{}", root.display())));
-    let check = Command::new(venv.join("bin/python"))
-        .args(["-c", "import sys\nfrom cyclonedx.schema import SchemaVersion\nfrom cyclonedx.validation.json import JsonStrictValidator\ne = JsonStrictValidator(SchemaVersion.V1_6).validate_str(open(sys.argv[1]).read())\nprint(e); sys.exit(1 if e else 0)"])
-        .arg(&cdx)
-        .output()
-        .unwrap();
-    assert!(
-        check.status.success(),
-        "{}",
-        String::from_utf8_lossy(&check.stdout)
-    );
+    let (ok, said) = run_check(&venv, CYCLONEDX_CHECK, &cdx);
+    assert!(ok, "{said}");
     let cdx = read_json(&cdx);
     let mut cdx_purls: Vec<&str> = cdx["components"]
         .as_array()
@@ -280,16 +272,7 @@ fn diff_packages_names_python_and_npm_updates_as_pip_and_npm_list_them() {
         .args(["install", "-q", "--no-index", "--find-links"])
         .arg(fixtures().join("wheels"))
         .arg("idna"));
-    run(Command::new(require_tool("npm", "npm"))
-        .current_dir(old.join(APP))
-        .args([
-            "install",
-            "--offline",
-            "--no-audit",
-            "--no-fund",
-            "--silent",
-        ])
-        .arg(fixtures().join("npm/is-number-7.0.0.tgz")));
+    npm_install(&old, &["npm/is-number-7.0.0.tgz"]);
     tree(
         &new,
         "wheels",
@@ -297,21 +280,7 @@ fn diff_packages_names_python_and_npm_updates_as_pip_and_npm_list_them() {
         &["npm/ms-2.1.3.tgz", "npm/is-number-7.0.0.tgz"],
     );
     let (was, now) = (listed(&old), listed(&new));
-    let mut want = BTreeMap::new();
-    for (k, v) in &now {
-        match was.get(k) {
-            None => want.insert(k.clone(), ("added".to_string(), String::new(), v.clone())),
-            Some(o) if o != v => {
-                want.insert(k.clone(), ("changed".to_string(), o.clone(), v.clone()))
-            }
-            Some(_) => None,
-        };
-    }
-    for (k, v) in &was {
-        if !now.contains_key(k) {
-            want.insert(k.clone(), ("removed".to_string(), v.clone(), String::new()));
-        }
-    }
+    let want = version_changes(&was, &now);
     assert_eq!(
         want.len(),
         4,

@@ -202,23 +202,7 @@ fn dpkg_versions(root: &Path) -> BTreeMap<String, String> {
 /// What changed from `old` to `new` by dpkg-query: `name -> (status, old
 /// version, new version)`.
 fn dpkg_changes(old: &Path, new: &Path) -> BTreeMap<String, (String, String, String)> {
-    let (o, n) = (dpkg_versions(old), dpkg_versions(new));
-    let mut changes = BTreeMap::new();
-    for (name, v) in &n {
-        match o.get(name) {
-            None => changes.insert(name.clone(), ("added".into(), String::new(), v.clone())),
-            Some(ov) if ov != v => {
-                changes.insert(name.clone(), ("changed".into(), ov.clone(), v.clone()))
-            }
-            Some(_) => None,
-        };
-    }
-    for (name, v) in &o {
-        if !n.contains_key(name) {
-            changes.insert(name.clone(), ("removed".into(), v.clone(), String::new()));
-        }
-    }
-    changes
+    version_changes(&dpkg_versions(old), &dpkg_versions(new))
 }
 
 /// The changes a package report lists, as [`dpkg_changes`] writes them.

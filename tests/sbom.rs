@@ -12,22 +12,8 @@ use chunkah::sbom::{
     cyclonedx_json, spdx_json, Ecosystem, Inventory, OsRelease, OwnedFile, Package,
 };
 use chunkah::Digest;
+use common::sbom::{run_check, venv, CYCLONEDX_CHECK, SPDX_CHECK};
 use common::TempDir;
-
-/// The validators' virtual environment (scripts/setup.sh makes it).
-fn venv() -> PathBuf {
-    let dir = std::env::var_os("CHUNKAH_SBOM_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/chunkah/sbom-venv")
-        });
-    assert!(
-        dir.join("bin/pyspdxtools").is_file(),
-        "this test needs the SBOM validators in {}: run scripts/setup.sh",
-        dir.display()
-    );
-    dir
-}
 
 fn package(ecosystem: Ecosystem, name: &str, version: Option<&str>, files: &[&str]) -> Package {
     Package {
@@ -106,30 +92,6 @@ fn inventory() -> Inventory {
     }
 }
 
-/// spdx-tools' parser and full validator (what `pyspdxtools -i` runs): its
-/// messages, or `valid` and the number of packages it read.
-const SPDX_CHECK: &str = "import sys\n\
-    from spdx_tools.spdx.parser.parse_anything import parse_file\n\
-    from spdx_tools.spdx.validation.document_validator import validate_full_spdx_document\n\
-    doc = parse_file(sys.argv[1])\n\
-    m = validate_full_spdx_document(doc)\n\
-    print('\\n'.join(x.validation_message for x in m) if m else f'valid {len(doc.packages)}')\n\
-    sys.exit(1 if m else 0)\n";
-
-fn run_check(venv: &std::path::Path, check: &str, file: &std::path::Path) -> (bool, String) {
-    let out = Command::new(venv.join("bin/python"))
-        .args(["-c", check])
-        .arg(file)
-        .output()
-        .unwrap();
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), said.trim().to_string())
-}
-
 #[test]
 fn spdx_tools_accept_the_spdx_document() {
     let venv = venv();
@@ -152,14 +114,6 @@ fn spdx_tools_accept_the_spdx_document() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
-
-/// cyclonedx-python-lib's strict JSON-schema validator for 1.6.
-const CYCLONEDX_CHECK: &str = "import sys\n\
-    from cyclonedx.schema import SchemaVersion\n\
-    from cyclonedx.validation.json import JsonStrictValidator\n\
-    e = JsonStrictValidator(SchemaVersion.V1_6).validate_str(open(sys.argv[1]).read())\n\
-    print(e if e else 'valid')\n\
-    sys.exit(1 if e else 0)\n";
 
 #[test]
 fn the_cyclonedx_schema_accepts_the_cyclonedx_document() {

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod registry;
+pub mod sbom;
 
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
@@ -10,6 +11,31 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use chunkah::walk::{walk_dir, Entry, EntryKind};
+
+/// What changed from `old` to `new` (`name -> version` each): `name ->
+/// (added|changed|removed, old version, new version)`, a missing version
+/// empty.
+pub fn version_changes(
+    old: &std::collections::BTreeMap<String, String>,
+    new: &std::collections::BTreeMap<String, String>,
+) -> std::collections::BTreeMap<String, (String, String, String)> {
+    let mut changes = std::collections::BTreeMap::new();
+    for (name, v) in new {
+        match old.get(name) {
+            None => changes.insert(name.clone(), ("added".into(), String::new(), v.clone())),
+            Some(ov) if ov != v => {
+                changes.insert(name.clone(), ("changed".into(), ov.clone(), v.clone()))
+            }
+            Some(_) => None,
+        };
+    }
+    for (name, v) in old {
+        if !new.contains_key(name) {
+            changes.insert(name.clone(), ("removed".into(), v.clone(), String::new()));
+        }
+    }
+    changes
+}
 
 /// A scratch directory removed on drop.
 pub struct TempDir(pub PathBuf);
